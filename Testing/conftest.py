@@ -1,0 +1,33 @@
+"""Shared pytest fixtures: where the real CT data lives.
+
+Large real CTs are read from ``../shared/data`` beside the repository (or from the folder named by
+the ``COVIDCT_SHARED_DATA`` environment variable); tests that need them skip with a clear reason
+when it is absent. Small fixtures with their licences live in ``Testing/Data``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+TEST_DATA = REPO / "Testing" / "Data"
+SHARED_DATA = Path(os.environ.get("COVIDCT_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def shared_file(relative: str) -> Path:
+    """Path of a file under the shared data folder; skips the calling test when it is missing."""
+    path = SHARED_DATA / relative
+    if not path.exists():
+        pytest.skip(f"real CT data not found at {path} (set COVIDCT_SHARED_DATA to the shared/data folder)")
+    return path
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The shared real-CT folder (``../shared/data``); skips when absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real CT data folder {SHARED_DATA} is absent (set COVIDCT_SHARED_DATA)")
+    return SHARED_DATA
