@@ -1,0 +1,199 @@
+"""Image geometry: canonical orientation, resampling, crop boxes, model-grid mapping, LPS/RAS.
+
+Conventions
+-----------
+* SimpleITK images carry physical geometry in **LPS** millimetres (origin, spacing, direction).
+  ``sitk.GetArrayFromImage`` returns arrays indexed ``(z, y, x)`` = ``(k, j, i)``.
+* Slicer works in **RAS**: ``RAS = diag(-1, -1, 1) · LPS``. A volume node's ``IJKToRAS`` 4×4 matrix maps
+  voxel index ``(i, j, k, 1)`` to RAS millimetres; ``slicer.util.arrayFromVolume`` is also ``(k, j, i)``.
+* The **canonical** orientation of this package is LPS axis order: array axis x (i) runs to the
+  patient's Left, y (j) to Posterior, z (k) to Superior. Models always see canonical arrays, so a
+  file stored as RAS, or flipped, gives the same input once reoriented.
+* A :class:`ModelGrid` records how a model's input array was cut and resized from the canonical
+  CT array, and maps any model-grid array (a heat map, a mask) back onto it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import SimpleITK as sitk
+
+CANONICAL = "LPS"
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
+
+
+# ---------------------------------------------------------------------------------------------
+# orientation
+def orientation_code(image: sitk.Image) -> str:
+    """Three-letter DICOM orientation code of the image axes (i, j, k), e.g. ``"LPS"`` or ``"RAS"``."""
+    return sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(image.GetDirection())
+
+
+def to_canonical(image: sitk.Image) -> sitk.Image:
+    """Reorient ``image`` to canonical LPS axis order by permuting/flipping axes (no interpolation).
+
+    Voxel values are unchanged; only their order and the geometry change. An oblique direction
+    stays oblique (the closest axis order is chosen).
+    """
+    if orientation_code(image) == CANONICAL:
+        return image
+    return sitk.DICOMOrient(image, CANONICAL)
+
+
+def from_canonical(image: sitk.Image, like: sitk.Image) -> sitk.Image:
+    """Inverse of :func:`to_canonical`: bring a canonical ``image`` back to the axis order of ``like``.
+
+    ``image`` must lie on ``to_canonical(like)``'s grid; the result lies exactly on ``like``'s grid
+    (same size, origin, spacing and direction), with voxel values only permuted.
+    """
+    code = orientation_code(like)
+    out = image if code == CANONICAL else sitk.DICOMOrient(image, code)
+    out.CopyInformation(like)  # removes float round-off in origin/direction from the permutation
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# resampling and arrays
+def resample_to_reference(image: sitk.Image, reference: sitk.Image, interpolator: str = "linear",
+                          default_value: float = 0.0) -> sitk.Image:
+    """Resample ``image`` onto ``reference``'s grid (physical space, identity transform).
+
+    ``interpolator`` is ``"linear"`` for intensities or heat maps, ``"nearest"`` for label maps.
+    Voxels of the reference that fall outside ``image`` get ``default_value``.
+    """
+    method = {"linear": sitk.sitkLinear, "nearest": sitk.sitkNearestNeighbor}[interpolator]
+    return sitk.Resample(image, reference, sitk.Transform(), method, default_value, image.GetPixelID())
+
+
+def image_from_array(array: np.ndarray, like: sitk.Image) -> sitk.Image:
+    """A SimpleITK image holding ``array`` (indexed z, y, x) with ``like``'s geometry."""
+    if tuple(array.shape) != tuple(reversed(like.GetSize())):
+        raise ValueError(f"array shape {array.shape} does not match image size {like.GetSize()} (x, y, z)")
+    image = sitk.GetImageFromArray(array)
+    image.CopyInformation(like)
+    return image
+
+
+def resize_array(array: np.ndarray, shape: tuple[int, ...], order: int = 1) -> np.ndarray:
+    """Resize a 3D array ``(z, y, x)`` to ``shape``, voxel edges aligned (no corner alignment).
+
+    ``order=1``: separable trilinear interpolation with edge clamping, identical (to float
+    round-off) to ``torch.nn.functional.interpolate(mode="trilinear", align_corners=False)``;
+    returns float32. ``order=0``: nearest voxel centre, keeps the dtype (for label maps).
+    Output voxel ``o`` along an axis samples input position ``(o + 0.5) * n_in / n_out - 0.5``.
+    """
+    array = np.asarray(array)
+    if array.ndim != 3 or len(shape) != 3:
+        raise ValueError("resize_array expects a 3D array and a 3D target shape")
+    result = array if order == 0 else array.astype(np.float32, copy=False)
+    for axis, n_out in enumerate(shape):
+        n_in = result.shape[axis]
+        if n_in == n_out:
+            continue
+        centres = (np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5
+        if order == 0:
+            index = np.clip(np.floor(centres + 0.5).astype(int), 0, n_in - 1)
+            result = np.take(result, index, axis=axis)
+            continue
+        centres = np.clip(centres, 0, n_in - 1)
+        lo = np.floor(centres).astype(int)
+        hi = np.minimum(lo + 1, n_in - 1)
+        weight_shape = [1, 1, 1]
+        weight_shape[axis] = n_out
+        w = (centres - lo).astype(np.float32).reshape(weight_shape)
+        low = np.take(result, lo, axis=axis)
+        result = low + (np.take(result, hi, axis=axis) - low) * w
+    return result.copy() if result is array else result
+
+
+# ---------------------------------------------------------------------------------------------
+# crop boxes and the model grid
+Box = tuple[slice, slice, slice]
+
+
+def bounding_box(mask: np.ndarray, margin: tuple[int, int, int] = (0, 0, 0)) -> Box | None:
+    """Smallest box ``(z, y, x)`` slices holding every non-zero voxel, grown by ``margin`` voxels and
+    clipped to the array; ``None`` when the mask is empty."""
+    nonzero = np.nonzero(mask)
+    if nonzero[0].size == 0:
+        return None
+    return tuple(
+        slice(max(int(idx.min()) - m, 0), min(int(idx.max()) + 1 + m, n))
+        for idx, m, n in zip(nonzero, margin, mask.shape)
+    )
+
+
+@dataclass(frozen=True)
+class ModelGrid:
+    """How a model input was made from a canonical CT array, and the way back.
+
+    ``ct_shape``: canonical CT array shape ``(z, y, x)``; ``box``: the ``(z, y, x)`` slices cut from it;
+    ``model_shape``: the ``(D, H, W)`` the box was resized to. :meth:`to_model` applies the cut and
+    resize to any array on the CT grid; :meth:`to_ct` maps a model-grid array back (resize to the
+    box, place in a CT-sized array filled with ``fill``).
+    """
+
+    ct_shape: tuple[int, int, int]
+    box: Box
+    model_shape: tuple[int, int, int]
+
+    @classmethod
+    def full(cls, ct_shape, model_shape) -> "ModelGrid":
+        """The whole CT array resized to ``model_shape``."""
+        return cls(tuple(ct_shape), tuple(slice(0, n) for n in ct_shape), tuple(model_shape))
+
+    def to_model(self, array: np.ndarray, order: int = 1) -> np.ndarray:
+        """Cut the box from a CT-grid array and resize it to ``model_shape``."""
+        return resize_array(np.asarray(array)[self.box], self.model_shape, order)
+
+    def to_ct(self, array: np.ndarray, order: int = 1, fill: float = 0.0) -> np.ndarray:
+        """Map a ``model_shape`` array back onto the canonical CT grid (float32, ``fill`` outside the box)."""
+        box_shape = tuple(s.stop - s.start for s in self.box)
+        out = np.full(self.ct_shape, fill, dtype=np.float32)
+        out[self.box] = resize_array(np.asarray(array, dtype=np.float32), box_shape, order)
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# LPS <-> RAS and Slicer's IJKToRAS
+def lps_to_ras(points: np.ndarray) -> np.ndarray:
+    """Convert points ``(..., 3)`` from LPS to RAS millimetres (negate x and y)."""
+    return np.asarray(points, dtype=float) * np.array([-1.0, -1.0, 1.0])
+
+
+def ras_to_lps(points: np.ndarray) -> np.ndarray:
+    """Convert points ``(..., 3)`` from RAS to LPS millimetres (negate x and y)."""
+    return lps_to_ras(points)
+
+
+def ijk_to_ras_matrix(image: sitk.Image) -> np.ndarray:
+    """Slicer's 4×4 ``IJKToRAS`` matrix for a SimpleITK image's geometry."""
+    direction = np.array(image.GetDirection(), dtype=float).reshape(3, 3)
+    matrix = np.eye(4)
+    matrix[:3, :3] = LPS_TO_RAS @ direction @ np.diag(image.GetSpacing())
+    matrix[:3, 3] = LPS_TO_RAS @ np.array(image.GetOrigin(), dtype=float)
+    return matrix
+
+
+def geometry_from_ijk_to_ras(matrix: np.ndarray) -> tuple[tuple, tuple, tuple]:
+    """``(origin, spacing, direction)`` in SimpleITK's LPS convention from an ``IJKToRAS`` matrix.
+
+    Inverse of :func:`ijk_to_ras_matrix`; ``direction`` is the flattened row-major 3×3 matrix.
+    """
+    matrix = np.asarray(matrix, dtype=float)
+    lps = LPS_TO_RAS @ matrix[:3, :3]
+    spacing = np.linalg.norm(lps, axis=0)
+    direction = lps / spacing
+    origin = LPS_TO_RAS @ matrix[:3, 3]
+    return tuple(origin), tuple(spacing), tuple(direction.ravel())
+
+
+def set_geometry_from_ijk_to_ras(image: sitk.Image, matrix: np.ndarray) -> sitk.Image:
+    """Give ``image`` (in place, also returned) the geometry of a Slicer ``IJKToRAS`` matrix."""
+    origin, spacing, direction = geometry_from_ijk_to_ras(matrix)
+    image.SetOrigin(origin)
+    image.SetSpacing(spacing)
+    image.SetDirection(direction)
+    return image
