@@ -8,6 +8,7 @@ when it is absent. Small fixtures with their licences live in ``Testing/Data``.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,9 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 TEST_DATA = REPO / "Testing" / "Data"
 SHARED_DATA = Path(os.environ.get("COVIDCT_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+# The Slicer bridge CovidCTDetectLib sits beside the covidct package (as in an installed extension).
+sys.path.insert(0, str(REPO / "CovidCTDetect"))
 
 
 def shared_file(relative: str) -> Path:
@@ -31,3 +35,19 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real CT data folder {SHARED_DATA} is absent (set COVIDCT_SHARED_DATA)")
     return SHARED_DATA
+
+
+@pytest.fixture
+def mrml_scene():
+    """A real MRML scene (``slicer-core`` wheel) set as ``slicer.mrmlScene``, with Slicer's default
+    colour nodes, as in the application; skips when ``slicer-core`` is not installed."""
+    slicer = pytest.importorskip("slicer", reason="slicer-core (real MRML without the Slicer application) is not installed")
+    scene = slicer.vtkMRMLScene()
+    color_logic = slicer.vtkMRMLColorLogic()
+    color_logic.SetMRMLScene(scene)
+    previous = getattr(slicer, "mrmlScene", None)
+    slicer.mrmlScene = scene
+    yield scene
+    slicer.mrmlScene = previous
+    color_logic.SetMRMLScene(None)
+    scene.Clear(True)
