@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -54,3 +55,17 @@ def _json_default(value):
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     raise TypeError(f"cannot serialise {type(value).__name__} to JSON")
+
+
+def json_safe(value):
+    """``value`` (nested dicts/lists) with every NaN or ±inf float replaced by None, which JSON can hold.
+
+    ``json`` would otherwise write ``NaN``/``Infinity``, which strict JSON readers reject.
+    """
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
