@@ -1,0 +1,37 @@
+"""The CT and its lung mask as canonical arrays, the common first step of every model input."""
+
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..errors import CTInputError
+from ..geometry import resample_to_reference, to_canonical
+
+
+def canonical_ct_and_lungs(ct: sitk.Image, lungs: sitk.Image) -> tuple[sitk.Image, np.ndarray, np.ndarray]:
+    """``(canonical CT image, its array (z, y, x) in HU, lung array (z, y, x) bool)``.
+
+    ``lungs`` is any labelmap (non-zero = lung), normally on the CT's grid; a mask on another grid
+    is resampled onto the CT (nearest neighbour) first. Both are reoriented to canonical LPS order
+    (:func:`covidct.geometry.to_canonical`), so an LPS file and its RAS copy give the same arrays.
+    Raises :class:`CTInputError` when the mask holds no lung voxel.
+    """
+    if ct.GetDimension() != 3 or lungs.GetDimension() != 3:
+        raise CTInputError("The CT and its lung mask must both be 3D images; load a CT volume, not a single slice.")
+    if not _same_grid(ct, lungs):
+        lungs = resample_to_reference(lungs, ct, "nearest")
+    canonical = to_canonical(ct)
+    canonical_lungs = to_canonical(lungs)  # keep a reference: the array view does not hold the image alive
+    lung_array = sitk.GetArrayViewFromImage(canonical_lungs) > 0
+    if not lung_array.any():
+        raise CTInputError("No lungs found in the lung mask of this CT; check that the image is a chest CT "
+                           "in Hounsfield units, or supply a lung mask.")
+    return canonical, sitk.GetArrayFromImage(canonical), lung_array
+
+
+def _same_grid(a: sitk.Image, b: sitk.Image) -> bool:
+    return (a.GetSize() == b.GetSize()
+            and np.allclose(a.GetSpacing(), b.GetSpacing(), rtol=1e-5, atol=1e-6)
+            and np.allclose(a.GetOrigin(), b.GetOrigin(), atol=1e-3)
+            and np.allclose(a.GetDirection(), b.GetDirection(), atol=1e-5))

@@ -1,0 +1,139 @@
+"""DeCoVNet and COVID-19Net inputs from a real chest CT and its real lung mask (CIP COPDGene 10002K)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from conftest import shared_file
+
+from covidct.errors import CTInputError, UsageError
+from covidct.geometry import from_canonical, image_from_array, to_canonical
+from covidct.preprocess import model_input
+from covidct.preprocess.covid19net import FILL_HU, covid19net_input
+from covidct.preprocess.decovnet import decovnet_input
+from covidct.preprocess.window import hu_window
+
+CIP = "cip-copdgene-10002K-ct64"
+
+
+@pytest.fixture(scope="module")
+def cip():
+    """The real CT (HU, 64×64×79 @ ~4 mm) and its real whole-lung mask, as stored (LPS, identity)."""
+    ct = sitk.ReadImage(str(shared_file(f"{CIP}/ct-64.nrrd")))
+    lungs = sitk.ReadImage(str(shared_file(f"{CIP}/wholeLung-64.nrrd")))
+    return ct, lungs
+
+
+def _ras_copy(image):
+    """The same voxels stored in RAS axis order (x and y flipped, direction diag(-1, -1, 1))."""
+    return sitk.DICOMOrient(image, "RAS")
+
+
+def _dice(a, b):
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    return 2.0 * (a & b).sum() / (a.sum() + b.sum())
+
+
+@pytest.fixture(scope="module")
+def decovnet_cip(cip):
+    return decovnet_input(*cip)
+
+
+@pytest.fixture(scope="module")
+def covid19net_cip(cip):
+    return covid19net_input(*cip)
+
+
+def test_decovnet_input_shape_and_values(cip, decovnet_cip):
+    x, grid = decovnet_cip
+    assert x.shape == (2, 79, 224, 336) and x.dtype == np.float32
+    assert 0.0 <= x[0].min() and x[0].max() <= 1.0
+    assert set(np.unique(x[1])) == {0.0, 1.0}
+    assert grid.ct_shape == (79, 64, 64) and grid.model_shape == (79, 224, 336)
+    assert grid.box == (slice(0, 79), slice(0, 64), slice(0, 64))
+    # lungs fill the same fraction of the field of view before and after resizing
+    lung_fraction = (sitk.GetArrayFromImage(cip[1]) > 0).mean()
+    assert x[1].mean() == pytest.approx(lung_fraction, abs=0.01)
+    # mean windowed CT inside the lungs: the README's mean lung HU (−874) through the window
+    assert x[0][x[1] > 0].mean() == pytest.approx(float(hu_window(np.array([-874.0]))[0]), abs=0.02)
+
+
+def test_decovnet_grid_maps_back_onto_ct(cip, decovnet_cip):
+    x, grid = decovnet_cip
+    truth = sitk.GetArrayFromImage(to_canonical(cip[1])) > 0
+    back = grid.to_ct(x[1]) >= 0.5
+    assert _dice(back, truth) >= 0.95
+    ct_window = hu_window(sitk.GetArrayFromImage(to_canonical(cip[0])))
+    assert np.abs(grid.to_ct(x[0]) - ct_window).mean() < 0.03
+    # and from canonical back onto the CT's own grid as stored
+    image = from_canonical(image_from_array(back.astype(np.uint8), to_canonical(cip[0])), cip[0])
+    assert _dice(sitk.GetArrayFromImage(image), sitk.GetArrayFromImage(cip[1]) > 0) >= 0.95
+
+
+def test_covid19net_input_shape_and_values(cip, covid19net_cip):
+    x, grid = covid19net_cip
+    assert x.shape == (1, 48, 240, 360) and x.dtype == np.float32
+    assert float(x.mean()) == pytest.approx(0.0, abs=1e-4)
+    assert float(x.std()) == pytest.approx(1.0, abs=1e-4)
+    lungs = sitk.GetArrayFromImage(to_canonical(cip[1])) > 0
+    # the lung-ROI holds every lung voxel, and is the bounding box grown by 5 mm (2 voxels at ~4 mm)
+    assert lungs[grid.box].sum() == lungs.sum()
+    nz = np.nonzero(lungs)
+    for axis, s in enumerate(grid.box):
+        assert s.start == max(nz[axis].min() - 2, 0)
+        assert s.stop == min(nz[axis].max() + 3, lungs.shape[axis])
+    # suppressed voxels (far from the lungs) all hold the z-scored fill value, the minimum
+    lung_model = grid.to_model(lungs.astype(np.float32)) >= 0.5
+    fill = x.min()
+    suppressed = x[0] == fill
+    assert 0.05 < suppressed.mean() < 0.6
+    assert (suppressed & lung_model).sum() < 0.001 * lung_model.sum()  # only lung voxels at ≤ −1024 HU
+    # lung tissue (≈ −874 HU) is brighter than the fill value (−1024 HU) and darker than the rest
+    assert fill < x[0][lung_model].mean() < x[0][~lung_model & ~suppressed].mean()
+
+
+def test_covid19net_suppression_spares_a_shell_around_the_lungs(cip, covid19net_cip):
+    x, grid = covid19net_cip
+    ct = sitk.GetArrayFromImage(to_canonical(cip[0])).astype(np.float32)
+    hu = np.clip(grid.to_model(ct), FILL_HU, 600)
+    lung_model = grid.to_model(sitk.GetArrayFromImage(to_canonical(cip[1])).astype(np.float32)) >= 0.5
+    kept = x[0] > x.min()
+    # chest wall and mediastinum next to the lungs stay (soft tissue, > −200 HU), far tissue does not
+    assert ((hu > -200) & kept & ~lung_model).sum() > 1000
+    assert ((hu > -200) & ~kept).sum() > 1000
+
+
+def test_covid19net_grid_maps_back_onto_ct(cip, covid19net_cip):
+    _, grid = covid19net_cip
+    truth = sitk.GetArrayFromImage(to_canonical(cip[1])) > 0
+    model_mask = grid.to_model(truth.astype(np.float32)) >= 0.5
+    assert _dice(grid.to_ct(model_mask.astype(np.float32)) >= 0.5, truth) >= 0.9
+
+
+@pytest.mark.parametrize("make_input", [decovnet_input, covid19net_input], ids=["decovnet", "covid19net"])
+def test_ras_copy_gives_identical_input(cip, make_input):
+    ct, lungs = cip
+    x, grid = make_input(ct, lungs)
+    ct_ras = _ras_copy(ct)
+    assert ct_ras.GetDirection() != ct.GetDirection()
+    x_ras, grid_ras = make_input(ct_ras, _ras_copy(lungs))
+    assert np.array_equal(x, x_ras) and grid == grid_ras
+    # a mask stored in the other orientation is brought onto the CT's grid first
+    x_mixed, _ = make_input(ct_ras, lungs)
+    assert np.array_equal(x, x_mixed)
+
+
+def test_model_input_dispatch_and_errors(cip, decovnet_cip):
+    ct, lungs = cip
+    x, grid = model_input("decovnet", ct, lungs)
+    assert np.array_equal(x, decovnet_cip[0]) and grid == decovnet_cip[1]
+    with pytest.raises(UsageError, match="No whole-CT model input for architecture 'unet'"):
+        model_input("unet", ct, lungs)
+    empty = sitk.Image(lungs.GetSize(), sitk.sitkUInt8)
+    empty.CopyInformation(lungs)
+    for arch in ("decovnet", "covid19net"):
+        with pytest.raises(CTInputError, match="No lungs found in the lung mask"):
+            model_input(arch, ct, empty)
+    with pytest.raises(CTInputError, match="must both be 3D images"):
+        model_input("covid19net", ct[:, :, 40], lungs[:, :, 40])
