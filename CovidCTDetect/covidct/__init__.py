@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "load_ct": "covidct.io",
     "save_image": "covidct.io",
+    "read_image": "covidct.io",
     "CovidCTError": "covidct.errors",
     "CTInputError": "covidct.errors",
     "UsageError": "covidct.errors",
