@@ -1,0 +1,227 @@
+"""Reading CTs and other images, and writing images atomically.
+
+* :func:`load_ct` — a chest CT from a NIfTI (``.nii``, ``.nii.gz``), NRRD (``.nrrd``, ``.nhdr``),
+  MetaImage (``.mha``, ``.mhd``) file, a DICOM folder (searched recursively; the CT series with the
+  most slices is chosen, see :mod:`covidct.dicom`) or one DICOM file (its series, from its folder).
+  Returns a SimpleITK image in Hounsfield units, ``int16`` when every value is an integer that fits,
+  else ``float32``, with its full LPS geometry (origin, spacing, direction) and no metadata (so no
+  DICOM patient fields travel on). Header checks run before the voxels are read, value checks after
+  (:mod:`covidct.validate`); every problem is one :class:`~covidct.errors.CTInputError` sentence.
+* :func:`load_ct_with_source` — the same, plus a :class:`CTSource` describing where it came from.
+* :func:`read_image` — any image (a mask, a heat map) as stored, without CT checks.
+* :func:`save_image` — write an image atomically (``.nii.gz``, ``.nrrd`` and ``.mha`` compressed).
+
+ITK and GDCM warnings are kept off the console: they are switched off during reads and anything
+the C++ code writes to stderr is captured and logged at DEBUG level (see :func:`quiet_itk`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import SimpleITK as sitk
+
+from . import dicom, validate
+from .errors import CTInputError, UsageError
+from .filecheck import nifti_is_complete
+from .outputs import atomic_path
+
+log = logging.getLogger(__name__)
+
+#: file suffix -> format name, for the volume formats read directly
+VOLUME_SUFFIXES = {".nii": "NIfTI", ".nii.gz": "NIfTI", ".nrrd": "NRRD", ".nhdr": "NRRD",
+                   ".mha": "MetaImage", ".mhd": "MetaImage"}
+#: suffixes :func:`save_image` writes (single-file formats only, so the rename is atomic) -> compress?
+WRITE_SUFFIXES = {".nii": False, ".nii.gz": True, ".nrrd": True, ".mha": True}
+
+
+@dataclass(frozen=True)
+class CTSource:
+    """Where a loaded CT came from (no patient-identifying fields)."""
+
+    path: str
+    format: str                               #: "NIfTI", "NRRD", "MetaImage", "DICOM" or "image file"
+    stored_pixel_type: str                    #: pixel type as read, before conversion to int16/float32
+    series_description: str | None = None     #: DICOM only
+    series_number: str | None = None          #: DICOM only
+    series_slices: int | None = None          #: DICOM only: slices in the chosen series
+    series_found: int | None = None           #: DICOM only: series found in the folder
+    corrections: tuple[str, ...] = ()         #: resampling applied (gantry tilt, uneven spacing)
+
+
+def load_ct(path: str | os.PathLike) -> sitk.Image:
+    """A validated chest CT in HU with LPS geometry; raises :class:`CTInputError` with one sentence."""
+    return load_ct_with_source(path)[0]
+
+
+def load_ct_with_source(path: str | os.PathLike) -> tuple[sitk.Image, CTSource]:
+    """:func:`load_ct` plus a :class:`CTSource` (format, chosen DICOM series, corrections)."""
+    image, source = _read(Path(path), ct=True)
+    image = _hu_pixel_type(image)
+    validate.check_values(image, _name(Path(path)))
+    log.info("loaded '%s' (%s): %s voxels, spacing %s mm, %s", _name(Path(path)), source.format,
+             "×".join(map(str, image.GetSize())), "×".join(f"{s:.4g}" for s in image.GetSpacing()),
+             image.GetPixelIDTypeAsString())
+    return image, source
+
+
+def read_image(path: str | os.PathLike) -> sitk.Image:
+    """Any image (mask, label map, heat map) as stored, with its geometry; no CT checks.
+
+    Raises :class:`CTInputError` when the path does not exist or cannot be read as an image.
+    """
+    return _read(Path(path), ct=False)[0]
+
+
+def save_image(image: sitk.Image, path: str | os.PathLike) -> Path:
+    """Write ``image`` to ``path`` atomically (temporary name, then rename) and return the path.
+
+    ``.nii.gz``, ``.nrrd`` and ``.mha`` are written compressed, ``.nii`` is not. Two-file formats
+    (``.mhd``/``.nhdr``) are not written because they cannot be renamed atomically.
+    """
+    path = Path(path)
+    suffix = suffix_of(path)
+    if suffix not in WRITE_SUFFIXES:
+        raise UsageError(f"Cannot write '{path.name}': choose a name ending in .nii.gz, .nii, .nrrd or .mha.")
+    with atomic_path(path) as tmp, quiet_itk():
+        sitk.WriteImage(image, str(tmp), useCompression=WRITE_SUFFIXES[suffix])
+    return path
+
+
+def suffix_of(path: Path) -> str:
+    """The lower-case format suffix of ``path`` (``.nii.gz`` counts as one suffix)."""
+    name = path.name.lower()
+    return ".nii.gz" if name.endswith(".nii.gz") else Path(name).suffix
+
+
+@contextlib.contextmanager
+def quiet_itk() -> Iterator[None]:
+    """Switch ITK warnings off and capture what C++ code writes to stderr (fd 2), logging it at DEBUG.
+
+    Restores the previous warning setting and stderr afterwards. Where fd 2 cannot be redirected
+    (no console on Windows), only the warnings are switched off.
+    """
+    previous = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
+    captured = saved = None
+    try:
+        sys.stderr.flush()
+        captured = tempfile.TemporaryFile()
+        saved = os.dup(2)
+        os.dup2(captured.fileno(), 2)
+    except (OSError, ValueError, AttributeError):
+        saved = None
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.dup2(saved, 2)
+            os.close(saved)
+        sitk.ProcessObject.SetGlobalWarningDisplay(previous)
+        if captured is not None:
+            captured.seek(0)
+            text = captured.read().decode("utf-8", "replace").strip()
+            captured.close()
+            if text:
+                log.debug("ITK said: %s", text)
+
+
+# ---------------------------------------------------------------------------------------------
+def _read(path: Path, ct: bool) -> tuple[sitk.Image, CTSource]:
+    """Dispatch on the kind of input; header checks (when ``ct``) come before the voxels are read."""
+    if not path.exists():
+        raise CTInputError(f"'{path}' does not exist; check the path.")
+    if path.is_dir():
+        return _read_dicom(path, path, None, ct)
+    if path.name.upper() == "DICOMDIR":
+        return _read_dicom(path.parent, path.parent, None, ct)
+    if suffix_of(path) in dicom.DICOM_SUFFIXES or (suffix_of(path) not in VOLUME_SUFFIXES
+                                                   and dicom.has_dicom_magic(path)):
+        return _read_dicom(path.parent, path, path, ct)
+    return _read_file(path, ct)
+
+
+def _read_file(path: Path, ct: bool) -> tuple[sitk.Image, CTSource]:
+    name = _name(path)
+    if path.stat().st_size == 0:
+        raise CTInputError(f"'{name}' is empty (0 bytes); copy or export the file again.")
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    with quiet_itk():
+        try:
+            reader.ReadImageInformation()
+        except RuntimeError as exc:
+            raise CTInputError(f"'{name}' is not a readable image (damaged, truncated, or not a NIfTI, NRRD, "
+                               "MetaImage or DICOM file).") from exc
+    pixel_type = sitk.GetPixelIDValueAsString(reader.GetPixelID())
+    if ct:
+        validate.check_header(reader.GetSize(), reader.GetSpacing(), reader.GetNumberOfComponents(),
+                              validate.bytes_per_component(reader.GetPixelID()), name)
+    truncated = CTInputError(f"'{name}' could not be read completely: the file is truncated or damaged (or its "
+                             "data file is missing); copy or export it again.")
+    if suffix_of(path) in (".nii", ".nii.gz") and not nifti_is_complete(path):
+        raise truncated
+    with quiet_itk():
+        try:
+            image = reader.Execute()
+        except RuntimeError as exc:
+            raise truncated from exc
+    return image, CTSource(path=str(path), format=VOLUME_SUFFIXES.get(suffix_of(path), "image file"),
+                           stored_pixel_type=pixel_type)
+
+
+def _read_dicom(folder: Path, shown: Path, target: Path | None, ct: bool) -> tuple[sitk.Image, CTSource]:
+    name = _name(shown)
+    with quiet_itk():
+        scan = dicom.scan_folder(folder, recursive=target is None)
+    series = dicom.choose_series(scan, name, target=target, ct_only=ct)
+    plan = dicom.plan_geometry(series, name, unreadable=len(scan.unreadable))
+    if ct:
+        validate.check_header(plan.size, plan.spacing, 1, 2, name)
+    with quiet_itk():
+        image = dicom.read_series(plan, name)
+    if plan.corrections:
+        log.warning("DICOM series in '%s': %s.", name, "; ".join(plan.corrections))
+    if scan.unreadable:
+        log.warning("skipped %d unreadable DICOM file(s) in '%s' (damaged or not images), e.g. '%s'",
+                    len(scan.unreadable), name, scan.unreadable[0].name)
+    for key in image.GetMetaDataKeys():  # no patient fields travel with the image
+        image.EraseMetaData(key)
+    source = CTSource(path=str(shown), format="DICOM", stored_pixel_type=image.GetPixelIDTypeAsString(),
+                      series_description=series.first.description, series_number=series.first.series_number,
+                      series_slices=series.n_slices, series_found=len(scan.series),
+                      corrections=tuple(plan.corrections))
+    return image, source
+
+
+def _hu_pixel_type(image: sitk.Image) -> sitk.Image:
+    """``int16`` when every voxel is an integer in int16's range, else ``float32``; metadata dropped."""
+    array = sitk.GetArrayViewFromImage(image)
+    if array.dtype == np.int16:
+        target = sitk.sitkInt16
+    elif array.dtype.kind in "iu" or (array.dtype.kind == "f" and _integral(array)):
+        fits = array.min() >= np.iinfo(np.int16).min and array.max() <= np.iinfo(np.int16).max
+        target = sitk.sitkInt16 if fits else sitk.sitkFloat32
+    else:
+        target = sitk.sitkFloat32
+    out = image if image.GetPixelID() == target else sitk.Cast(image, target)
+    for key in out.GetMetaDataKeys():
+        out.EraseMetaData(key)
+    return out
+
+
+def _integral(array: np.ndarray) -> bool:
+    """True when every value is a finite integer (checked slice by slice to bound memory)."""
+    return all(np.array_equal(plane, np.rint(plane)) for plane in array)
+
+
+def _name(path: Path) -> str:
+    return path.name or str(path)
