@@ -160,7 +160,7 @@ def _read_file(path: Path, ct: bool) -> tuple[sitk.Image, CTSource]:
             reader.ReadImageInformation()
         except RuntimeError as exc:
             raise CTInputError(f"'{name}' is not a readable image (damaged, truncated, or not a NIfTI, NRRD, "
-                               "MetaImage or DICOM file).") from exc
+                               "MetaImage or DICOM file); export the CT again in one of these formats.") from exc
     pixel_type = sitk.GetPixelIDValueAsString(reader.GetPixelID())
     if ct:
         validate.check_header(reader.GetSize(), reader.GetSpacing(), reader.GetNumberOfComponents(),
