@@ -264,6 +264,12 @@ def test_bad_cards_give_one_sentence(models_dir):
     (folder / "model.json").write_text(json.dumps({"name": "broken", "architecture": "vgg"}))
     with pytest.raises(ModelError, match="unknown architecture 'vgg'"):
         load_model(folder)
+    (folder / "model.json").write_text(json.dumps({"name": "broken", "architecture": "decovnet", "threshold": 5}))
+    with pytest.raises(ModelError, match="must lie between 0 and 1"):
+        load_model(folder)
+    (folder / "model.json").unlink()
+    with pytest.raises(ModelError, match="holds no model.json"):
+        load_model(folder)
 
 
 def test_card_defaults():

@@ -113,6 +113,9 @@ class ModelCard:
         if self.architecture not in ARCHITECTURES:
             raise ModelError(f"Model card '{self.name}' names the unknown architecture '{self.architecture}'; "
                              f"use one of {', '.join(ARCHITECTURES)}.")
+        if not 0.0 <= float(self.threshold) <= 1.0:
+            raise ModelError(f"Model card '{self.name}' has the threshold {self.threshold}; "
+                             "an operating threshold on a probability must lie between 0 and 1.")
         if not self.input:
             self.input = default_input(self.architecture)
         if not self.weights:
@@ -183,15 +186,18 @@ def list_models() -> list[ModelCard]:
 def find_model(name_or_path: str | os.PathLike) -> ModelCard:
     """The card of a catalogue model name, of a folder holding ``model.json``, or of a card file."""
     path = Path(name_or_path).expanduser()
-    if path.is_dir():
+    if (path / USER_CARD).is_file():
         return read_card(path / USER_CARD)
-    if path.suffix == ".json" and path.exists():
+    if path.suffix == ".json" and path.is_file():
         return read_card(path)
     models = list_models()
     for card in models:
         if card.name == str(name_or_path):
             return card
     available = ", ".join(card.name for card in models) or "none installed"
+    if path.is_dir():
+        raise ModelError(f"Folder {path} holds no {USER_CARD}; give a model folder, a card file or one of the "
+                         f"model names ({available}).")
     raise ModelError(f"Unknown model '{name_or_path}'; available models: {available} "
                      f"(or give a folder holding {USER_CARD}).")
 
