@@ -1,0 +1,149 @@
+"""Logic of the CovidCTLungSegmentation module, without Qt: CT volume node → lung segmentation node.
+
+The CT is written to a temporary NRRD file, ``covidct segment`` runs in a background process
+(:mod:`CovidCTDetectLib.process`), and its labelmap (1 = right lung, 2 = left lung, on the CT grid)
+becomes a segmentation node "<volume> lungs" with the segments "Right lung" and "Left lung"
+(standard terminology and colours, see :mod:`CovidCTDetectLib.segmentations`), shown in the slice
+views and as a closed surface in 3D.
+
+Two ways to run it:
+
+* non-blocking, for the module widget: ``job = logic.startSegmentation(volume, "unet", "auto")``, then
+  ``job.poll()`` from a timer until ``job.done``, then ``segmentation = job.finish()`` (or ``job.cancel()``);
+* blocking, for ``Slicer --python-script`` batch use: ``segmentation = logic.segmentLungs(volume)``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import SimpleITK as sitk
+
+from covidct.device import DEVICE_CHOICES
+from covidct.errors import UsageError
+
+from .process import BackgroundProcess, start_covidct
+from .segmentations import LUNG_SEGMENTS, segmentation_from_labelmap
+from .volumes import image_from_volume
+
+#: Lung segmentation methods of ``covidct segment --method``; the first is the default.
+METHODS = ("unet", "threshold")
+#: Devices offered for ``--device`` (``cuda:N`` is also accepted by the command line).
+DEVICES = DEVICE_CHOICES
+
+
+class LungSegmentationJob:
+    """One running ``covidct segment`` for one volume node: poll it, cancel it, or finish it."""
+
+    def __init__(self, volume_node, process: BackgroundProcess, workdir: Path):
+        self.volume_node = volume_node
+        self.process = process
+        self.workdir = workdir
+        self.stage = "starting"
+        self.fraction = 0.0
+
+    @property
+    def done(self) -> bool:
+        return self.process.done
+
+    def poll(self) -> list[dict]:
+        """New progress events; updates :attr:`stage` (name) and :attr:`fraction` (0..1 of that stage)."""
+        events = self.process.poll()
+        for event in events:
+            self._note(event)
+        return events
+
+    def wait(self, on_event: Callable[[dict], None] | None = None) -> None:
+        """Block until the command ends (``on_event`` is called for each progress event)."""
+        def note(event):
+            self._note(event)
+            if on_event is not None:
+                on_event(event)
+        self.process.wait(note, check=False)
+
+    def cancel(self) -> None:
+        """Stop the computation (its whole process tree) and delete the temporary files."""
+        self.process.cancel()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def finish(self, show: bool = True):
+        """Once :attr:`done`: the new segmentation node, or raise the command's one-sentence error.
+
+        ``show``: display the segmentation in the slice views and build its closed surface for 3D.
+        Temporary files are deleted either way.
+        """
+        try:
+            self.process.check()
+            from covidct.io import read_image
+
+            labelmap = read_image(self.workdir / "lungs.nrrd")
+            name = f"{self.volume_node.GetName()} lungs"
+            segmentation_node = segmentation_from_labelmap(labelmap, LUNG_SEGMENTS, name, self.volume_node.GetScene())
+        finally:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        if show:
+            show_segmentation(segmentation_node)
+        return segmentation_node
+
+    def _note(self, event: dict) -> None:
+        if event.get("event") == "stage":
+            self.stage = str(event.get("stage", self.stage))
+            done, total = event.get("done"), event.get("total")
+            self.fraction = min(max(done / total, 0.0), 1.0) if done is not None and total else 0.0
+
+
+def show_segmentation(segmentation_node) -> None:
+    """Show the segmentation in slice views (filled, with outline) and as a closed surface in 3D."""
+    display = segmentation_node.GetDisplayNode()
+    display.SetVisibility(True)
+    display.SetVisibility2DFill(True)
+    display.SetVisibility2DOutline(True)
+    segmentation_node.CreateClosedSurfaceRepresentation()
+
+
+class LungSegmentationLogic:
+    """Lung segmentation of CT volume nodes through ``covidct segment`` in a background process.
+
+    Methods follow Slicer's camelCase convention because the module's Logic class
+    (``CovidCTLungSegmentationLogic``, also a ``ScriptedLoadableModuleLogic``) inherits them. The
+    segmentation node is added to the volume node's scene.
+    """
+
+    def startSegmentation(self, volumeNode, method: str = METHODS[0], device: str = "auto") -> LungSegmentationJob:
+        """Start segmenting ``volumeNode``'s lungs in the background and return the job.
+
+        ``method``: one of :data:`METHODS`; ``device``: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+        Raises :class:`covidct.errors.CTInputError` / :class:`~covidct.errors.UsageError` with one sentence.
+        """
+        if method not in METHODS:
+            raise UsageError(f"Unknown lung segmentation method '{method}'; choose one of {', '.join(METHODS)}.")
+        if device not in DEVICES and not device.startswith("cuda:"):
+            raise UsageError(f"Unknown device '{device}'; choose one of {', '.join(DEVICES)} or cuda:N.")
+        image = image_from_volume(volumeNode)
+        workdir = Path(tempfile.mkdtemp(prefix="covidct-lungs-"))
+        try:
+            sitk.WriteImage(image, str(workdir / "ct.nrrd"))
+            process = start_covidct(["segment", workdir / "ct.nrrd", "--out", workdir / "lungs.nrrd",
+                                     "--method", method, "--device", device])
+        except BaseException:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+        return LungSegmentationJob(volumeNode, process, workdir)
+
+    def segmentLungs(self, volumeNode, method: str = METHODS[0], device: str = "auto",
+                     onEvent: Callable[[dict], None] | None = None, show: bool = True):
+        """Segment ``volumeNode``'s lungs and return the new segmentation node (blocks until done).
+
+        For ``Slicer --python-script`` batch use; ``onEvent`` receives the progress events.
+        Raises a :class:`covidct.errors.CovidCTError` with one sentence when the command fails.
+        """
+        job = self.startSegmentation(volumeNode, method, device)
+        try:
+            job.wait(onEvent)
+        except BaseException:  # e.g. KeyboardInterrupt: do not leave the process running
+            job.cancel()
+            raise
+        return job.finish(show)
