@@ -16,7 +16,7 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
 from slicer.util import VTKObservationMixin
 
 from covidct.errors import CovidCTError
-from CovidCTDetectLib import about, testdata
+from CovidCTDetectLib import about, dependencies, testdata
 from CovidCTDetectLib.lung_segmentation_logic import DEVICES, METHODS, LungSegmentationLogic
 from CovidCTDetectLib.segmentations import LUNG_SEGMENTS, labelmap_array_from_segmentation
 
@@ -139,6 +139,9 @@ class CovidCTLungSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservation
 
     def onApplyButton(self):
         volumeNode = self.ui.inputVolumeSelector.currentNode()
+        if not dependencies.ensure_requirements():
+            self.ui.statusLabel.text = "The required Python packages are not installed."
+            return
         try:
             self.job = self.logic.startSegmentation(volumeNode, self.ui.methodComboBox.currentText,
                                                     self.ui.deviceComboBox.currentText)
