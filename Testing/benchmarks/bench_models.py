@@ -39,14 +39,19 @@ PHASES = ("infer", "train")
 
 
 def make_input(arch: str, slices: int):
+    """A fixed random input of the paper's size: DeCoVNet ``(1, 2, slices, 224, 336)``, COVID-19Net
+    ``(1, 1, 48, 240, 360)``."""
     import torch
+
+    from covidct.preprocess.covid19net import INPUT_SHAPE
+    from covidct.preprocess.decovnet import INPUT_HW
 
     generator = torch.Generator().manual_seed(0)
     if arch == "decovnet":
-        x = torch.rand(1, 2, slices, 224, 336, generator=generator)
+        x = torch.rand(1, 2, slices, *INPUT_HW, generator=generator)
         x[:, 1] = (x[:, 1] > 0.6).float()  # a mask-like binary channel
         return x
-    return torch.randn(1, 1, 48, 240, 360, generator=generator)
+    return torch.randn(1, 1, *INPUT_SHAPE, generator=generator)
 
 
 def _rss_mb() -> float:

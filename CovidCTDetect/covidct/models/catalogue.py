@@ -113,7 +113,7 @@ class ModelCard:
         if self.architecture not in ARCHITECTURES:
             raise ModelError(f"Model card '{self.name}' names the unknown architecture '{self.architecture}'; "
                              f"use one of {', '.join(ARCHITECTURES)}.")
-        if not 0.0 <= float(self.threshold) <= 1.0:
+        if not isinstance(self.threshold, (int, float)) or not 0.0 <= self.threshold <= 1.0:
             raise ModelError(f"Model card '{self.name}' has the threshold {self.threshold}; "
                              "an operating threshold on a probability must lie between 0 and 1.")
         if not self.input:

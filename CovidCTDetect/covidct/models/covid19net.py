@@ -44,8 +44,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-#: the paper's input size ("resized to the size of 48×240×360")
-INPUT_SHAPE = (48, 240, 360)
+#: length of the deep-learning feature vector
 FEATURES = 64
 
 

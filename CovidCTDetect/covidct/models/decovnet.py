@@ -46,9 +46,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-#: the in-plane size of the paper's preprocessing ("resampled into ... 224 × 336")
-INPUT_HW = (224, 336)
-
 
 class ResBlock3d(nn.Module):
     """Bottleneck residual block with 3×1×1 and 1×3×3 kernels and a 1×1×1 convolution shortcut.

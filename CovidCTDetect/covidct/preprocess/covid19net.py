@@ -32,10 +32,11 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from ..geometry import ModelGrid, bounding_box, resize_array
-from ..models.covid19net import INPUT_SHAPE
 from .canonical import canonical_ct_and_lungs
 from .window import HU_WINDOW
 
+#: the paper's input size ("resized to the size of 48×240×360"), (z, y, x)
+INPUT_SHAPE = (48, 240, 360)
 MARGIN_MM = 5.0
 KEEP_MM = 10.0
 FILL_HU = -1024.0

@@ -14,10 +14,11 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..geometry import ModelGrid
-from ..models.decovnet import INPUT_HW
 from .canonical import canonical_ct_and_lungs
 from .window import HU_WINDOW, hu_window
 
+#: the paper's in-plane size ("resampled into a fixed spatial resolution (e.g., 224 × 336)"), (y, x)
+INPUT_HW = (224, 336)
 INPUT_SPEC = {
     "shape": [2, "T", INPUT_HW[0], INPUT_HW[1]],
     "channels": ["CT, HU window -1200..600 HU mapped to 0..1", "lung mask 0/1"],
