@@ -234,7 +234,8 @@ class CovidCTLungSegmentationTest(ScriptedLoadableModuleTest):
             k, j, i = np.nonzero(labels == spec.label)
             self.assertGreater(len(i), 1000, f"{spec.name} is (nearly) empty")
             centroidR[spec.name] = (ijkToRAS @ [i.mean(), j.mean(), k.mean(), 1.0])[0]
-        self.assertLess(centroidR["Right lung"], centroidR["Left lung"], "the right lung is not on the patient's right")
+        # RAS: x grows towards the patient's right
+        self.assertGreater(centroidR["Right lung"], centroidR["Left lung"], "the right lung is not on the patient's right")
         maskPath = testdata.lung_mask_path()
         if maskPath:
             mask = slicer.util.arrayFromVolume(slicer.util.loadVolume(str(maskPath))) > 0
