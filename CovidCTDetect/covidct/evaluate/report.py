@@ -6,7 +6,7 @@ import math
 import os
 from pathlib import Path
 
-from ..outputs import write_json, write_text
+from ..outputs import json_safe, write_json, write_text
 from ..progress import Progress
 from . import metrics
 from .bootstrap import bootstrap_roc_auc, percentile_interval
@@ -70,7 +70,7 @@ def write_report(report: dict, predictions: Predictions, out_dir: str | os.PathL
     ci = report["roc_auc_ci"]
     plot_roc(y, p, files["roc"], report["roc_auc"], (ci["low"], ci["high"]), points)
     plot_pr(y, p, files["pr"], report["pr_auc"]["average_precision"])
-    write_json(files["json"], {**_json_safe(report), "files": {k: v.name for k, v in files.items()}})
+    write_json(files["json"], {**json_safe(report), "files": {k: v.name for k, v in files.items()}})
     write_text(files["markdown"], render_markdown(report))
     return files
 
@@ -107,13 +107,3 @@ def render_markdown(report: dict) -> str:
 def _fmt(value: float) -> str:
     return "–" if value is None or math.isnan(value) else f"{value:.3f}"
 
-
-def _json_safe(value):
-    """``value`` with every NaN/inf float replaced by None (JSON has no NaN)."""
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
