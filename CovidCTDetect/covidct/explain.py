@@ -1,0 +1,156 @@
+"""Heat maps of suspicious lung areas: Grad-CAM of the COVID-19 class, mapped back onto the CT grid.
+
+COVID-19Net's paper shows "DL-discovered suspicious lung areas" made with Grad-CAM (Selvaraju et al.
+2017, its reference 20); DeCoVNet's authors localise lesions weakly from patient-level labels. Both
+classifiers here expose ``cam_layer``, the 3D convolutional stage whose activations ``A`` (``K``
+channels, ``d × h × w`` voxels) and gradients give the map::
+
+    alpha_k = mean over voxels of d(score)/dA_k,    cam = ReLU(sum_k alpha_k · A_k)
+
+where ``score`` is the COVID-19 logit (the single logit of a one-output model; the COVID logit of
+a two-output model). The cam (at the layer's resolution) is then
+
+1. resized (edge-aligned trilinear) to the model input grid ``(D, H, W)``,
+2. mapped back by the preprocessing's own inverse, :meth:`covidct.geometry.ModelGrid.to_ct`, onto
+   the canonical CT array, and by :func:`covidct.geometry.from_canonical` onto the CT's own grid,
+3. set to 0 outside the lungs and divided by its maximum inside the lungs, so that it runs 0…1
+   (1 = the most COVID-suggestive lung voxel of this CT; an all-zero map means that no lung area
+   raised the COVID-19 score). Values are relative within one CT, not comparable across CTs.
+
+:func:`suspicious_regions` turns a heat map into a labelmap (heat ≥ a level, connected components
+of at least a minimum volume in mL).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+
+from .geometry import ModelGrid, from_canonical, image_from_array, resize_array, to_canonical
+
+#: heat-map level (0…1) above which a lung voxel belongs to a suspicious region
+SUSPICIOUS_LEVEL = 0.5
+#: smallest suspicious region kept, in millilitres
+SUSPICIOUS_MIN_ML = 1.0
+
+
+def covid_score(logits):
+    """The COVID-19 logit of each case, shape ``(N,)``, from ``(N,)``, ``(N, 1)`` or ``(N, 2)`` logits.
+
+    Two-output models follow the paper's order ``(negative, COVID-19)``, so the COVID logit is column 1.
+    """
+    if logits.ndim == 1:
+        return logits
+    if logits.shape[1] == 1:
+        return logits[:, 0]
+    if logits.shape[1] == 2:
+        return logits[:, 1]
+    raise ValueError(f"expected 1 or 2 logits per case, got shape {tuple(logits.shape)}")
+
+
+class GradCAM:
+    """Grad-CAM of the COVID-19 class on ``model.cam_layer``, in two steps that can be timed apart::
+
+        with GradCAM(model) as explainer:
+            logits = explainer.forward(x)      # x: (1, C, D, H, W) on the model's device
+            cam = explainer.cam(logits)        # (d, h, w) float32 numpy array >= 0
+
+    ``forward`` keeps the graph from ``cam_layer`` to the logits; ``cam`` back-propagates the COVID-19
+    logit (:func:`covid_score`) and returns ``ReLU(sum_k alpha_k A_k)`` at ``cam_layer``'s output
+    resolution. The model's parameters receive no gradients (their ``requires_grad`` flags are restored
+    on exit) and its eval/train mode is left as it is.
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self._activation = None
+        self._handle = None
+        self._flags: list[bool] = []
+
+    def __enter__(self) -> "GradCAM":
+        self._flags = [p.requires_grad for p in self.model.parameters()]
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self._handle = self.model.cam_layer.register_forward_hook(self._keep)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._handle.remove()
+        for p, flag in zip(self.model.parameters(), self._flags):
+            p.requires_grad_(flag)
+        self._activation = None
+
+    def _keep(self, _module, _inputs, output) -> None:
+        output.retain_grad()
+        self._activation = output
+
+    def forward(self, x):
+        """Logits of ``x`` (one case, ``(1, C, D, H, W)``) with the graph kept for :meth:`cam`."""
+        import torch
+
+        if x.ndim != 5 or x.shape[0] != 1:
+            raise ValueError(f"Grad-CAM expects one input of shape (1, C, D, H, W), got {tuple(x.shape)}")
+        with torch.enable_grad():
+            return self.model(x.detach().requires_grad_(True))
+
+    def cam(self, logits) -> np.ndarray:
+        """Back-propagate the COVID-19 logit of :meth:`forward`'s output; ``(d, h, w)`` float32 map >= 0."""
+        import torch
+
+        activation = self._activation
+        covid_score(logits).sum().backward()
+        if activation.grad is None:  # the score does not depend on this layer (a model bug)
+            raise RuntimeError("Grad-CAM: the COVID-19 score has no gradient at model.cam_layer")
+        weights = activation.grad.mean(dim=(2, 3, 4), keepdim=True)
+        cam = torch.relu((weights * activation).sum(dim=1))[0]
+        return cam.detach().float().cpu().numpy()
+
+
+def grad_cam(model, x):
+    """One-call Grad-CAM: ``(cam (d, h, w) float32 >= 0, detached logits)`` for ``x (1, C, D, H, W)``."""
+    with GradCAM(model) as explainer:
+        logits = explainer.forward(x)
+        return explainer.cam(logits), logits.detach()
+
+
+def heatmap_on_ct(cam: np.ndarray, grid: ModelGrid, ct: sitk.Image, lungs: sitk.Image) -> sitk.Image:
+    """Map a Grad-CAM array back onto ``ct``'s grid, restricted to ``lungs`` and scaled 0…1.
+
+    ``cam``: ``(d, h, w)`` array covering the model input that ``grid`` describes (any resolution);
+    ``grid``: the :class:`ModelGrid` of the preprocessing (canonical CT grid ↔ model grid);
+    ``lungs``: labelmap on ``ct``'s grid (any value > 0 is lung). Returns a float32 image with
+    ``ct``'s geometry: 0 outside the lungs, ``cam / max(cam inside the lungs)`` inside.
+    """
+    canonical_ct = to_canonical(ct)
+    canonical = grid.to_ct(resize_array(cam, grid.model_shape, order=1), order=1)
+    canonical_lungs = to_canonical(lungs)  # kept alive while its array view is read
+    inside = sitk.GetArrayViewFromImage(canonical_lungs) > 0
+    canonical *= inside
+    peak = float(canonical.max()) if inside.any() else 0.0
+    if peak > 0:
+        canonical /= peak
+    np.clip(canonical, 0.0, 1.0, out=canonical)
+    return from_canonical(image_from_array(canonical, canonical_ct), ct)
+
+
+def suspicious_regions(heatmap: sitk.Image, level: float = SUSPICIOUS_LEVEL,
+                       min_volume_ml: float = SUSPICIOUS_MIN_ML) -> sitk.Image:
+    """UInt8 labelmap on the heat map's grid: 1 where heat ≥ ``level`` in a connected region
+    (26-connectivity) of at least ``min_volume_ml`` millilitres, 0 elsewhere."""
+    if not 0.0 < level <= 1.0:
+        raise ValueError(f"suspicious-region level must be in (0, 1], got {level}")
+    voxel_ml = float(np.prod(heatmap.GetSpacing())) / 1000.0
+    above = sitk.BinaryThreshold(heatmap, lowerThreshold=float(level), upperThreshold=1e30,
+                                 insideValue=1, outsideValue=0)
+    components = sitk.ConnectedComponent(above, True)
+    min_voxels = int(np.ceil(min_volume_ml / voxel_ml))
+    kept = sitk.RelabelComponent(components, minimumObjectSize=max(min_voxels, 1))
+    return sitk.Cast(kept > 0, sitk.sitkUInt8)
+
+
+def region_summary(labelmap: sitk.Image) -> dict:
+    """Number of connected suspicious regions and their total volume in mL."""
+    stats = sitk.LabelShapeStatisticsImageFilter()
+    stats.Execute(sitk.ConnectedComponent(labelmap, True))
+    volumes = [stats.GetPhysicalSize(label) / 1000.0 for label in stats.GetLabels()]
+    return {"regions": len(volumes), "volume_ml": round(float(sum(volumes)), 3)}
