@@ -10,10 +10,13 @@ channels, ``d × h × w`` voxels) and gradients give the map::
 where ``score`` is the COVID-19 logit (the single logit of a one-output model; the COVID logit of
 a two-output model). The cam (at the layer's resolution) is then
 
-1. resized (edge-aligned trilinear) to the model input grid ``(D, H, W)``,
-2. mapped back by the preprocessing's own inverse, :meth:`covidct.geometry.ModelGrid.to_ct`, onto
-   the canonical CT array, and by :func:`covidct.geometry.from_canonical` onto the CT's own grid,
-3. set to 0 outside the lungs and divided by its maximum inside the lungs, so that it runs 0…1
+1. mapped back by the preprocessing's own inverse, :meth:`covidct.geometry.ModelGrid.to_ct`, onto
+   the canonical CT array (one edge-aligned trilinear resize from the layer's cells to the model
+   input's crop box: the layer's cells tile the model input (up to the ceil-mode padding of odd
+   sizes), which tiles the box, so this is the same mapping as resizing to ``(D, H, W)`` first, with
+   one interpolation instead of two), and by
+   :func:`covidct.geometry.from_canonical` onto the CT's own grid,
+2. set to 0 outside the lungs and divided by its maximum inside the lungs, so that it runs 0…1
    (1 = the most COVID-suggestive lung voxel of this CT; an all-zero map means that no lung area
    raised the COVID-19 score). Values are relative within one CT, not comparable across CTs.
 
@@ -26,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from .geometry import ModelGrid, from_canonical, image_from_array, resize_array, to_canonical
+from .geometry import ModelGrid, from_canonical, image_from_array, to_canonical
 
 #: heat-map level (0…1) above which a lung voxel belongs to a suspicious region
 SUSPICIOUS_LEVEL = 0.5
@@ -116,13 +119,14 @@ def grad_cam(model, x):
 def heatmap_on_ct(cam: np.ndarray, grid: ModelGrid, ct: sitk.Image, lungs: sitk.Image) -> sitk.Image:
     """Map a Grad-CAM array back onto ``ct``'s grid, restricted to ``lungs`` and scaled 0…1.
 
-    ``cam``: ``(d, h, w)`` array covering the model input that ``grid`` describes (any resolution);
+    ``cam``: ``(d, h, w)`` array covering the model input that ``grid`` describes (any resolution:
+    its cells tile the model input edge to edge);
     ``grid``: the :class:`ModelGrid` of the preprocessing (canonical CT grid ↔ model grid);
     ``lungs``: labelmap on ``ct``'s grid (any value > 0 is lung). Returns a float32 image with
     ``ct``'s geometry: 0 outside the lungs, ``cam / max(cam inside the lungs)`` inside.
     """
     canonical_ct = to_canonical(ct)
-    canonical = grid.to_ct(resize_array(cam, grid.model_shape, order=1), order=1)
+    canonical = grid.to_ct(cam, order=1)
     canonical_lungs = to_canonical(lungs)  # kept alive while its array view is read
     inside = sitk.GetArrayViewFromImage(canonical_lungs) > 0
     canonical *= inside
