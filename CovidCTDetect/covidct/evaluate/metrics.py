@@ -70,7 +70,7 @@ def threshold_table(labels, probabilities, thresholds=PAPER_THRESHOLDS) -> list[
 class OperatingPoint:
     """One vertex of the ROC curve.
 
-    ``threshold``: a case is positive when its probability is ``>= threshold``. ``rule`` says how the
+    ``threshold``: a case is positive when its probability is ``>= threshold`` (+inf: no case). ``rule`` says how the
     vertex was chosen, ``target`` the sensitivity or specificity asked for (None for Youden/balanced).
     """
 
@@ -92,11 +92,11 @@ RULES = ("nearest", "at_least")
 def roc_vertices(labels, probabilities) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(thresholds, sensitivity, specificity)`` of every ROC vertex, thresholds decreasing.
 
-    The vertex "nothing positive" (threshold +inf) is left out: it is never a useful operating point.
+    The first vertex is "nothing positive" (threshold +inf, written as null in JSON); it is chosen
+    only when no other vertex qualifies (e.g. specificity ≥ target with uninformative scores).
     """
     fpr, tpr, thresholds = metrics.roc_curve(labels, probabilities, drop_intermediate=False)
-    keep = np.isfinite(thresholds)
-    return thresholds[keep], tpr[keep], 1.0 - fpr[keep]
+    return thresholds, tpr, 1.0 - fpr
 
 
 def operating_point(labels, probabilities, metric: str, target: float, rule: str = "nearest") -> OperatingPoint:

@@ -92,7 +92,9 @@ def render_markdown(report: dict) -> str:
         "| Point | Rule | Threshold | Sensitivity | Specificity |", "|---|---|---|---|---|",
     ]
     for point in report["operating_points"]:
-        lines.append(f"| {point['name']} | {point['rule']} | {point['threshold']:.4g} | "
+        threshold = "∞ (no case positive)" if point["threshold"] is None or math.isinf(point["threshold"]) \
+            else f"{point['threshold']:.4g}"
+        lines.append(f"| {point['name']} | {point['rule']} | {threshold} | "
                      f"{point['sensitivity']:.3f} | {point['specificity']:.3f} |")
     lines += ["", "## Threshold table", "",
               "| Threshold | Accuracy | Sensitivity | Specificity | PPV | NPV | F1 | TP | FP | TN | FN |",
