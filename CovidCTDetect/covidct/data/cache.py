@@ -60,11 +60,17 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 def code_version(*objects) -> str:
-    """Short sha256 of the source code of the given modules/functions (their whole module files)."""
+    """Short sha256 of the source code of the given modules, packages (every ``.py`` file in them) or
+    functions (their whole module file): changes whenever that code changes."""
     digest = hashlib.sha256()
     for obj in objects:
         module = inspect.getmodule(obj) or obj
-        digest.update(inspect.getsource(module).encode())
+        if hasattr(module, "__path__"):  # a package
+            files = sorted(p for folder in module.__path__ for p in Path(folder).rglob("*.py"))
+            for file in files:
+                digest.update(file.read_bytes())
+        else:
+            digest.update(inspect.getsource(module).encode())
     return digest.hexdigest()[:16]
 
 
@@ -74,29 +80,41 @@ class TensorCache:
     def __init__(self, folder: str | os.PathLike):
         self.folder = Path(folder)
 
-    def key(self, parts: dict) -> str:
+    @staticmethod
+    def key(parts: dict) -> str:
         """The sha256 hex digest naming the entry for ``parts``."""
         return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
     def path(self, parts: dict) -> Path:
         """Where the entry for ``parts`` is (or would be) stored."""
-        key = self.key(parts)
+        key = TensorCache.key(parts)
         return self.folder / key[:2] / f"{key}.npy"
 
-    def get(self, parts: dict, compute: Callable[[], np.ndarray]) -> Path:
-        """Path of the entry for ``parts``, computing and storing ``compute()`` first when absent."""
+    def get(self, parts: dict, compute: Callable[[], tuple[np.ndarray, dict]]) -> Path:
+        """Path of the entry for ``parts``, first storing ``compute()`` when absent.
+
+        ``compute`` returns ``(array, meta)``; ``meta`` (a JSON-able dict, e.g. voxel spacing) is kept
+        in the entry's ``.json`` file and read back by :meth:`meta`.
+        """
         path = self.path(parts)
-        if path.is_file():
+        if path.is_file() and path.with_suffix(".json").is_file():
             return path
-        array = np.asarray(compute())
+        array, meta = compute()
+        array = np.asarray(array)
         if np.issubdtype(array.dtype, np.floating) and np.all(np.abs(array) <= FLOAT16_MAX):
             array = array.astype(np.float16)
         with atomic_path(path) as tmp:
             np.save(tmp, array)
-        write_json(path.with_suffix(".json"), {"parts": parts, "shape": array.shape, "dtype": str(array.dtype)})
+        write_json(path.with_suffix(".json"), {"parts": parts, "shape": array.shape, "dtype": str(array.dtype),
+                                               "meta": meta})
         return path
 
     @staticmethod
     def load(path: str | os.PathLike, mmap: bool = True) -> np.ndarray:
         """Read an entry (memory-mapped by default; copy what you modify)."""
         return np.load(path, mmap_mode="r" if mmap else None)
+
+    @staticmethod
+    def meta(path: str | os.PathLike) -> dict:
+        """The ``meta`` dict stored with an entry."""
+        return json.loads(Path(path).with_suffix(".json").read_text(encoding="utf-8"))["meta"]

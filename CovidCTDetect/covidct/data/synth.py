@@ -7,7 +7,7 @@ How a lesion is made (all sizes in millimetres, so it works on any voxel spacing
 
 * **Shape**: an ellipsoid with random semi-axes and orientation whose boundary is perturbed by a
   smoothed Gaussian random field, with a soft margin (``alpha`` in 0…1; wider for GGO). It is cut to
-  the lung mask: lesions lie inside the lungs only. The lesion mask is ``alpha ≥ 0.5``.
+  the lung it starts in: lesions lie inside the lungs only. The lesion mask is ``alpha ≥ 0.5``.
 * **Place**: the centre is drawn from lung voxels weighted by ``exp(-depth / peripheral_mm)`` (depth =
   distance to the lung boundary), and a fraction ``subpleural`` of lesions is centred close enough to
   the boundary to touch the pleura. Lesions alternate between the two lungs (bilateral) with
@@ -128,7 +128,7 @@ def paint_lesions(hu: np.ndarray, lungs: np.ndarray, spacing, rng: np.random.Gen
     for i in range(n):
         side = sides[(first + i) % len(sides)] if bilateral else sides[first]
         kind = options.kinds[int(rng.integers(len(options.kinds)))]
-        _paint_one(out, labels, lung, side, depth, spacing, sigma, kind, rng, options)
+        _paint_one(out, labels, side, depth, spacing, sigma, kind, rng, options)
     return out, labels
 
 
@@ -174,7 +174,7 @@ def _lung_sides(labels: np.ndarray, lung: np.ndarray) -> list[np.ndarray]:
     return [components == v for v in largest]
 
 
-def _paint_one(out, labels, lung, side, depth, spacing, sigma, kind, rng, options: LesionOptions) -> None:
+def _paint_one(out, labels, side, depth, spacing, sigma, kind, rng, options: LesionOptions) -> None:
     ndim = out.ndim
     diameter = rng.uniform(*options.size_mm)
     radii = diameter / 2.0 * rng.uniform(0.6, 1.4, ndim)
@@ -195,15 +195,17 @@ def _paint_one(out, labels, lung, side, depth, spacing, sigma, kind, rng, option
     shape_noise = _smooth_field(radius_field.shape, spacing, diameter / 5.0, rng)
     level = radius_field + 0.25 * shape_noise
     margin = _MARGIN[kind]
-    alpha = np.clip((1.0 - level) / margin + 0.5, 0.0, 1.0) * lung[box]
-    if not np.any(alpha >= 0.5):
+    alpha = np.clip((1.0 - level) / margin + 0.5, 0.0, 1.0) * side[box]  # one lung: the pleura bounds it
+    core = alpha >= 0.5
+    if not core.any():
         return
+    alpha *= ndi.binary_dilation(core, iterations=2)  # no stray faint patches away from the lesion
     region = out[box]
     if kind == "consolidation":
         target = rng.uniform(*CONSOLIDATION_HU) + 15.0 * _smooth_field(region.shape, spacing, 4.0, rng)
         fill = np.ones_like(region)
     else:
-        parenchyma = float(np.median(region[(alpha >= 0.5)]))
+        parenchyma = float(np.median(region[core]))
         ggo = rng.uniform(*GGO_HU)
         target = np.full(region.shape, FLUID_HU, np.float32)
         fill = np.full(region.shape, np.clip((ggo - parenchyma) / (FLUID_HU - parenchyma), 0.0, 1.0), np.float32)
@@ -216,7 +218,7 @@ def _paint_one(out, labels, lung, side, depth, spacing, sigma, kind, rng, option
     # restore the noise that the filling removed: var(noise) = sigma^2 (1 - (1 - w)^2)
     painted += sigma * np.sqrt(1.0 - (1.0 - weight) ** 2) * texture_noise(region.shape, rng)
     out[box] = painted
-    labels[box][alpha >= 0.5] = LESION_LABELS[kind]
+    labels[box][core] = LESION_LABELS[kind]
 
 
 def _smooth_field(shape, spacing, correlation_mm: float, rng: np.random.Generator) -> np.ndarray:

@@ -1,0 +1,159 @@
+"""Synthetic COVID-19 lesions in the real lungs of the real CIP CT (ct-64 with its real lung mask)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from scipy import ndimage as ndi
+
+from conftest import shared_file
+from covidct.data.manifest import read_manifest
+from covidct.data.synth import (LESION_LABELS, LesionOptions, estimate_noise, insert_lesions, make_synth_dataset,
+                                paint_lesions)
+from covidct.errors import DatasetError
+
+CIP = "cip-copdgene-10002K-ct64/"
+
+
+@pytest.fixture(scope="module")
+def cip():
+    ct = sitk.ReadImage(str(shared_file(CIP + "ct-64.nrrd")))
+    lungs = sitk.ReadImage(str(shared_file(CIP + "wholeLung-64.nrrd")))
+    return ct, lungs
+
+
+def _arrays(*images):
+    return [sitk.GetArrayFromImage(image) for image in images]
+
+
+def test_lesions_lie_inside_the_lungs_and_only_their_surroundings_change(cip):
+    ct, lungs = cip
+    out, mask = insert_lesions(ct, lungs, np.random.default_rng(0))
+    before, after, labels, lung = _arrays(ct, out, mask, lungs)
+    lung = lung > 0
+    assert out.GetPixelID() == ct.GetPixelID() and out.GetSize() == ct.GetSize()
+    assert out.GetOrigin() == ct.GetOrigin() and mask.GetSpacing() == ct.GetSpacing()
+    assert labels.any() and not labels[~lung].any()
+    changed = before != after
+    assert not changed[~lung].any()  # nothing outside the lungs changes
+    # changes outside the mask are only the lesions' soft margins (within 2 voxels of the mask)
+    near = ndi.binary_dilation(labels > 0, iterations=2)
+    assert not changed[~near].any()
+    delta = after.astype(float) - before
+    assert delta[labels > 0].mean() > 200  # lesions are denser than the lung they replace
+
+
+def test_density_ranges_of_each_kind(cip):
+    ct, lungs = cip
+    found = {kind: [] for kind in LESION_LABELS}
+    for seed in range(8):
+        out, mask = insert_lesions(ct, lungs, np.random.default_rng(seed), size_mm=(30, 60))
+        after, labels = _arrays(out, mask)
+        for kind, value in LESION_LABELS.items():
+            if np.count_nonzero(labels == value) >= 20:
+                found[kind].append(np.median(after[labels == value]))
+    assert all(found.values()), found
+    assert -780 <= min(found["ggo"]) and max(found["ggo"]) <= -280
+    assert -140 <= min(found["consolidation"]) and max(found["consolidation"]) <= 90
+    assert -780 <= min(found["crazy_paving"]) and max(found["crazy_paving"]) <= -100
+
+
+def test_ggo_keeps_vessels_visible_and_noise_matches_the_background(cip):
+    ct, lungs = cip
+    before, lung = _arrays(ct, lungs)
+    options = dict(kinds=("ggo",), size_mm=(40, 60))
+    out, mask = insert_lesions(ct, lungs, np.random.default_rng(3), **options)
+    after, labels = _arrays(out, mask)
+    inside = labels > 0
+    dense = inside & (before > -300)  # vessels and other dense structure inside the GGO
+    assert dense.sum() >= 5
+    assert after[dense].mean() > np.median(after[inside]) + 100  # still brighter than the opacity around them
+    # consolidation replaces the lung, yet keeps a noise level like the background's
+    out, mask = insert_lesions(ct, lungs, np.random.default_rng(4), kinds=("consolidation",), size_mm=(40, 60))
+    after, labels = _arrays(out, mask)
+    core = ndi.binary_erosion(labels > 0)
+    ratio = estimate_noise(after, core) / estimate_noise(before, lung > 0)
+    assert 0.4 < ratio < 2.0, ratio
+
+
+def test_lesions_are_multifocal_bilateral_and_peripheral(cip):
+    ct, lungs = cip
+    lung = sitk.GetArrayFromImage(lungs) > 0
+    spacing = np.array(ct.GetSpacing()[::-1])
+    depth = ndi.distance_transform_edt(lung, sampling=spacing)
+    components, _ = ndi.label(lung)
+    sides = [components == v for v in np.argsort(np.bincount(components.ravel())[1:])[::-1][:2] + 1]
+    multi = 0
+    lesion_depth = []
+    for seed in range(10):
+        for bilateral in (1.0, 0.0):
+            _, mask = insert_lesions(ct, lungs, np.random.default_rng(seed), n_lesions=(3, 5), size_mm=(15, 30),
+                                     bilateral=bilateral)
+            labels = sitk.GetArrayFromImage(mask) > 0
+            multi += ndi.label(labels)[1] >= 2
+            assert sum(labels[side].any() for side in sides) == (2 if bilateral else 1)
+            lesion_depth.append(depth[labels])
+    assert multi >= 18
+    # lesions sit nearer the pleura than the lung as a whole
+    assert np.median(np.concatenate(lesion_depth)) < 0.7 * np.median(depth[lung])
+
+
+def test_same_seed_same_lesions_other_seed_other_lesions(cip):
+    ct, lungs = cip
+    a, ma = _arrays(*insert_lesions(ct, lungs, np.random.default_rng(11)))
+    b, mb = _arrays(*insert_lesions(ct, lungs, np.random.default_rng(11)))
+    c, mc = _arrays(*insert_lesions(ct, lungs, np.random.default_rng(12)))
+    assert np.array_equal(a, b) and np.array_equal(ma, mb)
+    assert not np.array_equal(ma, mc)
+
+
+def test_2d_pleural_lesions_touch_the_lung_boundary(cip):
+    ct, lungs = cip
+    hu, lung = (array[40].astype(np.float32) for array in _arrays(ct, lungs))
+    options = LesionOptions(kinds=("consolidation",), n_lesions=(2, 2), size_mm=(15, 30), subpleural=1.0)
+    out, labels = paint_lesions(hu, lung, ct.GetSpacing()[1::-1], np.random.default_rng(5), options)
+    assert out.shape == hu.shape and labels.any() and not labels[lung == 0].any()
+    boundary = (lung > 0) & ~ndi.binary_erosion(lung > 0)
+    components, count = ndi.label(labels > 0)
+    assert all(boundary[components == i].any() for i in range(1, count + 1))
+
+
+def test_bad_inputs_raise_dataset_errors(cip):
+    ct, lungs = cip
+    with pytest.raises(DatasetError, match="empty"):
+        insert_lesions(ct, lungs * 0, np.random.default_rng(0))
+    with pytest.raises(DatasetError, match="differs"):
+        insert_lesions(ct, lungs[:, :, :10], np.random.default_rng(0))
+    with pytest.raises(DatasetError, match="Unknown lesion kind"):
+        LesionOptions(kinds=("tumour",))
+
+
+def test_dataset_shares_backgrounds_and_is_reproducible(tmp_path):
+    ct_path, lung_path = shared_file(CIP + "ct-64.nrrd"), shared_file(CIP + "wholeLung-64.nrrd")
+    dicom = shared_file(CIP + "ct-64Dicom")
+    kwargs = dict(n_pos=3, n_neg=3, seed=7, lungs=[lung_path, lung_path])
+    manifest = make_synth_dataset([ct_path, dicom], tmp_path / "a", **kwargs)
+    cases = read_manifest(manifest)
+    assert sorted(c.label for c in cases) == [0, 0, 0, 1, 1, 1]
+    assert {c.extra["background"] for c in cases if c.label == 1} == {c.extra["background"] for c in cases
+                                                                     if c.label == 0} == {"ct-64.nrrd", "ct-64Dicom"}
+    original = sitk.GetArrayFromImage(sitk.ReadImage(str(ct_path))).astype(float)
+    sigma = estimate_noise(original, sitk.GetArrayFromImage(sitk.ReadImage(str(lung_path))) > 0)
+    for case in cases:
+        volume = sitk.GetArrayFromImage(sitk.ReadImage(str(case.ct))).astype(float)
+        assert volume.shape == original.shape
+        diff = volume - original
+        if case.label == 0:
+            assert case.extra["lesions"] == "" and 0.1 * sigma < diff.std() < 0.5 * sigma  # fresh noise only
+        else:
+            lesions = sitk.GetArrayFromImage(sitk.ReadImage(str(manifest.parent / case.extra["lesions"]))) > 0
+            assert float(case.extra["lesion_ml"]) > 0
+            assert np.abs(diff[lesions]).mean() > 10 * np.abs(diff[~lesions]).mean()  # the lesions are the signal
+    again = make_synth_dataset([ct_path, dicom], tmp_path / "b", **kwargs)
+    for case, twin in zip(cases, read_manifest(again)):
+        assert case.id == twin.id
+        assert np.array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(case.ct))),
+                              sitk.GetArrayFromImage(sitk.ReadImage(str(twin.ct))))
+    with pytest.raises(DatasetError, match="already holds"):
+        make_synth_dataset([ct_path], tmp_path / "a", n_pos=1, n_neg=1, lungs=[lung_path])
