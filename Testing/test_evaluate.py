@@ -152,6 +152,17 @@ def test_zero_denominators_are_null_not_nan(tmp_path):
     assert json.loads((tmp_path / "report.json").read_text())["threshold_table"][0]["ppv"] is None
 
 
+def test_unattainable_target_gives_the_nothing_positive_vertex(tmp_path):
+    tied = make_predictions([0, 1, 0, 1], [0.3, 0.3, 0.3, 0.3])  # uninformative scores
+    report = evaluate_predictions(tied, n_resamples=200)
+    spec = [p for p in report["operating_points"] if p["name"] == "spec~0.95"]
+    assert all(p["threshold"] == np.inf and p["sensitivity"] == 0 and p["specificity"] == 1 for p in spec)
+    write_report(report, tied, tmp_path)
+    saved = json.loads((tmp_path / "report.json").read_text())["operating_points"]
+    assert [p["threshold"] for p in saved if p["name"] == "spec~0.95"] == [None, None]
+    assert "∞ (no case positive)" in (tmp_path / "report.md").read_text()
+
+
 BAD_CSVS = {
     "missing column": ("case_id,label,prob\na,1,0.9\nb,0,0.1\n", "has no column 'probability'"),
     "non-numeric": ("case_id,label,probability\na,1,high\nb,0,0.1\n", "the probability 'high' of data row 1 is not a number"),

@@ -265,3 +265,30 @@ def test_bad_features_and_model_inputs(tmp_path, capsys, fitted):
     assert run_cli("prognosis", "predict", "--model", tmp_path / "nowhere", "--features", tmp_path / "f.csv",
                    "--clinical", tmp_path / "c.csv", "--out", tmp_path / "p", "--quiet") == 2
     assert "No prognosis model at" in capsys.readouterr().err
+
+
+def test_cli_options_categorical_backward_aic_favourable(tmp_path):
+    """A numeric-coded categorical column (ward 1/2/3, ward 3 doubles the hazard), backward AIC, penalizer."""
+    features, clinical = make_cohort(51, 150, noise=2)
+    rng = np.random.default_rng(51)
+    ward = rng.choice([1, 2, 3], len(clinical), p=[0.5, 0.25, 0.25])
+    # ward 3: every time halved, i.e. twice the hazard (exponential model)
+    clinical["hospital_days"] = np.where(ward == 3, np.ceil(clinical["hospital_days"] * 0.5), clinical["hospital_days"])
+    clinical = clinical.assign(ward=ward, unused=rng.normal(size=len(clinical)))  # left out by --covariates
+    features.to_csv(tmp_path / "f.csv", index=False)
+    clinical.to_csv(tmp_path / "c.csv", index=False)
+    assert run_cli("prognosis", "fit", "--features", tmp_path / "f.csv", "--clinical", tmp_path / "c.csv",
+                   "--time", "hospital_days", "--event", "discharged", "--out", tmp_path / "m", "--quiet",
+                   "--selection", "backward", "--criterion", "aic", "--penalizer", "0.01",
+                   "--covariates", "age,sex,ward", "--categorical", "ward", "--event-favourable") == 0
+    model = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert model["encoding"]["categorical"]["ward"] == {"levels": ["1", "2", "3"], "reference": "1"}
+    assert "unused" not in model["encoding"]["order"] and model["event_is_favourable"] is True
+    report = json.loads((tmp_path / "m" / "report.json").read_text())
+    rows = {row["feature"]: row for row in report["features"]}
+    assert rows["ward=3"]["hazard_ratio"] > 1.5 and set(INFORMATIVE) <= set(rows)
+    assert all(step["action"] == "remove" for step in report["selection"]["steps"])
+    table = pd.read_csv(tmp_path / "m" / "training_predictions.csv")
+    favourable_high_risk = table["hazard"] <= model["cutoff"]  # favourable event: low hazard = high risk
+    assert (table["risk_group"] == np.where(favourable_high_risk, "high-risk", "low-risk")).all()
+    assert report["logrank"]["groups"]["high-risk"]["median_time"] > report["logrank"]["groups"]["low-risk"]["median_time"]
