@@ -1,0 +1,164 @@
+"""covidct.detect on the real CIP CT with models saved through the catalogue (random weights, so the
+pipeline runs without bundled weights): fields, geometry, saved files, orientation invariance,
+thresholds and error sentences."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from conftest import TEST_DATA
+from covidct.detect import Detection, detect
+from covidct.errors import CTInputError, ModelError, UsageError
+from covidct.geometry import resample_to_reference
+from covidct.models import ModelCard, build_model, load_model, save_model
+from covidct.preprocess import model_input
+
+CIP_CT = TEST_DATA / "cip-ct64" / "ct-64.nrrd"
+CIP_LUNGS = TEST_DATA / "cip-ct64" / "wholeLung-64.nrrd"
+#: a small COVID-19Net (same layers, fewer channels) so that tests run in seconds on a CPU
+TINY = {"growth": 4, "block_layers": [1, 1, 1, 1], "stem_channels": 8}
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory):
+    """A user model folder (``COVIDCT_MODELS_DIR``) with randomly initialised models saved by save_model."""
+    root = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    save_model(build_model("covid19net", **TINY),
+               ModelCard(name="tiny-covid19net", architecture="covid19net", config=TINY, threshold=0.3,
+                         description="random weights for tests"), root / "tiny-covid19net")
+    save_model(build_model("decovnet"), ModelCard(name="random-decovnet", architecture="decovnet"),
+               root / "random-decovnet")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("COVIDCT_MODELS_DIR", str(root))
+        yield root
+
+
+@pytest.fixture(scope="module")
+def cip_result(models_dir) -> Detection:
+    return detect(CIP_CT, model="tiny-covid19net", lungs=CIP_LUNGS, device="cpu")
+
+
+def _array(image):
+    return sitk.GetArrayFromImage(image)
+
+
+def test_detection_fields_and_geometry_on_a_real_ct(cip_result, models_dir):
+    ct = sitk.ReadImage(str(CIP_CT))
+    r = cip_result
+    assert 0.0 <= r.probability <= 1.0 and r.threshold == 0.3  # the card's threshold
+    assert r.label == ("positive" if r.probability > 0.3 else "negative") and r.positive == (r.label == "positive")
+    assert r.model == "tiny-covid19net" and r.source == "ct-64.nrrd"
+    assert set(r.timings) == {"load", "lungs", "preprocess", "forward", "heatmap"}
+    assert all(seconds >= 0 for seconds in r.timings.values())
+    for image in (r.heatmap, r.suspicious, r.lungs):
+        assert image.GetSize() == ct.GetSize()
+        assert np.allclose(image.GetOrigin(), ct.GetOrigin()) and np.allclose(image.GetSpacing(), ct.GetSpacing())
+    heat, lungs = _array(r.heatmap), _array(r.lungs)
+    assert r.heatmap.GetPixelID() == sitk.sitkFloat32 and r.suspicious.GetPixelID() == sitk.sitkUInt8
+    assert heat.min() >= 0.0 and heat.max() == pytest.approx(1.0)
+    assert not heat[lungs == 0].any()
+    suspicious = _array(r.suspicious) > 0
+    assert not (suspicious & (heat < 0.5)).any()  # suspicious regions are hot
+
+    # probability and features are the model's own on the paper's input
+    net, _ = load_model(models_dir / "tiny-covid19net", "cpu")
+    x = torch.from_numpy(model_input("covid19net", ct, sitk.ReadImage(str(CIP_LUNGS)))[0])[None]
+    with torch.no_grad():
+        assert r.probability == pytest.approx(float(net.probability(net(x))[0]), abs=1e-6)
+        assert r.features.shape == (64,)
+        assert np.allclose(r.features, net.features(x)[0].numpy(), atol=1e-5)
+
+
+def test_save_writes_every_output_with_the_cts_geometry(cip_result, tmp_path):
+    paths = cip_result.save(tmp_path / "case")
+    assert {p.name for p in (tmp_path / "case").iterdir()} == {
+        "report.json", "heatmap.nii.gz", "lungs.nii.gz", "suspicious.nii.gz", "montage.png"}
+    ct = sitk.ReadImage(str(CIP_CT))
+    for kind in ("heatmap", "lungs", "suspicious"):
+        image = sitk.ReadImage(str(paths[kind]))
+        assert image.GetSize() == ct.GetSize() and np.allclose(image.GetOrigin(), ct.GetOrigin())
+        assert np.allclose(image.GetDirection(), ct.GetDirection())
+    assert np.array_equal(_array(sitk.ReadImage(str(paths["heatmap"]))), _array(cip_result.heatmap))
+    report = json.loads(paths["report"].read_text())
+    assert report["probability"] == pytest.approx(cip_result.probability, abs=1e-6)
+    assert report["label"] == cip_result.label and report["threshold"] == 0.3
+    assert report["source"] == "ct-64.nrrd" and report["model"] == "tiny-covid19net"
+    assert set(report["timings_s"]) == {"load", "lungs", "preprocess", "forward", "heatmap", "save"}
+    assert "not clinically validated" in report["model_card"]["not_clinically_validated"]
+    assert len(report["features"]) == 64 and report["lung_volume_ml"] == pytest.approx(4554, rel=0.01)
+    assert str(tmp_path) not in paths["report"].read_text()  # no machine paths in the report
+    png = paths["montage"].read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+
+
+def test_same_probability_and_heat_map_for_an_lps_and_a_ras_copy(cip_result, models_dir):
+    ct, lungs = sitk.ReadImage(str(CIP_CT)), sitk.ReadImage(str(CIP_LUNGS))
+    ras = detect(sitk.DICOMOrient(ct, "RAS"), model="tiny-covid19net", lungs=sitk.DICOMOrient(lungs, "RAS"),
+                 device="cpu")
+    assert ras.source == "" and ras.heatmap.GetDirection() == sitk.DICOMOrient(ct, "RAS").GetDirection()
+    assert ras.probability == pytest.approx(cip_result.probability, abs=1e-4)
+    assert np.allclose(ras.features, cip_result.features, atol=1e-4)
+    back = _array(resample_to_reference(ras.heatmap, cip_result.heatmap, "linear"))
+    assert np.corrcoef(back.ravel(), _array(cip_result.heatmap).ravel())[0, 1] >= 0.99
+
+
+def test_without_heat_map_the_probability_is_the_same(cip_result, models_dir):
+    r = detect(CIP_CT, model="tiny-covid19net", lungs=CIP_LUNGS, device="cpu", heatmap=False, threshold=0.999)
+    assert r.heatmap is None and r.suspicious is None and "heatmap" not in r.timings
+    assert r.probability == pytest.approx(cip_result.probability, abs=1e-6)
+    assert r.threshold == 0.999 and r.label == "negative"
+
+
+def test_a_mask_on_another_grid_is_brought_onto_the_ct_grid(models_dir):
+    lungs = sitk.ReadImage(str(CIP_LUNGS))
+    coarse = sitk.Resample(lungs, [32, 32, 40], sitk.Transform(), sitk.sitkNearestNeighbor, lungs.GetOrigin(),
+                           [s * 2 for s in lungs.GetSpacing()], lungs.GetDirection(), 0, lungs.GetPixelID())
+    r = detect(CIP_CT, model="tiny-covid19net", lungs=coarse, device="cpu", heatmap=False)
+    assert r.lungs.GetSize() == (64, 64, 79)
+    overlap = np.logical_and(_array(r.lungs) > 0, _array(lungs) > 0).sum() / (_array(lungs) > 0).sum()
+    assert overlap > 0.9
+
+
+def test_bad_options_and_inputs_are_one_sentence_errors(models_dir, tmp_path):
+    with pytest.raises(UsageError, match="strictly between 0 and 1"):
+        detect(CIP_CT, model="tiny-covid19net", lungs=CIP_LUNGS, threshold=1.0)
+    with pytest.raises(UsageError, match="lung segmentation method"):
+        detect(CIP_CT, model="tiny-covid19net", lungs_method="atlas")
+    with pytest.raises(ModelError, match="Unknown model 'nonexistent'"):
+        detect(CIP_CT, model="nonexistent", lungs=CIP_LUNGS)
+    with pytest.raises(UsageError, match="Unknown device"):
+        detect(CIP_CT, model="tiny-covid19net", lungs=CIP_LUNGS, device="tpu")
+    empty = sitk.ReadImage(str(CIP_LUNGS)) * 0
+    with pytest.raises(CTInputError, match="No lungs"):
+        detect(CIP_CT, model="tiny-covid19net", lungs=empty, device="cpu")
+    with pytest.raises(CTInputError):
+        detect(tmp_path / "missing.nii.gz", model="tiny-covid19net", device="cpu")
+
+
+def test_threshold_lung_segmentation_when_no_mask_is_given(models_dir):
+    r = detect(CIP_CT, model="tiny-covid19net", lungs_method="threshold", device="cpu", heatmap=False)
+    labels = _array(r.lungs)
+    assert set(np.unique(labels)) == {0, 1, 2}
+    reference = _array(sitk.ReadImage(str(CIP_LUNGS))) > 0
+    dice = 2 * np.logical_and(labels > 0, reference).sum() / ((labels > 0).sum() + reference.sum())
+    assert dice > 0.85
+
+
+@pytest.mark.slow
+def test_decovnet_two_logit_model_end_to_end(models_dir):
+    ct, lungs = sitk.ReadImage(str(CIP_CT)), sitk.ReadImage(str(CIP_LUNGS))
+    r = detect(ct, model="random-decovnet", lungs=lungs, device="cpu")
+    assert r.features is None and r.threshold == 0.5
+    heat = _array(r.heatmap)
+    assert heat.max() == pytest.approx(1.0) and not heat[_array(lungs) == 0].any()
+    ras = detect(sitk.DICOMOrient(ct, "RAS"), model="random-decovnet", lungs=sitk.DICOMOrient(lungs, "RAS"),
+                 device="cpu")
+    assert ras.probability == pytest.approx(r.probability, abs=1e-4)
+    back = _array(resample_to_reference(ras.heatmap, r.heatmap, "linear"))
+    assert np.corrcoef(back.ravel(), heat.ravel())[0, 1] >= 0.99
