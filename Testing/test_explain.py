@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from conftest import TEST_DATA
-from covidct.explain import GradCAM, grad_cam, heatmap_on_ct, region_summary, suspicious_regions
+from covidct.explain import (GradCAM, grad_cam, heat_share, heatmap_on_ct, peak_inside, region_summary,
+                             suspicious_regions)
 from covidct.geometry import resample_to_reference, to_canonical
 from covidct.montage import axial_panels, hottest_slices
 from covidct.preprocess.decovnet import decovnet_input
@@ -170,3 +171,15 @@ def test_montage_panels_show_the_patients_right_on_the_image_left(orientation):
     assert column < panel["heat"].shape[1] / 2
     assert panel["k"] == ct.TransformPhysicalPointToIndex(centre)[2]
     assert panel["z_mm"] == pytest.approx(-200.0, abs=ct.GetSpacing()[2])
+
+
+def test_heat_share_and_peak_inside_a_region():
+    heat = np.zeros((4, 5, 6), np.float32)
+    heat[1, 2, 3], heat[3, 0, 0] = 3.0, 1.0
+    image = sitk.GetImageFromArray(heat)
+    region = np.zeros(heat.shape, bool)
+    region[1] = True
+    assert heat_share(image, region) == pytest.approx(0.75) and peak_inside(image, region)
+    assert heat_share(image, ~region) == pytest.approx(0.25) and not peak_inside(image, ~region)
+    zero = sitk.GetImageFromArray(np.zeros_like(heat))
+    assert heat_share(zero, region) == 0.0 and not peak_inside(zero, region)

@@ -158,3 +158,17 @@ def region_summary(labelmap: sitk.Image) -> dict:
     stats.Execute(sitk.ConnectedComponent(labelmap, True))
     volumes = [stats.GetPhysicalSize(label) / 1000.0 for label in stats.GetLabels()]
     return {"regions": len(volumes), "volume_ml": round(float(sum(volumes)), 3)}
+
+
+def heat_share(heatmap: sitk.Image, region: np.ndarray) -> float:
+    """Fraction of the heat map's total mass (sum of heat) inside ``region`` (bool array (z, y, x) on the
+    heat map's grid, e.g. lesion voxels or labelled slices); 0 for an all-zero heat map."""
+    heat = sitk.GetArrayViewFromImage(heatmap)
+    total = float(heat.sum(dtype=np.float64))
+    return float(heat[np.asarray(region, bool)].sum(dtype=np.float64)) / total if total > 0 else 0.0
+
+
+def peak_inside(heatmap: sitk.Image, region: np.ndarray) -> bool:
+    """True when the heat map's maximum voxel (the first one, in array order, on ties) lies in ``region``."""
+    heat = sitk.GetArrayViewFromImage(heatmap)
+    return bool(heat.any() and np.asarray(region, bool).flat[int(np.argmax(heat))])
