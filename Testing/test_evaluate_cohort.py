@@ -42,6 +42,7 @@ def manifest(tmp_path):
     return path
 
 
+@pytest.mark.slow  # two COVID-19Net forward passes at 48×240×360 on CPU
 def test_evaluate_manifest_runs_the_model_on_every_case(covid19net_dir, manifest, tmp_path):
     out = tmp_path / "eval"
     assert main(["evaluate", "--manifest", str(manifest), "--weights", str(covid19net_dir), "--out", str(out),
@@ -54,6 +55,7 @@ def test_evaluate_manifest_runs_the_model_on_every_case(covid19net_dir, manifest
     assert report["roc_auc"] == pytest.approx(0.5) and report["n_cases"] == 2
 
 
+@pytest.mark.slow  # one COVID-19Net forward pass at 48×240×360 on CPU
 def test_features_command_writes_64_features_per_case(covid19net_dir, tmp_path):
     if not CT.exists():
         pytest.skip(f"CIP CT fixture missing at {CT}")
