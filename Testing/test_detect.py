@@ -12,31 +12,15 @@ import SimpleITK as sitk
 import torch
 
 from conftest import TEST_DATA
+from detect_models import models_dir  # noqa: F401 (fixture)
 from covidct.detect import Detection, detect
 from covidct.errors import CTInputError, ModelError, UsageError
 from covidct.geometry import resample_to_reference
-from covidct.models import ModelCard, build_model, load_model, save_model
+from covidct.models import load_model
 from covidct.preprocess import model_input
 
 CIP_CT = TEST_DATA / "cip-ct64" / "ct-64.nrrd"
 CIP_LUNGS = TEST_DATA / "cip-ct64" / "wholeLung-64.nrrd"
-#: a small COVID-19Net (same layers, fewer channels) so that tests run in seconds on a CPU
-TINY = {"growth": 4, "block_layers": [1, 1, 1, 1], "stem_channels": 8}
-
-
-@pytest.fixture(scope="module")
-def models_dir(tmp_path_factory):
-    """A user model folder (``COVIDCT_MODELS_DIR``) with randomly initialised models saved by save_model."""
-    root = tmp_path_factory.mktemp("models")
-    torch.manual_seed(0)
-    save_model(build_model("covid19net", **TINY),
-               ModelCard(name="tiny-covid19net", architecture="covid19net", config=TINY, threshold=0.3,
-                         description="random weights for tests"), root / "tiny-covid19net")
-    save_model(build_model("decovnet"), ModelCard(name="random-decovnet", architecture="decovnet"),
-               root / "random-decovnet")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("COVIDCT_MODELS_DIR", str(root))
-        yield root
 
 
 @pytest.fixture(scope="module")

@@ -79,7 +79,8 @@ def detect_batch(inputs, out_dir: str | os.PathLike, model="decovnet", lungs=Non
     ``out_dir/<case>/`` receives each case's outputs (:meth:`Detection.save`) and ``out_dir/results.csv``
     one row per case (:data:`RESULT_COLUMNS`; ``seconds`` is the case's wall time). The model is loaded
     once. ``lungs`` (a mask file) is allowed for a single CT only. Option errors (model, device,
-    threshold) raise before any case runs; a failing case is recorded and the batch continues.
+    threshold) raise before any case runs; a failing case is recorded and the batch continues (an
+    internal error, i.e. a bug, propagates when there is only one case, so that its traceback can be seen).
     """
     from .detect import check_threshold, detect
     from .models import load_model
@@ -106,9 +107,12 @@ def detect_batch(inputs, out_dir: str | os.PathLike, model="decovnet", lungs=Non
             row.update(probability=f"{result.probability:.6f}", label=result.label, threshold=result.threshold)
         except CovidCTError as error:
             row["error"] = str(error)
-        except Exception as error:  # a bug on one case must not lose the rest of the batch
+        except Exception as error:  # a bug on one case must not lose the rest of a batch
+            if len(cases) == 1:
+                raise
             log.debug("internal error on case '%s'", name, exc_info=True)
-            row["error"] = f"internal error ({type(error).__name__}: {error}); rerun this case alone with --debug"
+            row["error"] = (f"internal error ({type(error).__name__}: {error}); rerun this case alone with --debug "
+                            "to see the traceback")
         row["seconds"] = f"{time.perf_counter() - start:.2f}"
         rows.append(row)
         write_results(out_dir / "results.csv", rows)
