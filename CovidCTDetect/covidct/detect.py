@@ -28,7 +28,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from .errors import CTInputError, UsageError
-from .explain import SUSPICIOUS_LEVEL, SUSPICIOUS_MIN_ML, GradCAM, heatmap_on_ct, region_summary, suspicious_regions
+from .explain import (SUSPICIOUS_LEVEL, SUSPICIOUS_MIN_ML, GradCAM, heatmap_on_ct, region_summary,
+                      suspicious_regions, voxel_volume_ml)
 from .geometry import orientation_code, resample_to_reference
 
 #: stages of :attr:`Detection.timings`, in pipeline order
@@ -74,7 +75,7 @@ class Detection:
         from . import __version__
 
         size = self.ct.GetSize()
-        lung_ml = float(np.count_nonzero(sitk.GetArrayViewFromImage(self.lungs))) * _voxel_ml(self.ct)
+        lung_ml = float(np.count_nonzero(sitk.GetArrayViewFromImage(self.lungs))) * voxel_volume_ml(self.ct)
         report = {
             "source": self.source,
             "model": self.model,
@@ -265,10 +266,6 @@ def _feature_capture(net):
         yield captured
     finally:
         handle.remove()
-
-
-def _voxel_ml(image: sitk.Image) -> float:
-    return float(np.prod(image.GetSpacing())) / 1000.0
 
 
 def _card_summary(card) -> dict:

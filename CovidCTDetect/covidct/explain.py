@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage
 
 from .geometry import ModelGrid, from_canonical, image_from_array, to_canonical
 
@@ -143,21 +144,45 @@ def suspicious_regions(heatmap: sitk.Image, level: float = SUSPICIOUS_LEVEL,
     (26-connectivity) of at least ``min_volume_ml`` millilitres, 0 elsewhere."""
     if not 0.0 < level <= 1.0:
         raise ValueError(f"suspicious-region level must be in (0, 1], got {level}")
-    voxel_ml = float(np.prod(heatmap.GetSpacing())) / 1000.0
-    above = sitk.BinaryThreshold(heatmap, lowerThreshold=float(level), upperThreshold=1e30,
-                                 insideValue=1, outsideValue=0)
-    components = sitk.ConnectedComponent(above, True)
-    min_voxels = int(np.ceil(min_volume_ml / voxel_ml))
-    kept = sitk.RelabelComponent(components, minimumObjectSize=max(min_voxels, 1))
-    return sitk.Cast(kept > 0, sitk.sitkUInt8)
+    hot = sitk.GetArrayViewFromImage(heatmap) >= level
+    out = np.zeros(hot.shape, np.uint8)
+    found = _components(hot)
+    if found is not None:
+        labels, counts, box = found
+        keep = counts * voxel_volume_ml(heatmap) >= min_volume_ml
+        keep[0] = False
+        out[box] = keep[labels]
+    return image_from_array(out, heatmap)
 
 
 def region_summary(labelmap: sitk.Image) -> dict:
-    """Number of connected suspicious regions and their total volume in mL."""
-    stats = sitk.LabelShapeStatisticsImageFilter()
-    stats.Execute(sitk.ConnectedComponent(labelmap, True))
-    volumes = [stats.GetPhysicalSize(label) / 1000.0 for label in stats.GetLabels()]
-    return {"regions": len(volumes), "volume_ml": round(float(sum(volumes)), 3)}
+    """Number of connected regions (26-connectivity) of a labelmap's non-zero voxels and their total
+    volume in mL."""
+    found = _components(sitk.GetArrayViewFromImage(labelmap) > 0)
+    if found is None:
+        return {"regions": 0, "volume_ml": 0.0}
+    counts = found[1][1:]
+    return {"regions": int(counts.size), "volume_ml": round(float(counts.sum()) * voxel_volume_ml(labelmap), 3)}
+
+
+def _components(mask: np.ndarray):
+    """Connected components (26-connectivity) of a bool array (z, y, x), labelled inside its bounding
+    box only (a heat map's hot voxels fill a small part of a CT): ``(labels in the box, voxel count per
+    label with index 0 = background, box)``, or ``None`` when the mask is empty."""
+    box = []
+    for axes in ((1, 2), (0, 2), (0, 1)):
+        hit = np.flatnonzero(mask.any(axis=axes))
+        if hit.size == 0:
+            return None
+        box.append(slice(int(hit[0]), int(hit[-1]) + 1))
+    box = tuple(box)
+    labels, count = ndimage.label(mask[box], structure=np.ones((3, 3, 3), bool))
+    return labels, np.bincount(labels.ravel(), minlength=count + 1), box
+
+
+def voxel_volume_ml(image: sitk.Image) -> float:
+    """Volume of one voxel of ``image`` in millilitres."""
+    return float(np.prod(image.GetSpacing())) / 1000.0
 
 
 def heat_share(heatmap: sitk.Image, region: np.ndarray) -> float:

@@ -79,7 +79,7 @@ def save_heatmap_montage(path: str | os.PathLike, ct: sitk.Image, heatmap: sitk.
     panels = axial_panels(ct, heatmap, lungs, count)
     columns = min(4, len(panels))
     rows = int(np.ceil(len(panels) / columns))
-    figure = Figure(figsize=(3.0 * columns + 1.0, 3.0 * rows + 0.6), dpi=100, layout="constrained")
+    figure = Figure(figsize=(3.0 * columns + 0.8, 3.2 * rows + 0.5), dpi=100)
     FigureCanvasAgg(figure)
     axes = figure.subplots(rows, columns, squeeze=False)
     overlay = None
@@ -87,9 +87,9 @@ def save_heatmap_montage(path: str | os.PathLike, ct: sitk.Image, heatmap: sitk.
         (ny, nx), (sx, sy) = panel["ct"].shape, panel["spacing"]
         extent = (0.0, nx * sx, ny * sy, 0.0)
         ax.imshow(panel["ct"], cmap="gray", vmin=LUNG_WINDOW[0], vmax=LUNG_WINDOW[1], extent=extent,
-                  interpolation="bilinear")
+                  interpolation="nearest")
         overlay = ax.imshow(np.ma.masked_less_equal(panel["heat"], HEAT_FLOOR), cmap="hot", vmin=0.0, vmax=1.0,
-                            alpha=0.6, extent=extent, interpolation="bilinear")
+                            alpha=0.6, extent=extent, interpolation="nearest")
         ax.set_title(f"k = {panel['k']}   z = {panel['z_mm']:.1f} mm", fontsize=9)
         for x, side, align in ((0.02, "R", "left"), (0.98, "L", "right")):
             ax.text(x, 0.5, side, color="yellow", transform=ax.transAxes, ha=align, va="center",
@@ -97,10 +97,12 @@ def save_heatmap_montage(path: str | os.PathLike, ct: sitk.Image, heatmap: sitk.
         ax.set_axis_off()
     for ax in axes.ravel()[len(panels):]:
         ax.set_axis_off()
+    top = 1.0 - 0.5 / figure.get_figheight()
+    figure.subplots_adjust(left=0.01, right=0.89, bottom=0.01, top=top, wspace=0.04, hspace=0.14)
     if overlay is not None:
-        figure.colorbar(overlay, ax=axes, shrink=0.8, label="heat (Grad-CAM, 0–1)")
+        figure.colorbar(overlay, cax=figure.add_axes((0.91, 0.15, 0.015, 0.7)), label="heat (Grad-CAM, 0–1)")
     if title:
-        figure.suptitle(title, fontsize=10)
+        figure.suptitle(title, fontsize=10, y=1.0 - 0.15 / figure.get_figheight(), va="top")
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png")
     return [panel["k"] for panel in panels]
