@@ -123,6 +123,8 @@ def test_bad_options_and_inputs_are_one_sentence_errors(models_dir, tmp_path):
         detect(CIP_CT, model="tiny-covid19net", lungs=empty, device="cpu")
     with pytest.raises(CTInputError):
         detect(tmp_path / "missing.nii.gz", model="tiny-covid19net", device="cpu")
+    with pytest.raises(CTInputError):  # an in-memory image gets the checks of a loaded file: 2D is refused
+        detect(sitk.ReadImage(str(CIP_CT))[:, :, 40], model="tiny-covid19net", lungs=CIP_LUNGS, device="cpu")
 
 
 def test_threshold_lung_segmentation_when_no_mask_is_given(models_dir):

@@ -48,7 +48,7 @@ class Detection:
     inside the lungs), 0 outside, or ``None``; ``suspicious``: UInt8 labelmap (1 = heat ≥
     ``SUSPICIOUS_LEVEL`` in regions ≥ ``SUSPICIOUS_MIN_ML`` mL) or ``None``; ``features``: the 64-d
     deep feature of COVID-19Net (``None`` for other models); ``timings``: seconds per stage
-    (:data:`STAGES`); ``source``: the input's file or folder name (never patient data), or ``""``
+    (:data:`STAGES`; ``load`` = the model, unless it was passed loaded, and the CT); ``source``: the input's file or folder name (never patient data), or ``""``
     for an in-memory image; ``ct``: the CT (HU) the result belongs to; ``card``: the model card.
     """
 
@@ -134,7 +134,7 @@ def detect(ct, model="decovnet", lungs=None, threshold: float | None = None, dev
            heatmap: bool = True, progress=None, lungs_method: str = "unet") -> Detection:
     """Detect COVID-19 on one chest CT.
 
-    ``ct``: a SimpleITK image in HU or a path (file or DICOM folder). ``model``: a catalogue name
+    ``ct``: a SimpleITK image in HU (checked like a loaded file) or a path (file or DICOM folder). ``model``: a catalogue name
     (``"decovnet"``, ``"covid19net"``, ...), a folder holding ``model.json``, or an already loaded
     ``(model, card)`` pair from :func:`covidct.models.load_model` (batch runs load it once).
     ``lungs``: a labelmap image or path (any value > 0 is lung; resampled onto the CT when on another
@@ -153,6 +153,7 @@ def detect(ct, model="decovnet", lungs=None, threshold: float | None = None, dev
     from .io import load_ct, read_image
     from .models import load_model
     from .preprocess import model_input
+    from .validate import validate_ct
 
     if lungs_method not in LUNGS_METHODS:
         raise UsageError(f"Unknown lung segmentation method '{lungs_method}'; choose unet or threshold.")
@@ -165,8 +166,11 @@ def detect(ct, model="decovnet", lungs=None, threshold: float | None = None, dev
     with _timed(timings, "load"):
         report("detect", 0, steps, step="load")
         net, card = model if isinstance(model, tuple) else load_model(model, device)
-        source = "" if isinstance(ct, sitk.Image) else Path(ct).name
-        image = ct if isinstance(ct, sitk.Image) else load_ct(ct)
+        if isinstance(ct, sitk.Image):
+            source, image = "", ct
+            validate_ct(image, "the CT image")
+        else:
+            source, image = Path(ct).name, load_ct(ct)
     threshold = check_threshold(card.threshold if threshold is None else threshold)
     model_device = next(net.parameters()).device
 
