@@ -28,6 +28,13 @@ def run(args) -> int:
     with progress_from_args(args) as progress:
         cases = run_demo(args.out, model=args.model, device=args.device, lungs_method=args.lungs_method,
                          progress=progress)
+        if args.progress_json:
+            for case in cases:
+                progress.event("result", case=case.name, probability=case.detection.probability,
+                               label=case.detection.label, lesion_heat_share=case.lesion_heat_share,
+                               peak_in_lesion=case.peak_in_lesion, timings=case.detection.timings,
+                               files={kind: str(path) for kind, path in case.paths.items()})
+            return 0
     for case in cases:
         r = case.detection
         print(f"{case.name}: {r.source}")
