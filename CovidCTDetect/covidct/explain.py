@@ -84,9 +84,11 @@ class GradCAM:
             p.requires_grad_(flag)
         self._activation = None
 
-    def _keep(self, _module, _inputs, output) -> None:
-        output.retain_grad()
-        self._activation = output
+    def _keep(self, _module, _inputs, output):
+        # The layer's output becomes the leaf of the graph: back-propagation stops here, and the layers
+        # before it run without keeping anything for a backward pass (time and memory of a plain forward).
+        self._activation = output.detach().requires_grad_(True)
+        return self._activation
 
     def forward(self, x):
         """Logits of ``x`` (one case, ``(1, C, D, H, W)``) with the graph kept for :meth:`cam`."""
@@ -95,7 +97,7 @@ class GradCAM:
         if x.ndim != 5 or x.shape[0] != 1:
             raise ValueError(f"Grad-CAM expects one input of shape (1, C, D, H, W), got {tuple(x.shape)}")
         with torch.enable_grad():
-            return self.model(x.detach().requires_grad_(True))
+            return self.model(x)
 
     def cam(self, logits) -> np.ndarray:
         """Back-propagate the COVID-19 logit of :meth:`forward`'s output; ``(d, h, w)`` float32 map >= 0."""
