@@ -148,3 +148,12 @@ def test_decovnet_two_logit_model_end_to_end(models_dir):
     assert ras.probability == pytest.approx(r.probability, abs=1e-4)
     back = _array(resample_to_reference(ras.heatmap, r.heatmap, "linear"))
     assert np.corrcoef(back.ravel(), heat.ravel())[0, 1] >= 0.99
+
+
+def test_an_architecture_name_stands_for_the_installed_model_of_that_architecture(models_dir):
+    from covidct.detect import load_classifier
+
+    net, card = load_classifier("covid19net", "cpu")
+    assert card.name == "tiny-covid19net" and not net.training
+    assert load_classifier("decovnet", "cpu")[1].name == "random-decovnet"
+    assert load_classifier(models_dir / "tiny-covid19net", "cpu")[1].name == "tiny-covid19net"

@@ -82,8 +82,7 @@ def detect_batch(inputs, out_dir: str | os.PathLike, model="decovnet", lungs=Non
     threshold) raise before any case runs; a failing case is recorded and the batch continues (an
     internal error, i.e. a bug, propagates when there is only one case, so that its traceback can be seen).
     """
-    from .detect import check_threshold, detect
-    from .models import load_model
+    from .detect import check_threshold, detect, load_classifier
 
     cases = find_cases(inputs)
     if lungs is not None and len(cases) > 1:
@@ -91,7 +90,7 @@ def detect_batch(inputs, out_dir: str | os.PathLike, model="decovnet", lungs=Non
                          "with --lungs, or leave it out to segment each CT's lungs.")
     if threshold is not None:
         check_threshold(threshold)
-    loaded = load_model(model, device)
+    loaded = load_classifier(model, device)
     out_dir = Path(out_dir)
     rows: list[dict] = []
     for index, (path, name) in enumerate(zip(cases, case_names(cases))):

@@ -41,12 +41,10 @@ def run_demo(out_dir: str | os.PathLike, model: str = "decovnet", device: str = 
     Raises :class:`ModelError` with one sentence when the model's weights are not installed.
     """
     from .data.synth import insert_lesions
-    from .detect import detect
+    from .detect import detect, load_classifier
     from .explain import heat_share, peak_inside
     from .io import save_image
-    from .models import load_model
-
-    loaded = load_model(_installed(model), device)
+    loaded = load_classifier(_installed(model), device)
     out_dir = Path(out_dir)
     plain = detect(SAMPLE_CT, model=loaded, lungs_method=lungs_method, progress=progress)
     cases = [DemoCase("sample", plain, plain.save(out_dir / "sample"))]
@@ -63,10 +61,13 @@ def run_demo(out_dir: str | os.PathLike, model: str = "decovnet", device: str = 
 
 
 def _installed(model: str) -> str:
-    """``model`` when it is an installed catalogue name or a model folder/card; else one sentence."""
+    """``model`` when it names an installed model (exactly, or as the architecture of one) or a model
+    folder/card; else one sentence saying that the weights are missing."""
     from .models import list_models
 
-    if Path(model).expanduser().exists() or model in {card.name for card in list_models()}:
+    cards = list_models()
+    if (Path(model).expanduser().exists() or model in {card.name for card in cards}
+            or model in {card.architecture for card in cards}):
         return model
     raise ModelError(f"The demo needs the bundled '{model}' weights, which this installation does not include "
                      f"yet; pass a trained model's folder with --model, or install a covidct release with weights.")

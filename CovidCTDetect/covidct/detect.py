@@ -35,6 +35,8 @@ from .geometry import orientation_code, resample_to_reference
 #: stages of :attr:`Detection.timings`, in pipeline order
 STAGES = ("load", "lungs", "preprocess", "forward", "heatmap", "save")
 LUNGS_METHODS = ("unet", "threshold")
+#: architectures that classify a CT (the third, ``unet``, segments lungs)
+CLASSIFIERS = ("decovnet", "covid19net")
 
 
 @dataclass
@@ -134,9 +136,9 @@ def detect(ct, model="decovnet", lungs=None, threshold: float | None = None, dev
            heatmap: bool = True, progress=None, lungs_method: str = "unet") -> Detection:
     """Detect COVID-19 on one chest CT.
 
-    ``ct``: a SimpleITK image in HU (checked like a loaded file) or a path (file or DICOM folder). ``model``: a catalogue name
-    (``"decovnet"``, ``"covid19net"``, ...), a folder holding ``model.json``, or an already loaded
-    ``(model, card)`` pair from :func:`covidct.models.load_model` (batch runs load it once).
+    ``ct``: a SimpleITK image in HU (checked like a loaded file) or a path (file or DICOM folder).
+    ``model``: anything :func:`load_classifier` takes (``"decovnet"``, ``"covid19net"``, a catalogue
+    name, a model folder), or an already loaded ``(model, card)`` pair (batch runs load it once).
     ``lungs``: a labelmap image or path (any value > 0 is lung; resampled onto the CT when on another
     grid); ``None`` segments the lungs with ``lungs_method`` (``"unet"``, or ``"threshold"``, the
     unsupervised method; there is no silent fallback from one to the other). ``threshold``: operating
@@ -151,7 +153,6 @@ def detect(ct, model="decovnet", lungs=None, threshold: float | None = None, dev
     import torch
 
     from .io import load_ct, read_image
-    from .models import load_model
     from .preprocess import model_input
     from .validate import validate_ct
 
@@ -165,7 +166,7 @@ def detect(ct, model="decovnet", lungs=None, threshold: float | None = None, dev
 
     with _timed(timings, "load"):
         report("detect", 0, steps, step="load")
-        net, card = model if isinstance(model, tuple) else load_model(model, device)
+        net, card = model if isinstance(model, tuple) else load_classifier(model, device)
         if isinstance(ct, sitk.Image):
             source, image = "", ct
             validate_ct(image, "the CT image")
@@ -214,6 +215,32 @@ def detect(ct, model="decovnet", lungs=None, threshold: float | None = None, dev
     return Detection(probability=probability, label="positive" if probability > threshold else "negative",
                      threshold=threshold, model=card.name, lungs=mask, heatmap=heat, suspicious=suspicious,
                      features=features, timings=timings, source=source, ct=image, card=card)
+
+
+def load_classifier(model, device="auto"):
+    """``(model in eval mode, card)`` of a COVID-19 classifier.
+
+    ``model``: a catalogue name; an architecture name, ``"decovnet"`` or ``"covid19net"``, which stands
+    for the installed model of that architecture when no model has that exact name (a bundled one
+    first, e.g. ``decovnet-demo``); a folder holding ``model.json``; or a card file. Raises
+    :class:`~covidct.errors.ModelError` when none is installed and :class:`UsageError` for a model
+    that is not a classifier (the lung UNet).
+    """
+    from .models import find_model, list_models, load_model
+    from .models.catalogue import BUNDLED_DIR
+
+    name = str(model)
+    if name in CLASSIFIERS and not Path(name).exists():
+        cards = list_models()
+        if name not in {card.name for card in cards}:
+            matching = sorted((card.path.parent != BUNDLED_DIR, card.name) for card in cards
+                              if card.architecture == name)
+            name = matching[0][1] if matching else name
+    card = find_model(name)
+    if card.architecture not in CLASSIFIERS:
+        raise UsageError(f"Model '{card.name}' is a {card.architecture} model, not a COVID-19 classifier; "
+                         "choose a decovnet or covid19net model.")
+    return load_model(card.path, device)
 
 
 def check_threshold(threshold) -> float:
