@@ -3,8 +3,9 @@
 Prints a table; asserts nothing (timings are machine facts, not test results). Each measurement
 runs in its own Python process so that the peak memory of one cannot hide another's:
 
-* CPU: peak resident memory of the process (``ru_maxrss``) and its growth over the baseline after
-  the model and input were built (≈ activations + workspace);
+* CPU: peak resident memory of the process (``VmHWM``; ``ru_maxrss`` would carry over the parent's
+  peak through ``exec``) and its growth over the resident size once the model and input were built
+  (≈ activations + workspace);
 * CUDA: ``torch.cuda.max_memory_allocated`` (tensors only) of the step.
 
 Modes: ``fp32``; ``bf16`` = ``torch.autocast`` bfloat16; ``cl`` = ``channels_last_3d`` memory
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -54,11 +54,16 @@ def make_input(arch: str, slices: int):
     return torch.randn(1, 1, *INPUT_SHAPE, generator=generator)
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
+def _status_mb(field: str) -> float:
+    """A memory figure of this process from ``/proc/self/status`` (``VmRSS``, ``VmHWM``) in MiB; NaN
+    where there is no /proc (macOS, Windows)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return float("nan")
 
 
@@ -104,7 +109,7 @@ def measure(arch: str, mode: str, phase: str, device_name: str, slices: int, rep
     if phase == "infer":
         with torch.inference_mode(), autocast:
             logit = float(model.eval()(x).float()[0, -1])
-    baseline = _rss_mb()
+    baseline = _status_mb("VmRSS")
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     step()  # warm-up (oneDNN / cuDNN algorithm choice)
@@ -123,7 +128,7 @@ def measure(arch: str, mode: str, phase: str, device_name: str, slices: int, rep
         result["peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
         result["gpu"] = torch.cuda.get_device_name(device)
     else:
-        result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        result["peak_mb"] = _status_mb("VmHWM")
         result["growth_mb"] = result["peak_mb"] - baseline
     return result
 
