@@ -153,7 +153,7 @@ def detect(ct, model="decovnet", lungs=None, threshold: float | None = None, dev
     import torch
 
     from .io import load_ct, read_image
-    from .preprocess import model_input
+    from .preprocess import input_size, model_input
     from .validate import validate_ct
 
     if lungs_method not in LUNGS_METHODS:
@@ -189,7 +189,7 @@ def detect(ct, model="decovnet", lungs=None, threshold: float | None = None, dev
 
     with _timed(timings, "preprocess"):
         report("detect", 2, steps, step="preprocess")
-        array, grid = model_input(card.architecture, image, mask)
+        array, grid = model_input(card.architecture, image, mask, input_size(card.architecture, card.input))
         x = torch.from_numpy(array)[None].to(model_device)
 
     features = None

@@ -9,15 +9,30 @@
 from __future__ import annotations
 
 
-def model_input(arch: str, ct, lungs):
+def model_input(arch: str, ct, lungs, size: tuple[int, ...] | None = None):
     """``(float32 array, ModelGrid)`` input of classifier ``arch`` (``decovnet`` or ``covid19net``)
-    for a CT (SimpleITK image, HU) and its lung mask; see the per-model modules for shapes."""
+    for a CT (SimpleITK image, HU) and its lung mask; see the per-model modules for shapes.
+
+    ``size`` overrides the paper's size: DeCoVNet's in-plane ``(H, W)``, COVID-19Net's ``(D, H, W)``
+    (:func:`input_size` reads it from a model card). One interpolation either way.
+    """
     if arch == "decovnet":
-        from .decovnet import decovnet_input
-        return decovnet_input(ct, lungs)
+        from .decovnet import INPUT_HW, decovnet_input
+        return decovnet_input(ct, lungs, size=tuple(size) if size else INPUT_HW)
     if arch == "covid19net":
-        from .covid19net import covid19net_input
-        return covid19net_input(ct, lungs)
+        from .covid19net import INPUT_SHAPE, covid19net_input
+        return covid19net_input(ct, lungs, shape=tuple(size) if size else INPUT_SHAPE)
     from ..errors import UsageError
     raise UsageError(f"No whole-CT model input for architecture '{arch}'; use decovnet or covid19net "
                      "(the lung UNet takes 2D slices, see covidct.preprocess.unet).")
+
+
+def input_size(arch: str, input_spec: dict | None) -> tuple[int, ...] | None:
+    """The size override a model card's ``input`` spec asks of :func:`model_input`, or None for the
+    paper's: the last two entries of ``shape`` for DeCoVNet (``[2, "T", H, W]``), the last three for
+    COVID-19Net (``[1, D, H, W]``)."""
+    shape = (input_spec or {}).get("shape")
+    if not shape:
+        return None
+    n = 3 if arch == "covid19net" else 2
+    return tuple(int(v) for v in shape[-n:])

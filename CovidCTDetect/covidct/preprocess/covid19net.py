@@ -53,8 +53,12 @@ INPUT_SPEC = {
 
 
 def covid19net_input(ct: sitk.Image, lungs: sitk.Image, margin_mm: float = MARGIN_MM,
-                     keep_mm: float = KEEP_MM, fill_hu: float = FILL_HU) -> tuple[np.ndarray, ModelGrid]:
+                     keep_mm: float = KEEP_MM, fill_hu: float = FILL_HU,
+                     shape: tuple[int, int, int] = INPUT_SHAPE) -> tuple[np.ndarray, ModelGrid]:
     """``(float32 array (1, 48, 240, 360), ModelGrid)`` for COVID-19Net from a CT (HU) and its lung mask.
+
+    ``shape`` is the ``(D, H, W)`` the ROI is resized to: the paper's 48 × 240 × 360 unless a model
+    card names another.
 
     Steps and parameters as in the module docstring (all distances in mm). The array is in
     canonical LPS order (slices inferior→superior, rows anterior→posterior, columns right→left) and
@@ -66,13 +70,13 @@ def covid19net_input(ct: sitk.Image, lungs: sitk.Image, margin_mm: float = MARGI
     spacing_zyx = np.array(canonical.GetSpacing()[::-1], dtype=float)
     margin = tuple(int(math.ceil(margin_mm / s)) for s in spacing_zyx)
     box = bounding_box(lung_array, margin)
-    grid = ModelGrid(tuple(ct_array.shape), box, INPUT_SHAPE)
+    grid = ModelGrid(tuple(ct_array.shape), box, tuple(shape))
 
     roi = np.clip(ct_array[box].astype(np.float32), fill_hu, HU_MAX)
-    hu = resize_array(roi, INPUT_SHAPE)
-    lung = resize_array(lung_array[box].astype(np.float32), INPUT_SHAPE) >= 0.5
+    hu = resize_array(roi, grid.model_shape)
+    lung = resize_array(lung_array[box].astype(np.float32), grid.model_shape) >= 0.5
     box_mm = np.array([s.stop - s.start for s in box]) * spacing_zyx
-    model_spacing = box_mm / np.array(INPUT_SHAPE)
+    model_spacing = box_mm / np.array(grid.model_shape)
     if lung.any():
         far = ndimage.distance_transform_edt(~lung, sampling=model_spacing) > keep_mm
         hu[far] = fill_hu

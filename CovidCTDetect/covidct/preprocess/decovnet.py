@@ -27,8 +27,12 @@ INPUT_SPEC = {
 }
 
 
-def decovnet_input(ct: sitk.Image, lungs: sitk.Image) -> tuple[np.ndarray, ModelGrid]:
+def decovnet_input(ct: sitk.Image, lungs: sitk.Image,
+                   size: tuple[int, int] = INPUT_HW) -> tuple[np.ndarray, ModelGrid]:
     """``(float32 array (2, T, 224, 336), ModelGrid)`` for DeCoVNet from a CT (HU) and its lung mask.
+
+    ``size`` is the in-plane ``(H, W)``: the paper's 224 × 336 unless a model card names another
+    (a model trained at a smaller size for a CPU, see :func:`covidct.preprocess.model_input`).
 
     ``T`` is the CT's number of slices along the canonical z (inferior→superior) axis; rows run
     anterior→posterior and columns right→left (canonical LPS). The :class:`ModelGrid` maps the whole
@@ -36,7 +40,7 @@ def decovnet_input(ct: sitk.Image, lungs: sitk.Image) -> tuple[np.ndarray, Model
     heat maps. Raises :class:`~covidct.errors.CTInputError` when the mask holds no lung voxel.
     """
     _, ct_array, lung_array = canonical_ct_and_lungs(ct, lungs)
-    grid = ModelGrid.full(ct_array.shape, (ct_array.shape[0], *INPUT_HW))
+    grid = ModelGrid.full(ct_array.shape, (ct_array.shape[0], *size))
     out = np.empty((2, *grid.model_shape), dtype=np.float32)
     out[0] = grid.to_model(hu_window(ct_array))
     out[1] = grid.to_model(lung_array, order=0)
