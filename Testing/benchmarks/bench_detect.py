@@ -12,7 +12,7 @@ those of :attr:`covidct.detect.Detection.timings`, plus the model load, measured
 * ``heatmap``: Grad-CAM back-propagation, mapping onto the CT grid, suspicious regions;
 * ``save``: :meth:`Detection.save` (three gzip NIfTI volumes, montage PNG, report.json);
 * ``total``: load … save (the model load excluded: a batch loads it once);
-* ``peak MB``: peak resident memory of the process (``ru_maxrss``); ``GPU MB``: peak CUDA memory.
+* ``peak MB``: peak resident memory of the process (``VmHWM``); ``GPU MB``: peak CUDA memory.
 
 ``--repeat 2`` also runs a second, warm detection in the same process (PyTorch's first call pays
 one-off costs). Without bundled weights, ``--random`` times randomly initialised weights of the
@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -59,11 +60,21 @@ def measure(ct: str, model: str, device: str, lungs_method: str, repeat: int, ou
         result = detect(ct, model=loaded, lungs_method=lungs_method)
         result.save(Path(out) / f"run{i}")
         runs.append({**result.timings, "probability": result.probability})
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 1024 ** 2)
+    peak = peak_rss_mb()
     where = next(loaded[0].parameters()).device
     gpu = torch.cuda.max_memory_allocated() / 2 ** 20 if where.type == "cuda" else None
     return {"model_s": model_s, "runs": runs, "peak_mb": peak, "gpu_mb": gpu, "device": str(where),
             "threads": torch.get_num_threads()}
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MiB: ``VmHWM`` (``ru_maxrss`` would carry the parent's
+    peak over through ``exec``); ``ru_maxrss`` where there is no /proc."""
+    match = re.search(r"VmHWM:\s+(\d+)", Path("/proc/self/status").read_text()) \
+        if Path("/proc/self/status").exists() else None
+    if match:
+        return int(match.group(1)) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 1024 ** 2)
 
 
 def save_random_model(architecture: str, root: Path) -> str:
