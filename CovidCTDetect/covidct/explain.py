@@ -105,8 +105,8 @@ class GradCAM:
 
         activation = self._activation
         covid_score(logits).sum().backward()
-        if activation.grad is None:  # the score does not depend on this layer (a model bug)
-            raise RuntimeError("Grad-CAM: the COVID-19 score has no gradient at model.cam_layer")
+        if activation is None or activation.grad is None:  # cam_layer is not on the path to the logits
+            raise RuntimeError("Grad-CAM: the COVID-19 score does not depend on model.cam_layer")
         weights = activation.grad.mean(dim=(2, 3, 4), keepdim=True)
         cam = torch.relu((weights * activation).sum(dim=1))[0]
         return cam.detach().float().cpu().numpy()
@@ -133,7 +133,7 @@ def heatmap_on_ct(cam: np.ndarray, grid: ModelGrid, ct: sitk.Image, lungs: sitk.
     canonical_lungs = to_canonical(lungs)  # kept alive while its array view is read
     inside = sitk.GetArrayViewFromImage(canonical_lungs) > 0
     canonical *= inside
-    peak = float(canonical.max()) if inside.any() else 0.0
+    peak = float(canonical.max())
     if peak > 0:
         canonical /= peak
     np.clip(canonical, 0.0, 1.0, out=canonical)
