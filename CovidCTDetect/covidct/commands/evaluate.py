@@ -29,7 +29,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--id-column", default="case_id", help="case ID column of --predictions (default: case_id)")
     parser.add_argument("--weights", metavar="NAME|DIR",
                         help="with --manifest: bundled model name or folder with weights + model card")
-    parser.add_argument("--lung-method", choices=("unet", "threshold"), default="unet",
+    parser.add_argument("--lungs-method", choices=("unet", "threshold"), default="unet",
                         help="with --manifest: lung segmentation for rows without a lungs mask (default: unet)")
     parser.add_argument("--bootstrap", type=int, default=2000, metavar="N",
                         help="bootstrap resamples for the ROC AUC's 95%% CI (default: 2000)")
@@ -55,7 +55,7 @@ def run(args) -> int:
             from ..evaluate.cohort import predict_cohort
             from ..outputs import atomic_path
 
-            table = predict_cohort(args.manifest, args.weights, device=args.device, lung_method=args.lung_method,
+            table = predict_cohort(args.manifest, args.weights, device=args.device, lungs_method=args.lungs_method,
                                    progress=progress)
             with atomic_path(Path(args.out) / "predictions.csv") as tmp:
                 table.to_csv(tmp, index=False)

@@ -17,7 +17,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True, metavar="CSV", help="output features CSV (id,f0,…,f63)")
     parser.add_argument("--weights", default="covid19net-demo", metavar="NAME|DIR",
                         help="COVID-19Net model: bundled name or folder (default: covid19net-demo)")
-    parser.add_argument("--lung-method", choices=("unet", "threshold"), default="unet",
+    parser.add_argument("--lungs-method", choices=("unet", "threshold"), default="unet",
                         help="lung segmentation for rows without a lungs mask (default: unet)")
     add_device_option(parser)
     add_progress_options(parser)
@@ -28,7 +28,7 @@ def run(args) -> int:
     from ..outputs import atomic_path
 
     with progress_from_args(args) as progress:
-        table = predict_cohort(args.manifest, args.weights, device=args.device, lung_method=args.lung_method,
+        table = predict_cohort(args.manifest, args.weights, device=args.device, lungs_method=args.lungs_method,
                                with_features=True, require_label=False, progress=progress)
         features = table.drop(columns=["label", "probability"]).rename(columns={"case_id": "id"})
         with atomic_path(args.out) as tmp:

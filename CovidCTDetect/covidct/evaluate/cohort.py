@@ -14,7 +14,7 @@ from ..errors import CovidCTError, UsageError
 from ..progress import Progress
 
 
-def predict_cohort(manifest: str | os.PathLike, weights: str, device: str = "auto", lung_method: str = "unet",
+def predict_cohort(manifest: str | os.PathLike, weights: str, device: str = "auto", lungs_method: str = "unet",
                    with_features: bool = False, require_label: bool = True,
                    progress: Progress | None = None):
     """A pandas DataFrame with one row per manifest case, in manifest order.
@@ -40,7 +40,7 @@ def predict_cohort(manifest: str | os.PathLike, weights: str, device: str = "aut
         if progress:
             progress.stage("cases", done, len(cases), case=case.id)
         try:
-            result = detect(case.ct, model=loaded, lungs=case.lungs, heatmap=False, lungs_method=lung_method)
+            result = detect(case.ct, model=loaded, lungs=case.lungs, heatmap=False, lungs_method=lungs_method)
         except CovidCTError as error:
             raise type(error)(f"Case '{case.id}' (manifest line {case.line}): {error}") from error
         row = {"case_id": case.id, "label": case.label, "probability": result.probability}
