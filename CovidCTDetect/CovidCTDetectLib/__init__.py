@@ -11,5 +11,6 @@ Submodules (import them directly, e.g. ``from CovidCTDetectLib.volumes import im
 * :mod:`.heatmaps` — heat map → scalar volume node with a warm colour table, shown over the CT;
 * :mod:`.tables` — result rows in a table node, curves in plot chart nodes;
 * :mod:`.process` — background ``covidct`` process: JSON-line progress, cancel, blocking wait (no Qt);
+* :mod:`.jobs` — a running command with its temporary folder: progress stage/fraction, wait, cancel (no Qt);
 * :mod:`.lung_segmentation_logic` — the CovidCTLungSegmentation module's logic (no Qt).
 """

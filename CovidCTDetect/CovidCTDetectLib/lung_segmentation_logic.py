@@ -25,6 +25,7 @@ import SimpleITK as sitk
 from covidct.device import DEVICE_CHOICES
 from covidct.errors import UsageError
 
+from .jobs import CommandJob
 from .process import BackgroundProcess, start_covidct
 from .segmentations import LUNG_SEGMENTS, segmentation_from_labelmap
 from .volumes import image_from_volume
@@ -35,39 +36,12 @@ METHODS = ("unet", "threshold")
 DEVICES = DEVICE_CHOICES
 
 
-class LungSegmentationJob:
+class LungSegmentationJob(CommandJob):
     """One running ``covidct segment`` for one volume node: poll it, cancel it, or finish it."""
 
     def __init__(self, volume_node, process: BackgroundProcess, workdir: Path):
+        super().__init__(process, workdir)
         self.volume_node = volume_node
-        self.process = process
-        self.workdir = workdir
-        self.stage = "starting"
-        self.fraction = 0.0
-
-    @property
-    def done(self) -> bool:
-        return self.process.done
-
-    def poll(self) -> list[dict]:
-        """New progress events; updates :attr:`stage` (name) and :attr:`fraction` (0..1 of that stage)."""
-        events = self.process.poll()
-        for event in events:
-            self._note(event)
-        return events
-
-    def wait(self, on_event: Callable[[dict], None] | None = None) -> None:
-        """Block until the command ends (``on_event`` is called for each progress event)."""
-        def note(event):
-            self._note(event)
-            if on_event is not None:
-                on_event(event)
-        self.process.wait(note, check=False)
-
-    def cancel(self) -> None:
-        """Stop the computation (its whole process tree) and delete the temporary files."""
-        self.process.cancel()
-        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def finish(self, show: bool = True):
         """Once :attr:`done`: the new segmentation node, or raise the command's one-sentence error.
@@ -87,12 +61,6 @@ class LungSegmentationJob:
         if show:
             show_segmentation(segmentation_node)
         return segmentation_node
-
-    def _note(self, event: dict) -> None:
-        if event.get("event") == "stage":
-            self.stage = str(event.get("stage", self.stage))
-            done, total = event.get("done"), event.get("total")
-            self.fraction = min(max(done / total, 0.0), 1.0) if done is not None and total else 0.0
 
 
 def show_segmentation(segmentation_node) -> None:
