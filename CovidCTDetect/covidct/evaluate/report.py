@@ -29,7 +29,7 @@ def evaluate_predictions(predictions: Predictions, n_resamples: int = 2000, seed
     """All metrics of ``predictions`` as a JSON-able dict (see the module docstring of :mod:`.metrics`).
 
     Keys: ``n_cases, n_positive, n_negative, roc_auc, roc_auc_ci, pr_auc, operating_points,
-    threshold_table, conventions``. The ROC AUC's CI is the percentile interval of a stratified
+    threshold_table, roc_curve, pr_curve, conventions`` (the curves: see :func:`curve_points`). The ROC AUC's CI is the percentile interval of a stratified
     bootstrap with ``n_resamples`` resamples drawn with ``seed``.
     """
     y, p = predictions.labels, predictions.probabilities
@@ -51,6 +51,7 @@ def evaluate_predictions(predictions: Predictions, n_resamples: int = 2000, seed
         "pr_auc": metrics.pr_auc(y, p),
         "operating_points": [point.as_dict() for point in points],
         "threshold_table": table,
+        **curve_points(y, p),
         "conventions": {
             "threshold_table": "positive when probability > threshold",
             "operating_points": "ROC vertices; positive when probability >= threshold",
@@ -58,6 +59,27 @@ def evaluate_predictions(predictions: Predictions, n_resamples: int = 2000, seed
             "at_least": "vertex with value >= target and the best other metric",
             "pr_auc": "average_precision = sklearn average_precision_score; trapezoidal = sklearn auc over precision_recall_curve",
         },
+    }
+
+
+def curve_points(labels, probabilities) -> dict:
+    """The points of the ROC and precision-recall curves, for plotting them elsewhere (e.g. Slicer plot charts).
+
+    Returns ``{"roc_curve": {"threshold", "sensitivity", "specificity"}, "pr_curve": {"threshold", "recall",
+    "precision"}}``, each a dict of equal-length lists. ROC: every vertex (:func:`metrics.roc_vertices`),
+    thresholds decreasing from +inf ("nothing positive"); PR: scikit-learn's ``precision_recall_curve``,
+    thresholds increasing, the last point (recall 0, precision 1) has threshold +inf. A case is positive when
+    its probability is >= the threshold.
+    """
+    from sklearn.metrics import precision_recall_curve
+
+    thresholds, sensitivity, specificity = metrics.roc_vertices(labels, probabilities)
+    precision, recall, pr_thresholds = precision_recall_curve(labels, probabilities)
+    return {
+        "roc_curve": {"threshold": thresholds.tolist(), "sensitivity": sensitivity.tolist(),
+                      "specificity": specificity.tolist()},
+        "pr_curve": {"threshold": pr_thresholds.tolist() + [math.inf], "recall": recall.tolist(),
+                     "precision": precision.tolist()},
     }
 
 
