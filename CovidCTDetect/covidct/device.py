@@ -49,3 +49,26 @@ def _mps_available() -> bool:
 
     backend = getattr(torch.backends, "mps", None)
     return bool(backend and backend.is_available())
+
+
+def list_devices() -> list[dict]:
+    """The devices this PyTorch can compute on, in the order ``auto`` prefers them.
+
+    One dict per device: ``device`` (the ``--device`` value: ``cuda:N``, ``mps``, ``cpu``), ``name``
+    (GPU model, or "Apple MPS" / "CPU (N cores)"), and for CUDA GPUs ``memory_gib`` (total) and
+    ``free_gib`` (free now, other programs' use subtracted), in GiB rounded to 0.1. Initialises CUDA
+    in the calling process, so the Slicer modules call it through ``covidct devices`` in a child process.
+    """
+    import os
+
+    import torch
+
+    devices = []
+    for index in range(torch.cuda.device_count() if torch.cuda.is_available() else 0):
+        free, total = torch.cuda.mem_get_info(index)
+        devices.append({"device": f"cuda:{index}", "name": torch.cuda.get_device_name(index),
+                        "memory_gib": round(total / 2**30, 1), "free_gib": round(free / 2**30, 1)})
+    if _mps_available():
+        devices.append({"device": "mps", "name": "Apple MPS"})
+    devices.append({"device": "cpu", "name": f"CPU ({os.cpu_count()} cores)"})
+    return devices
