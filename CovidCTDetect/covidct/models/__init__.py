@@ -20,8 +20,6 @@ from .catalogue import (
     model_class,
     save_model,
 )
-from .covid19net import COVID19Net
-from .decovnet import DeCoVNet
 
 __all__ = [
     "ARCHITECTURES",
@@ -35,3 +33,16 @@ __all__ = [
     "model_class",
     "save_model",
 ]
+
+
+def __getattr__(name):
+    """``COVID19Net`` and ``DeCoVNet`` are imported on first use, so that reading the catalogue
+    (:func:`list_models`, :func:`find_model`) does not import PyTorch (the Slicer panels list models
+    before PyTorch is installed)."""
+    if name == "COVID19Net":
+        from .covid19net import COVID19Net
+        return COVID19Net
+    if name == "DeCoVNet":
+        from .decovnet import DeCoVNet
+        return DeCoVNet
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
