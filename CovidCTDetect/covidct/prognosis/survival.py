@@ -42,6 +42,23 @@ def concordance(time: pd.Series, event: pd.Series, hazard: pd.Series) -> float:
     return float(concordance_index(time, -np.asarray(hazard, dtype=float), event))
 
 
+def kaplan_meier_curves(time: pd.Series, event: pd.Series, groups: pd.Series) -> dict:
+    """Kaplan-Meier estimate of each group (lifelines ``KaplanMeierFitter``), in :data:`GROUP_STYLE` order.
+
+    Returns ``{group: (times, survival)}``: float arrays of equal length, ``times`` ascending from 0
+    (in the unit of ``time``) and ``survival`` the estimate from each time on (a right-continuous step
+    function: the value holds until the next time).
+    """
+    from lifelines import KaplanMeierFitter
+
+    curves = {}
+    for name in [g for g in GROUP_STYLE if g in set(groups)] + sorted(set(groups) - set(GROUP_STYLE)):
+        member = (groups == name).to_numpy()
+        estimate = KaplanMeierFitter().fit(time[member], event[member]).survival_function_.iloc[:, 0]
+        curves[name] = (estimate.index.to_numpy(dtype=float), estimate.to_numpy(dtype=float))
+    return curves
+
+
 def plot_kaplan_meier(time: pd.Series, event: pd.Series, groups: pd.Series, path: str | os.PathLike,
                       title: str, time_label: str, survival_label: str, p_value: float | None) -> None:
     """Kaplan-Meier curves of each group (censoring ticks, 95 % bands) with numbers at risk below (PNG)."""
