@@ -1,0 +1,94 @@
+"""Train DeCoVNet, COVID-19Net or the lung UNet on a dataset manifest (paper defaults).
+
+Defaults follow the DeCoVNet paper: Adam, learning rate 1e-5, batch size 1, 100 epochs, 15 % of the
+cases held out for validation (ROC AUC each epoch; Dice for the UNet), online augmentation. The run
+folder gets checkpoints (last.pt every epoch and every --checkpoint-every steps, best.pt), history.json
+and the final model in RUN/model (load it with --model RUN/model in 'covidct detect'). A killed run
+continues exactly where it stopped with --resume. Several GPUs or machines: start it with
+'torchrun --nproc_per_node N -m covidct train ...'.
+
+examples:
+  covidct train --model decovnet --manifest synth/manifest.csv --out runs/decovnet
+  covidct train --model covid19net --manifest covid.csv --pretrain-manifest egfr.csv --out runs/c19
+  covidct train --model unet --manifest lungs.csv --out runs/unet --batch-size 16 --lr 1e-4
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ..progress import Progress
+from ._options import add_device_option, add_progress_options, progress_from_args
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--model", required=True, choices=("decovnet", "covid19net", "unet"), help="architecture")
+    parser.add_argument("--manifest", required=True, help="dataset CSV: ct,label[,lungs,split,id]")
+    parser.add_argument("--out", required=True, metavar="RUN", help="run folder (checkpoints, final model)")
+    parser.add_argument("--epochs", type=int, default=100, help="epochs (default 100)")
+    parser.add_argument("--lr", type=float, default=1e-5, help="Adam learning rate (default 1e-5)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="volumes (UNet: slices) per step per process (default 1; UNet 16)")
+    parser.add_argument("--val-fraction", type=float, default=0.15,
+                        help="fraction of cases held out for validation when the manifest has no split=val rows "
+                             "(default 0.15)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--no-augment", dest="augment", action="store_false", help="turn the augmentation off")
+    parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                        help="bfloat16 mixed precision (default: on for CUDA, off otherwise)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--init-from", metavar="WEIGHTS", help="start from a checkpoint (.pt) or a model folder/name")
+    parser.add_argument("--pretrain-manifest", metavar="CSV",
+                        help="COVID-19Net two-step transfer learning: first train on this auxiliary binary task")
+    parser.add_argument("--pretrain-epochs", type=int, help="epochs of the pre-training step (default: --epochs)")
+    parser.add_argument("--input-size", metavar="HxW",
+                        help="model input size override, e.g. 112x168 (DeCoVNet in-plane; COVID-19Net HxW or DxHxW)")
+    parser.add_argument("--lungs-method", choices=("unet", "threshold"), default="unet",
+                        help="lung segmentation for manifest rows without a lungs mask (default unet)")
+    parser.add_argument("--cache-dir", help="folder for preprocessed inputs (default RUN/cache)")
+    parser.add_argument("--num-workers", type=int, default=0, help="data-loading processes (default 0)")
+    parser.add_argument("--checkpoint-every", type=int, default=50, metavar="STEPS",
+                        help="also checkpoint every STEPS steps within an epoch (default 50, 0 = off)")
+    parser.add_argument("--lesion-augment", type=float, default=0.5,
+                        help="UNet: probability of inserting synthetic pleural lesions into a slice (default 0.5)")
+    parser.add_argument("--name", help="name of the final model (default MODEL-RUNFOLDER)")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="deterministic algorithms on GPU too (slower; always on for CPU)")
+    add_device_option(parser)
+    add_progress_options(parser)
+
+
+def run(args) -> int:
+    from ..progress import JsonLinesProgress
+    from ..train import TrainConfig, parse_input_size, train
+
+    config = TrainConfig(
+        model=args.model, manifest=args.manifest, out=args.out, epochs=args.epochs, lr=args.lr,
+        batch_size=args.batch_size, val_fraction=args.val_fraction, seed=args.seed, augment=args.augment,
+        device=args.device, amp=args.amp, num_workers=args.num_workers, init_from=args.init_from,
+        pretrain_manifest=args.pretrain_manifest, pretrain_epochs=args.pretrain_epochs,
+        input_size=parse_input_size(args.input_size), lungs_method=args.lungs_method, cache_dir=args.cache_dir,
+        checkpoint_every=args.checkpoint_every, lesion_augment=args.lesion_augment, name=args.name,
+        deterministic=args.deterministic, resume=args.resume)
+    with progress_from_args(args) as progress:
+        # the bar shows every step; one line per step would flood a terminal, so only JSON keeps them
+        reporter = progress if isinstance(progress, JsonLinesProgress) else _WithoutSteps(progress)
+        train(config, reporter)
+    return 0
+
+
+class _WithoutSteps(Progress):
+    """Passes everything to ``progress`` except the per-step events."""
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+
+    def stage(self, *args, **kwargs):
+        self.progress.stage(*args, **kwargs)
+
+    def event(self, event, **fields):
+        if event != "step":
+            self.progress.event(event, **fields)
+
+    def close(self):
+        self.progress.close()

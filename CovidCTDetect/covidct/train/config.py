@@ -1,0 +1,143 @@
+"""The settings of one training run, saved as ``config.json`` in the run folder.
+
+Defaults are the DeCoVNet paper's ("trained for 100 epochs using Adam optimizer with a constant
+learning rate of 1e-5 ... the batch size was set to 1 ... 15 % were randomly selected for
+hyperparameter tuning"). The same loop trains COVID-19Net and the lung UNet.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import UsageError
+from ..outputs import write_json
+
+ARCHS = ("decovnet", "covid19net", "unet")
+#: Batch size used when ``batch_size`` is None: 1 volume (the paper's, volumes differ in length), 16 UNet slices.
+DEFAULT_BATCH = {"decovnet": 1, "covid19net": 1, "unet": 16}
+#: Fields that must match when a run is resumed (the others, e.g. ``epochs`` or ``device``, may change).
+FIXED_ON_RESUME = ("model", "manifest", "lr", "batch_size", "val_fraction", "seed", "augment", "input_size",
+                   "init_from", "pretrain_manifest", "lungs_method", "lesion_augment")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run.
+
+    ``model``: ``decovnet``, ``covid19net`` or ``unet``. ``manifest``: dataset CSV
+    (:mod:`covidct.data.manifest`). ``out``: run folder (checkpoints, logs, final model in ``out/model``).
+    ``batch_size``: None = :data:`DEFAULT_BATCH`. ``amp``: None = bfloat16 autocast on CUDA only.
+    ``input_size``: in-plane ``(H, W)`` override of the model input (DeCoVNet's adaptive pooling takes
+    any size; for small GPUs and tests), or ``(D, H, W)`` for COVID-19Net; None = the paper's.
+    ``init_from``: a checkpoint (``.pt``) or model folder to start from. ``pretrain_manifest``:
+    COVID-19Net's first step, an auxiliary binary task trained (``pretrain_epochs``, default
+    ``epochs``) in ``out/pretrain`` before fine-tuning on ``manifest``. ``lungs_method``: segmentation
+    for manifest rows without a ``lungs`` mask (cached). ``cache_dir``: preprocessed-input cache
+    (default ``out/cache``). ``checkpoint_every``: steps between mid-epoch checkpoints (0 = only at
+    epoch ends). ``lesion_augment``: UNet only, probability that a training slice gets synthetic
+    pleural lesions. ``deterministic``: deterministic algorithms (always on CPU; on CUDA when True).
+    """
+
+    model: str
+    manifest: str
+    out: str
+    epochs: int = 100
+    lr: float = 1e-5
+    batch_size: int | None = None
+    val_fraction: float = 0.15
+    seed: int = 0
+    augment: bool = True
+    device: str = "auto"
+    amp: bool | None = None
+    num_workers: int = 0
+    init_from: str | None = None
+    pretrain_manifest: str | None = None
+    pretrain_epochs: int | None = None
+    input_size: tuple[int, ...] | None = None
+    lungs_method: str = "unet"
+    cache_dir: str | None = None
+    checkpoint_every: int = 50
+    lesion_augment: float = 0.5
+    name: str | None = None
+    deterministic: bool = False
+    resume: bool = False
+
+    def __post_init__(self):
+        if self.input_size is not None:
+            self.input_size = tuple(int(v) for v in self.input_size)
+        # absolute paths, so that a resumed run from another working folder compares equal
+        for key in ("manifest", "out", "init_from", "pretrain_manifest", "cache_dir"):
+            value = getattr(self, key)
+            if value is not None and (key != "init_from" or Path(value).exists()):
+                setattr(self, key, str(Path(value).expanduser().resolve()))
+        self.validate()
+
+    @property
+    def effective_batch_size(self) -> int:
+        return self.batch_size or DEFAULT_BATCH[self.model]
+
+    @property
+    def cache_folder(self) -> Path:
+        return Path(self.cache_dir) if self.cache_dir else Path(self.out) / "cache"
+
+    def validate(self) -> None:
+        """Raise :class:`UsageError` with one sentence for the first bad value."""
+        if self.model not in ARCHS:
+            raise UsageError(f"Unknown model '{self.model}'; choose decovnet, covid19net or unet.")
+        checks = [
+            (self.epochs >= 1, f"--epochs must be at least 1 (got {self.epochs})."),
+            (self.lr > 0, f"--lr must be positive (got {self.lr})."),
+            (self.batch_size is None or self.batch_size >= 1, f"--batch-size must be at least 1 (got {self.batch_size})."),
+            (0.0 <= self.val_fraction < 1.0, f"--val-fraction must lie in [0, 1) (got {self.val_fraction})."),
+            (self.num_workers >= 0, f"--num-workers must be 0 or more (got {self.num_workers})."),
+            (self.checkpoint_every >= 0, f"--checkpoint-every must be 0 or more (got {self.checkpoint_every})."),
+            (0.0 <= self.lesion_augment <= 1.0, f"--lesion-augment must lie in [0, 1] (got {self.lesion_augment})."),
+            (self.lungs_method in ("unet", "threshold"), f"--lungs-method must be unet or threshold (got {self.lungs_method})."),
+            (self.pretrain_epochs is None or self.pretrain_epochs >= 1,
+             f"--pretrain-epochs must be at least 1 (got {self.pretrain_epochs})."),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UsageError(message)
+        if self.input_size is not None:
+            allowed = (2, 3) if self.model == "covid19net" else (2,)
+            if len(self.input_size) not in allowed or min(self.input_size) < 16:
+                shape = "HxW or DxHxW" if self.model == "covid19net" else "HxW"
+                raise UsageError(f"--input-size {'x'.join(map(str, self.input_size))} is not valid for {self.model}; "
+                                 f"give {shape} with every size at least 16, e.g. 112x168.")
+
+    def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        if data["input_size"] is not None:
+            data["input_size"] = list(data["input_size"])
+        return data
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the config as JSON (atomically)."""
+        return write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "TrainConfig":
+        """Read a config written by :meth:`save`; unknown keys are ignored."""
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def differences(self, other: "TrainConfig") -> list[str]:
+        """Names of the :data:`FIXED_ON_RESUME` fields whose values differ from ``other``'s."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return [key for key in FIXED_ON_RESUME if mine[key] != theirs[key]]
+
+
+def parse_input_size(text: str | None) -> tuple[int, ...] | None:
+    """``"64x96"`` → ``(64, 96)``; ``None``/empty → None; raises :class:`UsageError` when malformed."""
+    if not text:
+        return None
+    try:
+        return tuple(int(part) for part in text.lower().replace("×", "x").split("x"))
+    except ValueError:
+        raise UsageError(f"--input-size '{text}' is not a size; write HxW, e.g. 112x168.") from None

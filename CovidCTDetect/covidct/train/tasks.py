@@ -1,0 +1,158 @@
+"""What differs between the models the one training loop trains.
+
+A task turns manifest cases into cached training items, loads an item (CPU, in a DataLoader
+worker), augments a batch on the training device, computes the loss, and scores validation:
+
+* :class:`ClassifierTask` (DeCoVNet, COVID-19Net): one item per CT volume, the paper's model input
+  from :mod:`covidct.preprocess`, cached; the paper's augmentation (:mod:`covidct.data.augment`);
+  the model's own cross-entropy; validation ROC AUC (scikit-learn).
+* :class:`SegmentationTask` (lung UNet, see :mod:`.unet_task`): one item per CT slice.
+
+Lung masks: the manifest's ``lungs`` file, else ``segment_lungs(method=config.lungs_method)``,
+computed once and cached as a pseudo-label (:func:`lungs_for`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+
+from ..data.augment import random_augmentation
+from ..data.cache import TensorCache, code_version, file_identity, file_sha256
+from ..data.manifest import Case
+from ..errors import UsageError
+from ..geometry import image_from_array, resize_array
+
+
+def sample_seed(*numbers: int) -> int:
+    """A 63-bit seed derived from integers (run seed, epoch, index, ...); equal inputs, equal seed."""
+    return int(np.random.SeedSequence([int(n) for n in numbers]).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
+def lungs_key(case: Case, method: str) -> str:
+    """Names the content of the case's lung mask: the manifest file's sha256, or the cache key of the
+    segmentation (CT identity, method, version of the lung code)."""
+    if case.lungs is not None:
+        return "file:" + file_sha256(case.lungs)
+    return "segmented:" + TensorCache.key(_lungs_parts(case, method))
+
+
+def lungs_for(case: Case, ct: sitk.Image, cache: TensorCache, method: str, device) -> sitk.Image:
+    """The case's lung mask on the CT grid: the manifest's mask when given, else
+    ``segment_lungs(ct, method)``, computed once and cached on disk (a pseudo-label)."""
+    from ..io import read_image
+
+    if case.lungs is not None:
+        return read_image(case.lungs)
+    from ..lungs import segment_lungs
+
+    def compute():
+        mask = segment_lungs(ct, method=method, device=device)
+        return sitk.GetArrayFromImage(mask).astype(np.uint8), {}
+
+    path = cache.get(_lungs_parts(case, method), compute)
+    return image_from_array(np.array(TensorCache.load(path)), ct)
+
+
+def _lungs_parts(case: Case, method: str) -> dict:
+    from .. import lungs as lungs_package
+
+    return {"kind": "lungs", "ct": file_identity(case.ct), "method": method, "code": code_version(lungs_package)}
+
+
+def collate(batch: list[dict]) -> dict:
+    """Stack items into a batch; items of different shapes (CTs of different lengths) cannot share one."""
+    shapes = {tuple(item["x"].shape) for item in batch}
+    if len(shapes) > 1:
+        raise UsageError(f"Volumes of different sizes {sorted(shapes)} cannot share a batch; use --batch-size 1 "
+                         "(the paper's setting) or volumes with the same number of slices.")
+    return {"x": torch.stack([item["x"] for item in batch]),
+            "y": torch.stack([item["y"] for item in batch]),
+            "seed": [item["seed"] for item in batch],
+            "index": [item["index"] for item in batch]}
+
+
+class ClassifierTask:
+    """DeCoVNet and COVID-19Net: volumes in, P(COVID-19) out; validation ROC AUC."""
+
+    metric = "val_auc"
+    needs_labels = True
+
+    def __init__(self, config, device):
+        self.config = config
+        self.device = device
+        if config.model == "decovnet":
+            from ..preprocess.decovnet import decovnet_input
+
+            self.preprocess = decovnet_input
+            self.augment_args = {"image_channels": (0,), "mask_channels": (1,), "clamp": (0.0, 1.0)}
+        else:
+            from ..preprocess.covid19net import covid19net_input
+
+            self.preprocess = covid19net_input
+            self.augment_args = {"image_channels": (0,), "mask_channels": (), "clamp": None}
+
+    # ---- items --------------------------------------------------------------------------------
+    def prepare(self, case: Case, cache: TensorCache) -> list[dict]:
+        """Cache the model input of ``case``; returns its one item."""
+        from .. import preprocess
+        from .. import geometry
+        from ..io import load_ct
+
+        parts = {"kind": "input", "arch": self.config.model, "ct": file_identity(case.ct),
+                 "lungs": lungs_key(case, self.config.lungs_method), "input_size": self.config.input_size,
+                 "code": code_version(preprocess, geometry)}
+
+        def compute():
+            ct = load_ct(case.ct)
+            lungs = lungs_for(case, ct, cache, self.config.lungs_method, self.device)
+            return self._input(ct, lungs), {"case": case.id}
+
+        path = cache.get(parts, compute)
+        return [{"path": str(path), "label": int(case.label), "case": case.id}]
+
+    def _input(self, ct: sitk.Image, lungs: sitk.Image) -> np.ndarray:
+        array, _ = self.preprocess(ct, lungs)
+        size = self.config.input_size
+        if size is None:
+            return array
+        shape = (array.shape[1], *size) if len(size) == 2 else tuple(size)
+        out = np.empty((array.shape[0], *shape), np.float32)
+        for channel in range(array.shape[0]):
+            order = 0 if channel in self.augment_args["mask_channels"] else 1
+            out[channel] = resize_array(array[channel], shape, order=order)
+        return out
+
+    def load(self, item: dict, index: int, seed: int, train: bool) -> dict:
+        """One item as tensors (CPU; float16 as cached)."""
+        x = torch.from_numpy(np.array(TensorCache.load(item["path"])))
+        return {"x": x, "y": torch.tensor(item["label"]), "seed": seed, "index": index}
+
+    # ---- device side --------------------------------------------------------------------------
+    def inputs(self, batch: dict, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x, y)`` on the device, float32, augmented per sample (its own seed) when training."""
+        x = batch["x"].to(self.device, non_blocking=True).float()
+        if train and self.config.augment:
+            x = torch.stack([random_augmentation(sample, torch.Generator().manual_seed(seed), **self.augment_args)
+                             for sample, seed in zip(x, batch["seed"])])
+        return x, batch["y"].to(self.device)
+
+    def outputs(self, model, logits: torch.Tensor, y: torch.Tensor) -> dict:
+        """Per-sample validation records: probability, label and loss."""
+        probability = model.probability(logits).float().cpu()
+        return {"probability": probability.tolist(), "label": y.cpu().tolist(),
+                "loss": [float(model.loss(logits[i:i + 1], y[i:i + 1])) for i in range(len(y))]}
+
+    def score(self, records: dict) -> dict:
+        """Validation metrics from all ranks' records: ROC AUC (scikit-learn) and mean loss."""
+        from sklearn.metrics import roc_auc_score
+
+        probability = np.asarray(records["probability"], dtype=float)
+        labels = np.asarray(records["label"], dtype=int)
+        if not np.all(np.isfinite(probability)):
+            from ..errors import ModelError
+
+            raise ModelError("Training diverged (the model outputs NaN); lower --lr or disable --amp.")
+        return {"val_auc": float(roc_auc_score(labels, probability)), "val_loss": float(np.mean(records["loss"])),
+                "val_cases": int(len(labels))}
