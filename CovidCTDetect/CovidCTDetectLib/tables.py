@@ -55,20 +55,42 @@ def plot_curve(x, y, name: str, chart_node=None, x_title: str = "", y_title: str
     x_name, y_name = x_title or "x", y_title or "y"
     table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{name} data")
     slicer.util.updateTableFromArray(table_node, [np.asarray(x, float), np.asarray(y, float)], [x_name, y_name])
-    series = scene.AddNewNodeByClass("vtkMRMLPlotSeriesNode", name)
-    series.SetAndObserveTableNodeID(table_node.GetID())
-    series.SetXColumnName(x_name)
-    series.SetYColumnName(y_name)
-    series.SetPlotType(slicer.vtkMRMLPlotSeriesNode.PlotTypeScatter)
-    series.SetMarkerStyle(slicer.vtkMRMLPlotSeriesNode.MarkerStyleNone)
-    series.SetColor(*color)
     if chart_node is None:
-        chart_node = scene.AddNewNodeByClass("vtkMRMLPlotChartNode", name)
-        chart_node.SetTitle(name)
-        chart_node.SetXAxisTitle(x_title)
-        chart_node.SetYAxisTitle(y_title)
-    chart_node.AddAndObservePlotSeriesNodeID(series.GetID())
+        chart_node = new_chart(name, x_title, y_title, scene)
+    add_plot_series(chart_node, table_node, x_name, y_name, name, color)
     return chart_node
+
+
+def new_chart(name: str, x_title: str = "", y_title: str = "", scene=None):
+    """A new plot chart node ``name`` (also its title) with the given axis titles."""
+    chart_node = scene_or_default(scene).AddNewNodeByClass("vtkMRMLPlotChartNode", name)
+    chart_node.SetTitle(name)
+    chart_node.SetXAxisTitle(x_title)
+    chart_node.SetYAxisTitle(y_title)
+    return chart_node
+
+
+def add_plot_series(chart_node, table_node, x_column: str, y_column: str, name: str, color=(0.2, 0.4, 0.8),
+                    line: bool = True, markers: bool = False, label_column: str = ""):
+    """Add a series ``name`` plotting ``table_node``'s column ``y_column`` against ``x_column`` to ``chart_node``.
+
+    The series observes the table, so rows added to the table later appear in the chart. ``line``:
+    join the points; ``markers``: draw a circle at each point; ``label_column``: a column of point
+    labels (shown on hover). Returns the plot series node.
+    """
+    series = chart_node.GetScene().AddNewNodeByClass("vtkMRMLPlotSeriesNode", name)
+    series.SetAndObserveTableNodeID(table_node.GetID())
+    series.SetXColumnName(x_column)
+    series.SetYColumnName(y_column)
+    series.SetLabelColumnName(label_column)
+    series.SetPlotType(slicer.vtkMRMLPlotSeriesNode.PlotTypeScatter)
+    series.SetMarkerStyle(slicer.vtkMRMLPlotSeriesNode.MarkerStyleCircle if markers
+                          else slicer.vtkMRMLPlotSeriesNode.MarkerStyleNone)
+    if not line:
+        series.SetLineStyle(slicer.vtkMRMLPlotSeriesNode.LineStyleNone)
+    series.SetColor(*color)
+    chart_node.AddAndObservePlotSeriesNodeID(series.GetID())
+    return series
 
 
 def _is_number(value) -> bool:
