@@ -43,6 +43,31 @@ def append_result_row(row: dict, table_node=None, name: str = "CovidCT results",
     return table_node
 
 
+def set_table_columns(table_node, columns: dict):
+    """Replace the content of ``table_node`` with ``columns`` (column name → sequence of values, all of one length).
+
+    A column whose values are all numbers or None (at least one number) becomes a ``vtkDoubleArray`` (None →
+    NaN); any other column a ``vtkStringArray`` (None → ""). The table is modified once. Returns the table node.
+    """
+    lengths = {len(values) for values in columns.values()}
+    if len(lengths) > 1:
+        raise ValueError(f"columns of different lengths {sorted(lengths)}")
+    table = vtk.vtkTable()
+    for column_name, values in columns.items():
+        numeric = any(_is_number(v) for v in values) and all(v is None or _is_number(v) for v in values)
+        column = vtk.vtkDoubleArray() if numeric else vtk.vtkStringArray()
+        column.SetName(column_name)
+        column.SetNumberOfValues(len(values))
+        for row, value in enumerate(values):
+            if numeric:
+                column.SetValue(row, float("nan") if value is None else float(value))
+            else:
+                column.SetValue(row, "" if value is None else str(value))
+        table.AddColumn(column)
+    table_node.SetAndObserveTable(table)
+    return table_node
+
+
 def plot_curve(x, y, name: str, chart_node=None, x_title: str = "", y_title: str = "",
                color=(0.2, 0.4, 0.8), scene=None):
     """Add the curve ``y(x)`` (1-D sequences of equal length) as a line series to a plot chart.
