@@ -19,7 +19,7 @@ from sklearn.metrics import roc_auc_score
 from conftest import REPO, shared_file
 from covidct.data.manifest import read_manifest, write_manifest
 from covidct.data.synth import LesionOptions, make_synth_dataset
-from covidct.errors import DatasetError, UsageError
+from covidct.errors import DatasetError, ModelError, UsageError
 from covidct.progress import Progress
 from covidct.train import TrainConfig, train
 
@@ -167,6 +167,33 @@ def test_two_process_torchrun_on_cpu(synth, tmp_path):
     assert epoch["val_cases"] == 2  # validation gathered from both ranks
     assert (out / "model" / "model.json").exists()
     assert _weights(out / "last.pt")["world_size"] == 2
+
+
+@pytest.mark.slow
+def test_covid19net_two_step_transfer_learning(synth, tmp_path):
+    """Pre-training on an auxiliary binary task, then fine-tuning from its weights (COVID-19Net paper)."""
+    from covidct.models import load_model
+
+    progress = Recorder()
+    out = tmp_path / "c19"
+    common = dict(model="covid19net", manifest=synth["small"], input_size=(16, 32, 48), device="cpu", lr=1e-4,
+                  val_fraction=0.34, cache_dir=synth["cache"])
+    model_dir = train(TrainConfig(out=out, pretrain_manifest=synth["small"], pretrain_epochs=2, epochs=1, **common),
+                      progress)
+    phases = [e for e in progress.events if e["event"] == "phase"]
+    assert [p["phase"] for p in phases] == ["pretrain", "finetune"]
+    assert phases[1]["init_from"] == str(out / "pretrain" / "model")
+    final, card = load_model(model_dir)
+    assert "pre-training on manifest small.csv" in card.training_data and card.input["shape"] == [1, 16, 32, 48]
+    # the fine-tuning step is exactly a run started with --init-from the pre-trained model ...
+    same, _ = load_model(train(TrainConfig(out=tmp_path / "same", init_from=str(out / "pretrain" / "model"),
+                                           epochs=1, **common)))
+    assert all(torch.equal(a, b) for a, b in zip(final.state_dict().values(), same.state_dict().values()))
+    # ... and not a run from scratch
+    scratch, _ = load_model(train(TrainConfig(out=tmp_path / "scratch", epochs=1, **common)))
+    assert not all(torch.equal(a, b) for a, b in zip(final.state_dict().values(), scratch.state_dict().values()))
+    with pytest.raises(ModelError, match="holds a covid19net model, not decovnet"):
+        train(TrainConfig(manifest=synth["small"], out=tmp_path / "d", init_from=str(model_dir), **FAST))
 
 
 def test_clear_errors(synth, tmp_path):

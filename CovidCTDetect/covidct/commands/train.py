@@ -43,8 +43,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--pretrain-epochs", type=int, help="epochs of the pre-training step (default: --epochs)")
     parser.add_argument("--input-size", metavar="HxW",
                         help="model input size override, e.g. 112x168 (DeCoVNet in-plane; COVID-19Net HxW or DxHxW)")
-    parser.add_argument("--lungs-method", choices=("unet", "threshold"), default="unet",
-                        help="lung segmentation for manifest rows without a lungs mask (default unet)")
+    parser.add_argument("--lungs-method", choices=("unet", "threshold"), default=None,
+                        help="lung segmentation for manifest rows without a lungs mask (default unet; "
+                             "threshold pseudo-labels when training the UNet)")
     parser.add_argument("--cache-dir", help="folder for preprocessed inputs (default RUN/cache)")
     parser.add_argument("--num-workers", type=int, default=0, help="data-loading processes (default 0)")
     parser.add_argument("--checkpoint-every", type=int, default=50, metavar="STEPS",

@@ -36,7 +36,8 @@ class TrainConfig:
     ``init_from``: a checkpoint (``.pt``) or model folder to start from. ``pretrain_manifest``:
     COVID-19Net's first step, an auxiliary binary task trained (``pretrain_epochs``, default
     ``epochs``) in ``out/pretrain`` before fine-tuning on ``manifest``. ``lungs_method``: segmentation
-    for manifest rows without a ``lungs`` mask (cached). ``cache_dir``: preprocessed-input cache
+    for manifest rows without a ``lungs`` mask (cached; default ``unet``, and ``threshold`` pseudo-labels
+    when training the UNet itself). ``cache_dir``: preprocessed-input cache
     (default ``out/cache``). ``checkpoint_every``: steps between mid-epoch checkpoints (0 = only at
     epoch ends). ``lesion_augment``: UNet only, probability that a training slice gets synthetic
     pleural lesions. ``deterministic``: deterministic algorithms (always on CPU; on CUDA when True).
@@ -58,7 +59,7 @@ class TrainConfig:
     pretrain_manifest: str | None = None
     pretrain_epochs: int | None = None
     input_size: tuple[int, ...] | None = None
-    lungs_method: str = "unet"
+    lungs_method: str | None = None
     cache_dir: str | None = None
     checkpoint_every: int = 50
     lesion_augment: float = 0.5
@@ -81,6 +82,11 @@ class TrainConfig:
         return self.batch_size or DEFAULT_BATCH[self.model]
 
     @property
+    def effective_lungs_method(self) -> str:
+        """``lungs_method``, by default ``threshold`` for the UNet (the paper's pseudo-labels) and ``unet`` else."""
+        return self.lungs_method or ("threshold" if self.model == "unet" else "unet")
+
+    @property
     def cache_folder(self) -> Path:
         return Path(self.cache_dir) if self.cache_dir else Path(self.out) / "cache"
 
@@ -96,7 +102,8 @@ class TrainConfig:
             (self.num_workers >= 0, f"--num-workers must be 0 or more (got {self.num_workers})."),
             (self.checkpoint_every >= 0, f"--checkpoint-every must be 0 or more (got {self.checkpoint_every})."),
             (0.0 <= self.lesion_augment <= 1.0, f"--lesion-augment must lie in [0, 1] (got {self.lesion_augment})."),
-            (self.lungs_method in ("unet", "threshold"), f"--lungs-method must be unet or threshold (got {self.lungs_method})."),
+            (self.lungs_method in (None, "unet", "threshold"),
+             f"--lungs-method must be unet or threshold (got {self.lungs_method})."),
             (self.pretrain_epochs is None or self.pretrain_epochs >= 1,
              f"--pretrain-epochs must be at least 1 (got {self.pretrain_epochs})."),
         ]

@@ -124,21 +124,21 @@ class _Run:
                 write_manifest(self.out / "split.csv",
                                [dataclasses.replace(c, split="train") for c in train_cases]
                                + [dataclasses.replace(c, split="val") for c in val_cases], relative=False)
-            self.train_items = self._prepare(train_cases, "train")
-            self.val_items = self._prepare(val_cases, "val")
+            self.train_items = self._prepare(train_cases, "train", True)
+            self.val_items = self._prepare(val_cases, "val", False)
             self.train_cases, self.val_cases = train_cases, val_cases
             model = self._build_model()
             return self._loop(model)
 
-    def _prepare(self, cases: list[Case], name: str) -> list[dict]:
+    def _prepare(self, cases: list[Case], name: str, train: bool) -> list[dict]:
         """Cache every case's model input (ranks share the work), then list the items."""
         cache = TensorCache(self.config.cache_folder)
         for i, case in enumerate(cases):
             if i % self.ctx.world_size == self.ctx.rank:
-                self.task.prepare(case, cache)
+                self.task.prepare(case, cache, train)
                 self.progress.stage(f"preprocess {name}", i + 1, len(cases))
         distributed.barrier(self.ctx)
-        return [item for case in cases for item in self.task.prepare(case, cache)]
+        return [item for case in cases for item in self.task.prepare(case, cache, train)]
 
     def _build_model(self) -> torch.nn.Module:
         from ..models import build_model
@@ -211,7 +211,7 @@ class _Run:
         x, y = self.task.inputs(batch, train=True)
         with self._autocast():
             logits = wrapped(x)
-        loss = model.loss(logits, y)
+        loss = self.task.loss(model, logits, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -235,7 +235,7 @@ class _Run:
             x, y = self.task.inputs(batch, train=False)
             with self._autocast():
                 logits = model(x)
-            for key, values in self.task.outputs(model, logits, y).items():
+            for key, values in self.task.outputs(model, logits, y, batch).items():
                 records.setdefault(key, []).extend(values)
             self.progress.stage("validate", done, len(indices))
         merged: dict = {}
@@ -314,8 +314,11 @@ class _Run:
         if labels:
             described += f"; {sum(labels)} positive, {len(labels) - sum(labels)} negative"
         described += ")"
-        if config.init_from:
-            described += f", starting from the weights of {Path(config.init_from).name}"
+        if config.pretrain_manifest:
+            described += (f", fine-tuned after pre-training on manifest {Path(config.pretrain_manifest).name} "
+                          "(two-step transfer learning)")
+        elif config.init_from:
+            described += f", starting from the weights of {config.init_from}"
         return ModelCard(
             name=config.name or f"{config.model}-{self.out.name}",
             architecture=config.model,

@@ -6,7 +6,7 @@ worker), augments a batch on the training device, computes the loss, and scores 
 * :class:`ClassifierTask` (DeCoVNet, COVID-19Net): one item per CT volume, the paper's model input
   from :mod:`covidct.preprocess`, cached; the paper's augmentation (:mod:`covidct.data.augment`);
   the model's own cross-entropy; validation ROC AUC (scikit-learn).
-* :class:`SegmentationTask` (lung UNet, see :mod:`.unet_task`): one item per CT slice.
+* :class:`~.unet_task.SegmentationTask` (lung UNet): one item per CT slice.
 
 Lung masks: the manifest's ``lungs`` file, else ``segment_lungs(method=config.lungs_method)``,
 computed once and cached as a pseudo-label (:func:`lungs_for`).
@@ -62,15 +62,14 @@ def _lungs_parts(case: Case, method: str) -> dict:
 
 
 def collate(batch: list[dict]) -> dict:
-    """Stack items into a batch; items of different shapes (CTs of different lengths) cannot share one."""
+    """Stack items' ``x`` and ``y`` tensors into a batch (other fields become lists); items of
+    different shapes (CTs of different lengths) cannot share one."""
     shapes = {tuple(item["x"].shape) for item in batch}
     if len(shapes) > 1:
         raise UsageError(f"Volumes of different sizes {sorted(shapes)} cannot share a batch; use --batch-size 1 "
                          "(the paper's setting) or volumes with the same number of slices.")
-    return {"x": torch.stack([item["x"] for item in batch]),
-            "y": torch.stack([item["y"] for item in batch]),
-            "seed": [item["seed"] for item in batch],
-            "index": [item["index"] for item in batch]}
+    return {key: torch.stack([item[key] for item in batch]) if key in ("x", "y") else [item[key] for item in batch]
+            for key in batch[0]}
 
 
 class ClassifierTask:
@@ -94,19 +93,19 @@ class ClassifierTask:
             self.augment_args = {"image_channels": (0,), "mask_channels": (), "clamp": None}
 
     # ---- items --------------------------------------------------------------------------------
-    def prepare(self, case: Case, cache: TensorCache) -> list[dict]:
-        """Cache the model input of ``case``; returns its one item."""
+    def prepare(self, case: Case, cache: TensorCache, train: bool) -> list[dict]:
+        """Cache the model input of ``case``; returns its one item (the same for training and validation)."""
         from .. import preprocess
         from .. import geometry
         from ..io import load_ct
 
         parts = {"kind": "input", "arch": self.config.model, "ct": file_identity(case.ct),
-                 "lungs": lungs_key(case, self.config.lungs_method), "input_size": self.config.input_size,
+                 "lungs": lungs_key(case, self.config.effective_lungs_method), "input_size": self.config.input_size,
                  "code": code_version(preprocess, geometry)}
 
         def compute():
             ct = load_ct(case.ct)
-            lungs = lungs_for(case, ct, cache, self.config.lungs_method, self.device)
+            lungs = lungs_for(case, ct, cache, self.config.effective_lungs_method, self.device)
             return self._input(ct, lungs), {"case": case.id}
 
         path = cache.get(parts, compute)
@@ -138,7 +137,11 @@ class ClassifierTask:
                              for sample, seed in zip(x, batch["seed"])])
         return x, batch["y"].to(self.device)
 
-    def outputs(self, model, logits: torch.Tensor, y: torch.Tensor) -> dict:
+    def loss(self, model, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The model's own loss (cross-entropy, as in both papers)."""
+        return model.loss(logits, y)
+
+    def outputs(self, model, logits: torch.Tensor, y: torch.Tensor, batch: dict) -> dict:
         """Per-sample validation records: probability, label and loss."""
         probability = model.probability(logits).float().cpu()
         return {"probability": probability.tolist(), "label": y.cpu().tolist(),

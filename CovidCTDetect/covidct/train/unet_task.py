@@ -1,0 +1,138 @@
+"""Training the 2D lung UNet: CT slices in, lung masks out, with synthetic pleural lesions.
+
+DeCoVNet paper: "we trained a simple 2D UNet using the CT images in our training set. To obtain the
+ground-truth lung masks, we segmented the lung regions using an unsupervised learning method" — the
+masks are the manifest's ``lungs`` files where a dataset has real ones, else pseudo-labels from
+``segment_lungs(method="threshold")`` (cached). Slices are the paper's: HU window −1200…600 → 0…1,
+each slice resized to the UNet's input size (the model card's, 368 × 368 in the paper), masks
+nearest-neighbour; the target is lung (1) vs background (0), left/right being assigned afterwards.
+
+Lesion augmentation: lung masks from thresholds, like many lung tools, leave out dense consolidation
+along the pleura. Here lesions are inserted into the *clean* slice while the target stays the clean
+lung mask, so the network learns that consolidation and ground-glass opacity touching the pleura
+are lung: with probability ``config.lesion_augment`` a training slice gets 1–3 lesions
+(consolidation −100…+50 HU or GGO, 10–40 mm, every one touching the pleura) from
+:func:`covidct.data.synth.paint_lesions`. Validation scores every validation slice twice, clean and
+with lesions (fixed seeds): ``val_dice`` is the Dice of the lung class over both, and
+``val_dice_clean``/``val_dice_lesions`` the two parts. Then the paper's augmentation (affine, jitter)
+acts on image and mask alike.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+import torch.nn.functional as F
+
+from ..data.augment import random_augmentation
+from ..data.cache import TensorCache, code_version, file_identity
+from ..data.manifest import Case
+from ..data.synth import LesionOptions, paint_lesions
+from ..preprocess.window import HU_WINDOW, hu_window
+from .tasks import lungs_for, lungs_key
+
+#: Lesions inserted into training slices: dense or ground-glass, every one touching the pleura.
+PLEURAL_LESIONS = LesionOptions(kinds=("consolidation", "ggo"), n_lesions=(1, 3), size_mm=(10.0, 40.0),
+                                subpleural=1.0)
+
+
+def unet_slices(ct: sitk.Image, lungs: sitk.Image, size: tuple[int, int]) -> tuple[np.ndarray, list[float]]:
+    """``(float32 (Z, 2, H, W), [row, column] spacing in mm)``: every canonical axial slice windowed to 0…1
+    and resized to ``size``, with its lung mask (0/1, nearest neighbour) as the second channel."""
+    from ..geometry import resize_array
+    from ..preprocess.canonical import canonical_ct_and_lungs
+
+    canonical, ct_array, lung_array = canonical_ct_and_lungs(ct, lungs)
+    shape = (ct_array.shape[0], *size)
+    out = np.empty((shape[0], 2, *size), np.float32)
+    out[:, 0] = resize_array(hu_window(ct_array), shape)
+    out[:, 1] = resize_array(lung_array.astype(np.uint8), shape, order=0)
+    spacing_x, spacing_y, _ = canonical.GetSpacing()
+    return out, [spacing_y * ct_array.shape[1] / size[0], spacing_x * ct_array.shape[2] / size[1]]
+
+
+class SegmentationTask:
+    """The lung UNet: one item per axial slice; loss cross-entropy + soft Dice; validation Dice."""
+
+    metric = "val_dice"
+    needs_labels = False
+
+    def __init__(self, config, device):
+        from ..models.catalogue import default_input
+
+        self.config = config
+        self.device = device
+        self.size = tuple(config.input_size or default_input("unet")["shape"][-2:])
+
+    def prepare(self, case: Case, cache: TensorCache, train: bool) -> list[dict]:
+        """Cache the case's slices and masks; one item per slice (validation: each slice clean and with lesions)."""
+        from .. import geometry
+        from ..io import load_ct
+
+        method = self.config.effective_lungs_method
+        parts = {"kind": "unet-slices", "ct": file_identity(case.ct), "lungs": lungs_key(case, method),
+                 "size": self.size, "code": code_version(unet_slices, geometry, hu_window)}
+
+        def compute():
+            ct = load_ct(case.ct)
+            array, spacing = unet_slices(ct, lungs_for(case, ct, cache, method, self.device), self.size)
+            return array, {"case": case.id, "spacing": spacing}
+
+        path = cache.get(parts, compute)
+        depth = TensorCache.load(path).shape[0]
+        spacing = TensorCache.meta(path)["spacing"]
+        variants = (False,) if train else (False, True)
+        return [{"path": str(path), "slice": z, "spacing": spacing, "lesions": lesions, "case": case.id}
+                for lesions in variants for z in range(depth)]
+
+    def load(self, item: dict, index: int, seed: int, train: bool) -> dict:
+        """One slice as ``(2, H, W)`` float32 (image, target), lesions inserted per the module docstring."""
+        stack = np.array(TensorCache.load(item["path"])[item["slice"]], dtype=np.float32)
+        rng = np.random.default_rng(seed if train else index)
+        lesions = item["lesions"] or (train and rng.random() < self.config.lesion_augment)
+        if lesions and stack[1].any():
+            low, high = HU_WINDOW
+            hu, _ = paint_lesions(stack[0] * (high - low) + low, stack[1] > 0, item["spacing"], rng, PLEURAL_LESIONS)
+            stack[0] = hu_window(hu)
+        return {"x": torch.from_numpy(stack), "y": torch.zeros(()), "seed": seed, "index": index,
+                "lesions": bool(item["lesions"])}
+
+    def inputs(self, batch: dict, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x (N, 1, H, W), target (N, H, W) long)`` on the device; the paper's augmentation when training."""
+        stack = batch["x"].to(self.device, non_blocking=True).float()
+        if train and self.config.augment:
+            stack = torch.stack([random_augmentation(s[:, None], torch.Generator().manual_seed(seed), image_channels=(0,),
+                                                     mask_channels=(1,), clamp=(0.0, 1.0))[:, 0]
+                                 for s, seed in zip(stack, batch["seed"])])
+        return stack[:, :1], stack[:, 1].round().long()
+
+    def loss(self, model, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy plus soft Dice of the lung class (Dice keeps thin lung edges from being ignored)."""
+        logits = logits.float()
+        lung = torch.softmax(logits, dim=1)[:, 1]
+        truth = (target == 1).float()
+        dice = (2 * (lung * truth).sum() + 1.0) / (lung.sum() + truth.sum() + 1.0)
+        return F.cross_entropy(logits, target) + (1.0 - dice)
+
+    def outputs(self, model, logits: torch.Tensor, target: torch.Tensor, batch: dict) -> dict:
+        """Per-slice overlap counts of the predicted and true lung, and the loss."""
+        predicted = logits.argmax(dim=1) == 1
+        truth = target == 1
+        return {"overlap": (predicted & truth).sum(dim=(1, 2)).tolist(),
+                "predicted": predicted.sum(dim=(1, 2)).tolist(), "true": truth.sum(dim=(1, 2)).tolist(),
+                "lesions": batch["lesions"], "loss": [float(self.loss(model, logits[i:i + 1], target[i:i + 1]))
+                                             for i in range(len(target))]}
+
+    def score(self, records: dict) -> dict:
+        """Dice of the lung class over all validation slices, clean and with lesions, and mean loss."""
+        overlap, predicted, true = (np.asarray(records[k], dtype=float) for k in ("overlap", "predicted", "true"))
+        lesions = np.asarray(records["lesions"], dtype=bool)
+
+        def dice(select):
+            denominator = predicted[select].sum() + true[select].sum()
+            return float(2 * overlap[select].sum() / denominator) if denominator else 1.0
+
+        return {"val_dice": dice(np.ones_like(lesions)), "val_dice_clean": dice(~lesions),
+                "val_dice_lesions": dice(lesions), "val_loss": float(np.mean(records["loss"])),
+                "val_slices": int(len(lesions))}
