@@ -12,5 +12,7 @@ Submodules (import them directly, e.g. ``from CovidCTDetectLib.volumes import im
 * :mod:`.tables` — result rows in a table node, curves in plot chart nodes;
 * :mod:`.process` — background ``covidct`` process: JSON-line progress, cancel, blocking wait (no Qt);
 * :mod:`.jobs` — a running command with its temporary folder: progress stage/fraction, wait, cancel (no Qt);
-* :mod:`.lung_segmentation_logic` — the CovidCTLungSegmentation module's logic (no Qt).
+* :mod:`.lung_segmentation_logic` — the CovidCTLungSegmentation module's logic (no Qt);
+* :mod:`.detect_logic` — the CovidCTDetect module's detection logic: single CT and batch (no Qt);
+* :mod:`.prognosis_logic` — the CovidCTDetect module's prognosis section and cohort view (no Qt).
 """

@@ -18,15 +18,16 @@ from .process import BackgroundProcess
 
 
 class CommandJob:
-    """One running command with its temporary folder ``workdir`` (deleted by :meth:`cancel` and :meth:`cleanup`).
+    """One running command with its temporary folder ``workdir`` (deleted by :meth:`cancel` and :meth:`cleanup`;
+    None when the command needs none).
 
     :attr:`stage` is the name of the latest progress stage and :attr:`fraction` (0..1) how much of
     it is done; :attr:`elapsed` is the wall time in seconds since the job was made.
     """
 
-    def __init__(self, process: BackgroundProcess, workdir: Path):
+    def __init__(self, process: BackgroundProcess, workdir: Path | None):
         self.process = process
-        self.workdir = Path(workdir)
+        self.workdir = None if workdir is None else Path(workdir)
         self.stage = "starting"
         self.fraction = 0.0
         self.started = time.perf_counter()
@@ -62,7 +63,8 @@ class CommandJob:
 
     def cleanup(self) -> None:
         """Delete the temporary folder."""
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _note(self, event: dict) -> None:
         if event.get("event") == "stage":
