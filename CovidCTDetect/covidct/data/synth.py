@@ -8,9 +8,10 @@ How a lesion is made (all sizes in millimetres, so it works on any voxel spacing
 * **Shape**: an ellipsoid with random semi-axes and orientation whose boundary is perturbed by a
   smoothed Gaussian random field, with a soft margin (``alpha`` in 0…1; wider for GGO). It is cut to
   the lung it starts in: lesions lie inside the lungs only. The lesion mask is ``alpha ≥ 0.5``.
-* **Place**: the centre is drawn from lung voxels weighted by ``exp(-depth / peripheral_mm)`` (depth =
-  distance to the lung boundary), and a fraction ``subpleural`` of lesions is centred close enough to
-  the boundary to touch the pleura. Lesions alternate between the two lungs (bilateral) with
+* **Place**: the centre is drawn from lung voxels weighted by ``exp(-depth / peripheral_mm)``, depth
+  being the distance below the outer lung surface (costal and diaphragmatic pleura, not the
+  mediastinal side), and a fraction ``subpleural`` of lesions is centred close enough to that
+  surface to touch the pleura. Lesions alternate between the two lungs (bilateral) with
   probability ``bilateral``.
 * **Density** (a partial-filling model of the airspaces): each voxel moves towards the density of
   fluid-filled lung by a fraction ``f``, ``hu' = hu + alpha·f·(fluid − hu)``. For GGO, ``f`` is chosen so
@@ -50,6 +51,10 @@ SEPTA_HU = (-250.0, -50.0)
 #: HU of fluid-filled (fully consolidated) lung towards which GGO moves the parenchyma.
 FLUID_HU = 20.0
 _MARGIN = {"ggo": 0.35, "consolidation": 0.12, "crazy_paving": 0.25}  # soft edge, relative to the radius
+#: Cell size (mm) of the grid on which lesion centres are placed, and the in-plane closing radius (mm)
+#: that fills the mediastinum to tell the outer (costal) lung surface from the inner one.
+PLACEMENT_MM = 4.0
+MEDIASTINUM_MM = 40.0
 
 
 @dataclass(frozen=True)
@@ -109,26 +114,25 @@ def paint_lesions(hu: np.ndarray, lungs: np.ndarray, spacing, rng: np.random.Gen
     array axis (for a SimpleITK array ``(z, y, x)``: the image spacing reversed). Returns the new CT as
     float32 HU and the lesion mask (uint8, values of :data:`LESION_LABELS`).
     """
-    hu = np.asarray(hu, dtype=np.float32)
+    out = np.array(hu, dtype=np.float32)
     lung = np.asarray(lungs) > 0
-    if hu.shape != lung.shape:
-        raise DatasetError(f"The lung mask's shape {lung.shape} differs from the CT's {hu.shape}; "
+    if out.shape != lung.shape:
+        raise DatasetError(f"The lung mask's shape {lung.shape} differs from the CT's {out.shape}; "
                            "give a mask on the CT's grid.")
     if not lung.any():
         raise DatasetError("The lung mask is empty, so no lesion can be inserted; check the mask or the CT.")
     spacing = np.asarray(spacing, dtype=float)
     sides = _lung_sides(np.asarray(lungs), lung)
-    depth = ndi.distance_transform_edt(lung, sampling=spacing).astype(np.float32)
-    sigma = estimate_noise(hu, lung)
-    out = hu.copy()
-    labels = np.zeros(hu.shape, np.uint8)
+    placement = _Placement(sides, spacing)
+    sigma = estimate_noise(out, lung)
+    labels = np.zeros(out.shape, np.uint8)
     n = int(rng.integers(options.n_lesions[0], options.n_lesions[1] + 1))
     bilateral = len(sides) > 1 and rng.random() < options.bilateral
     first = int(rng.integers(len(sides)))
     for i in range(n):
-        side = sides[(first + i) % len(sides)] if bilateral else sides[first]
+        side = (first + i) % len(sides) if bilateral else first
         kind = options.kinds[int(rng.integers(len(options.kinds)))]
-        _paint_one(out, labels, side, depth, spacing, sigma, kind, rng, options)
+        _paint_one(out, labels, sides[side], placement, side, spacing, sigma, kind, rng, options)
     return out, labels
 
 
@@ -174,17 +178,74 @@ def _lung_sides(labels: np.ndarray, lung: np.ndarray) -> list[np.ndarray]:
     return [components == v for v in largest]
 
 
-def _paint_one(out, labels, side, depth, spacing, sigma, kind, rng, options: LesionOptions) -> None:
+class _Placement:
+    """Where lesions may start: the lungs on a coarse grid (cells of about :data:`PLACEMENT_MM`) with
+    each cell's depth below the *outer* lung surface (costal and diaphragmatic pleura).
+
+    Depth is measured from the boundary of the thorax region (the lungs with the mediastinum between
+    them filled in by an in-plane closing of :data:`MEDIASTINUM_MM` and hole filling), so that lesions
+    prefer the periphery of the lungs rather than the mediastinal surface. The coarse grid keeps the
+    distance transform cheap on full-resolution CTs.
+    """
+
+    def __init__(self, sides: list[np.ndarray], spacing: np.ndarray):
+        self.factor = np.maximum(1, np.round(PLACEMENT_MM / spacing)).astype(int)
+        self.spacing = spacing * self.factor
+        self.sides = sides
+        self.coarse = []
+        for side in sides:
+            fraction = _block_mean(side, self.factor)
+            self.coarse.append(fraction >= 0.5 if np.any(fraction >= 0.5) else fraction > 0)
+        self.depth = ndi.distance_transform_edt(_thorax(np.logical_or.reduce(self.coarse), self.spacing),
+                                                sampling=self.spacing)
+
+    def centre(self, side: int, touching_mm: float | None, peripheral_mm: float, rng) -> np.ndarray:
+        """A full-resolution lung voxel of ``side``: within ``touching_mm`` of the outer surface when given
+        (else anywhere), weighted by ``exp(-depth / peripheral_mm)``."""
+        cells = self.coarse[side]
+        if touching_mm is not None and np.any(cells & (self.depth <= touching_mm)):
+            cells = cells & (self.depth <= touching_mm)
+        index = np.flatnonzero(cells)
+        weights = np.exp(-self.depth.ravel()[index] / peripheral_mm)
+        cell = np.array(np.unravel_index(rng.choice(index, p=weights / weights.sum()), cells.shape))
+        block = tuple(slice(c * f, (c + 1) * f) for c, f in zip(cell, self.factor))
+        voxels = np.argwhere(self.sides[side][block])
+        if len(voxels) == 0:  # a cell kept only because the lung is thin everywhere: its centre
+            return np.minimum(cell * self.factor + self.factor // 2, np.array(self.sides[side].shape) - 1)
+        return voxels[rng.integers(len(voxels))] + cell * self.factor
+
+
+def _block_mean(mask: np.ndarray, factor: np.ndarray) -> np.ndarray:
+    """Mean of ``mask`` over blocks of ``factor`` voxels (the array is zero-padded to whole blocks)."""
+    padded_shape = [int(np.ceil(n / f)) * f for n, f in zip(mask.shape, factor)]
+    padded = np.zeros(padded_shape, np.float32)
+    padded[tuple(slice(0, n) for n in mask.shape)] = mask
+    interleaved = [v for n, f in zip(padded_shape, factor) for v in (n // f, f)]
+    return padded.reshape(interleaved).mean(axis=tuple(range(1, 2 * mask.ndim, 2)))
+
+
+def _thorax(lung: np.ndarray, spacing: np.ndarray) -> np.ndarray:
+    """The lungs plus the mediastinum between them: in-plane closing and hole filling, slice by slice."""
+    radius = np.maximum(1, np.round(MEDIASTINUM_MM / spacing[-2:])).astype(int)
+    grid = np.ogrid[-radius[0]:radius[0] + 1, -radius[1]:radius[1] + 1]
+    disk = (grid[0] / radius[0]) ** 2 + (grid[1] / radius[1]) ** 2 <= 1.0
+    in_plane = np.zeros((3,) * (lung.ndim - 2) + (3, 3), bool)
+    in_plane[(1,) * (lung.ndim - 2)] = ndi.generate_binary_structure(2, 1)
+    structure = disk.reshape((1,) * (lung.ndim - 2) + disk.shape)
+    pad = [(0, 0)] * (lung.ndim - 2) + [(r, r) for r in radius]
+    closed = ndi.binary_closing(np.pad(lung, pad), structure)
+    closed = closed[tuple(slice(p, closed.shape[i] - p) for i, (p, _) in enumerate(pad))]
+    return ndi.binary_fill_holes(closed | lung, in_plane)
+
+
+def _paint_one(out, labels, side_mask, placement: _Placement, side: int, spacing, sigma, kind, rng,
+               options: LesionOptions) -> None:
     ndim = out.ndim
     diameter = rng.uniform(*options.size_mm)
     radii = diameter / 2.0 * rng.uniform(0.6, 1.4, ndim)
     # centre: touching the pleura, or anywhere with a peripheral preference
-    candidates = side & (depth <= 0.8 * radii.min()) if rng.random() < options.subpleural else side
-    if not candidates.any():
-        candidates = side
-    index = np.flatnonzero(candidates)
-    weights = np.exp(-depth.ravel()[index] / options.peripheral_mm)
-    centre = np.array(np.unravel_index(rng.choice(index, p=weights / weights.sum()), out.shape))
+    touching = 0.8 * radii.min() if rng.random() < options.subpleural else None
+    centre = placement.centre(side, touching, options.peripheral_mm, rng)
     # local box and coordinates (mm) about the centre
     reach = np.ceil(radii.max() * 1.6 / spacing).astype(int) + 1
     box = tuple(slice(max(c - r, 0), min(c + r + 1, n)) for c, r, n in zip(centre, reach, out.shape))
@@ -195,7 +256,7 @@ def _paint_one(out, labels, side, depth, spacing, sigma, kind, rng, options: Les
     shape_noise = _smooth_field(radius_field.shape, spacing, diameter / 5.0, rng)
     level = radius_field + 0.25 * shape_noise
     margin = _MARGIN[kind]
-    alpha = np.clip((1.0 - level) / margin + 0.5, 0.0, 1.0) * side[box]  # one lung: the pleura bounds it
+    alpha = np.clip((1.0 - level) / margin + 0.5, 0.0, 1.0) * side_mask[box]  # one lung: the pleura bounds it
     core = alpha >= 0.5
     if not core.any():
         return
