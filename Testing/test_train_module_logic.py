@@ -62,6 +62,7 @@ def column(table_node, name):
     return [table_node.GetCellText(row, table_node.GetColumnIndex(name)) for row in range(table_node.GetNumberOfRows())]
 
 
+@pytest.mark.slow  # about 35 s of CPU: three background runs of covidct (train, resume, evaluate)
 def test_train_cancel_resume_evaluate_and_save(mrml_scene, dataset, tmp_path, monkeypatch):
     monkeypatch.setenv("COVIDCT_MODELS_DIR", str(tmp_path / "models"))
     logic = TrainLogic()
@@ -88,7 +89,7 @@ def test_train_cancel_resume_evaluate_and_save(mrml_scene, dataset, tmp_path, mo
     assert job.done and job.error is None
     with pytest.raises(ProcessLookupError):  # the whole process group is gone
         os.killpg(job.process.pid, 0)
-    with pytest.raises(CommandCancelled, match=r"epoch 2, step 1 stays in .*press Resume"):
+    with pytest.raises(CommandCancelled, match=r"the checkpoint at epoch 2, step 1 stays in .*press Resume"):
         job.finish()
     assert (out / "last.pt").is_file() and not (out / "model").exists()
 
@@ -227,3 +228,19 @@ def test_arguments_messages_and_device_probe(mrml_scene):
     devices = probe.finish()
     assert devices[-1]["device"] == "cpu" and device_label(devices[-1]).startswith("cpu: CPU (")
     assert all(device_label(d).startswith(d["device"] + ": ") for d in devices)
+
+
+def test_synthetic_dataset_from_a_volume_node(mrml_scene, tmp_path):
+    from CovidCTDetectLib.volumes import volume_from_image
+
+    ct = sitk.ReadImage(str(shared_file(CIP + "ct-64.nrrd")))
+    node = volume_from_image(ct, name="CIP CT/64")
+    job = TrainLogic().startSynthDataset([node], tmp_path / "synth", 1, 1, seed=2,
+                                         lungs=[shared_file(CIP + "wholeLung-64.nrrd")])
+    job.wait()
+    manifest = job.finish()
+    cases = read_manifest(manifest)
+    assert sorted(case.label for case in cases) == [0, 1]
+    background = tmp_path / "synth" / "backgrounds" / "CIP_CT_64.nrrd"  # the node, written with a file-safe name
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(background))), sitk.GetArrayFromImage(ct))
+    assert job.stage != "starting"

@@ -176,14 +176,15 @@ class TrainingJob(CommandJob):
             text += f", about {format_duration(self.eta_s)} left"
         return text
 
-    def checkpoint_text(self) -> str:
-        """Where the last checkpoint of the run stands, e.g. "epoch 2, step 3" or "end of epoch 1"."""
+    def checkpoint_text(self) -> str | None:
+        """The run's last checkpoint, e.g. "the checkpoint at epoch 2, step 3" or "... at the end of epoch 1";
+        None when there is none."""
         event = self.last_checkpoint
         if event is None:
-            return "the last checkpoint" if (self.out / "last.pt").is_file() else "no checkpoint yet"
+            return "the last checkpoint" if (self.out / "last.pt").is_file() else None
         if event.get("step"):
-            return f"epoch {event['epoch']}, step {event['step']}"
-        return f"end of epoch {event['epoch']}"
+            return f"the checkpoint at epoch {event['epoch']}, step {event['step']}"
+        return f"the checkpoint at the end of epoch {event['epoch']}"
 
     def finish(self) -> Path:
         """Once :attr:`done`: the final model's folder (``out/model``), or raise why there is none.
@@ -191,8 +192,11 @@ class TrainingJob(CommandJob):
         Raises :class:`CommandCancelled` (saying which checkpoint stays) or :class:`CommandFailed` (:attr:`error`).
         """
         if self.process.cancelled:
-            raise CommandCancelled(f"Training was cancelled; {self.checkpoint_text()} stays in '{self.out}', "
-                                   "so press Resume to continue.")
+            checkpoint = self.checkpoint_text()
+            if checkpoint is None:
+                raise CommandCancelled("Training was cancelled before its first checkpoint; start it again.")
+            raise CommandCancelled(f"Training was cancelled; {checkpoint} stays in '{self.out}', so press Resume to "
+                                   "continue.")
         if self.process.returncode != 0:
             raise CommandFailed(self.error, self.process.returncode)
         return self.model_dir or self.out / "model"
