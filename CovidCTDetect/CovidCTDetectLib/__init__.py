@@ -14,5 +14,7 @@ Submodules (import them directly, e.g. ``from CovidCTDetectLib.volumes import im
 * :mod:`.jobs` — a running command with its temporary folder: progress stage/fraction, wait, cancel (no Qt);
 * :mod:`.lung_segmentation_logic` — the CovidCTLungSegmentation module's logic (no Qt);
 * :mod:`.detect_logic` — the CovidCTDetect module's detection logic: single CT and batch (no Qt);
-* :mod:`.prognosis_logic` — the CovidCTDetect module's prognosis section and cohort view (no Qt).
+* :mod:`.prognosis_logic` — the CovidCTDetect module's prognosis section and cohort view (no Qt);
+* :mod:`.train_logic` — the CovidCTTrain module's logic: devices, synthetic data, training runs (no Qt), with
+  :mod:`.train_dataset` (manifests, preview table) and :mod:`.train_evaluation` (ROC/PR charts, saving a model).
 """
