@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,10 +24,12 @@ from detect_models import models_dir  # noqa: F401 (fixture)
 slicer = pytest.importorskip("slicer", reason="slicer-core (real MRML without the Slicer application) is not installed")
 import vtk  # noqa: E402  (installed with slicer-core)
 
+import covidct.detect as detect_module  # noqa: E402
 from covidct.detect import detect  # noqa: E402
 from covidct.errors import CTInputError, ModelError, UsageError  # noqa: E402
+from CovidCTDetectLib import detect_logic  # noqa: E402
 from CovidCTDetectLib.detect_logic import (RESULTS_TABLE_NAME, SUSPICIOUS_SEGMENTS, DetectionLogic,  # noqa: E402
-                                           lung_segment_ids)
+                                           classifier_models, lung_segment_ids)
 from CovidCTDetectLib.process import CommandCancelled, CommandFailed  # noqa: E402
 from CovidCTDetectLib.segmentations import (LUNG_SEGMENTS, SegmentSpec, labelmap_array_from_segmentation,  # noqa: E402
                                             segmentation_from_labelmap)
@@ -151,7 +154,7 @@ def test_suspicious_segment_present_when_the_heat_map_has_hot_regions(scene, mod
     assert all(c.GetForegroundVolumeID() is None for c in slicer.util.getNodesByClass("vtkMRMLSliceCompositeNode"))
 
 
-def test_lung_segments_are_found_by_name_terminology_or_as_the_only_segment(scene):
+def test_lung_segments_are_found_by_name_terminology_or_as_the_only_segment(scene, models_dir):
     volume = ct_node()
     mask = sitk.GetArrayFromImage(sitk.ReadImage(str(MASK)))
     # ours: "Right lung"/"Left lung" (here the whole mask split at the volume's middle column)
@@ -174,7 +177,7 @@ def test_lung_segments_are_found_by_name_terminology_or_as_the_only_segment(scen
     with pytest.raises(CTInputError, match="has no lung segment"):
         lung_segment_ids(no_lungs)
     with pytest.raises(CTInputError, match="has no lung segment"):
-        DetectionLogic().startDetection(volume, None, no_lungs)
+        DetectionLogic().startDetection(volume, MODEL, no_lungs)
 
 
 def test_background_job_polls_cancels_and_reports_errors(scene, models_dir, tmp_path):
@@ -182,7 +185,8 @@ def test_background_job_polls_cancels_and_reports_errors(scene, models_dir, tmp_
     segmentation = lungs_node(volume)
     logic = DetectionLogic()
     job = logic.startDetection(volume, MODEL, segmentation, device="cpu", outputFolder=tmp_path / "a")
-    assert (job.workdir / "ct.nrrd").is_file() and (job.workdir / "lungs.nrrd").is_file()
+    assert (job.workdir / "CIP_CT.nrrd").is_file() and (job.workdir / "lungs.nrrd").is_file()
+    assert job.case_folder == tmp_path / "a" / "CIP_CT"  # named after the volume
     lungs = sitk.GetArrayFromImage(sitk.ReadImage(str(job.workdir / "lungs.nrrd")))
     np.testing.assert_array_equal(lungs, sitk.GetArrayFromImage(sitk.ReadImage(str(MASK))))  # exported on the CT grid
     job.cancel()
@@ -216,7 +220,11 @@ def test_background_job_polls_cancels_and_reports_errors(scene, models_dir, tmp_
     assert len(table_rows(logic.resultsTableNode)) == 1  # only the finished run
 
 
-def test_unknown_model_is_refused(scene, models_dir):
+def test_model_choices_are_the_libraries(scene, models_dir):
+    """The logic mirrors covidct.detect's choices without importing it (it needs scipy, which Slicer may lack)."""
+    assert detect_logic.CLASSIFIERS == detect_module.CLASSIFIERS
+    assert detect_logic.LUNGS_METHODS == detect_module.LUNGS_METHODS
+    assert [card.name for card in classifier_models()][-2:] == ["random-decovnet", "tiny-covid19net"]
     volume = ct_node()
     with pytest.raises(ModelError, match="Unknown model 'no-such-model'"):
         DetectionLogic().startDetection(volume, "no-such-model")
@@ -232,7 +240,7 @@ def test_detection_segments_the_lungs_when_none_are_given(scene, models_dir, tmp
     segmentation = lungs.GetSegmentation()
     assert [segmentation.GetNthSegment(n).GetName() for n in range(2)] == ["Right lung", "Left lung"]
     labels = labelmap_array_from_segmentation(lungs, volume)
-    np.testing.assert_array_equal(labels, sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "ct" / "lungs.nii.gz"))))
+    np.testing.assert_array_equal(labels, sitk.GetArrayFromImage(sitk.ReadImage(str(result.outputFolder / "lungs.nii.gz"))))
     mask = sitk.GetArrayFromImage(sitk.ReadImage(str(MASK))) > 0
     assert 2 * np.sum(mask & (labels > 0)) / (mask.sum() + (labels > 0).sum()) > 0.9
 
@@ -268,3 +276,50 @@ def test_batch_options_are_checked_before_starting(scene, models_dir, tmp_path):
     with pytest.raises(CommandFailed, match="No CT found"):
         logic.runBatch(tmp_path, tmp_path / "out", MODEL, device="cpu")
     assert scene.GetNumberOfNodesByClass("vtkMRMLTableNode") == 0
+
+
+EXAMPLE = REPO / "CovidCTDetect" / "Resources" / "Examples" / "batch_detect.py"
+
+
+@needs_lungs
+@pytest.mark.parametrize("whole_folder", [False, True])
+def test_example_batch_script(scene, models_dir, tmp_path, monkeypatch, capsys, whole_folder):
+    """The documented ``Slicer --python-script`` example; its three application-only calls (load a volume file,
+    save a table, exit Slicer) are done with slicer-core's MRML means, the rest runs as in Slicer."""
+    import runpy
+
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    shutil.copy(CT, cases / "ct.nrrd")
+    (cases / "broken.nrrd").write_bytes(b"NRRD0004\nnot really a volume\n")
+
+    def load_volume(path):
+        try:
+            return volume_from_image(sitk.ReadImage(path), name=Path(path).name.split(".")[0])
+        except RuntimeError as error:  # as slicer.util.loadVolume: RuntimeError when the file cannot be read
+            raise RuntimeError(f"Failed to load node from file: {path}") from error
+
+    def save_node(node, path):
+        storage = slicer.vtkMRMLTableStorageNode()
+        storage.SetFileName(path)
+        return storage.WriteData(node)
+
+    def exit_slicer(status):
+        raise SystemExit(status)
+
+    monkeypatch.setattr(slicer.util, "loadVolume", load_volume)
+    monkeypatch.setattr(slicer.util, "saveNode", save_node)
+    monkeypatch.setattr(slicer.util, "exit", exit_slicer)
+    out = tmp_path / "out"
+    argv = ["--", "--input", str(cases), "--out", str(out), "--model", MODEL, "--device", "cpu", "--lungs-method",
+            "threshold"] + (["--whole-folder"] if whole_folder else [])
+    monkeypatch.setattr("sys.argv", [str(EXAMPLE), *argv])
+    with pytest.raises(SystemExit) as exit_status:
+        runpy.run_path(str(EXAMPLE), run_name="__main__")
+    printed = capsys.readouterr().out
+    assert exit_status.value.code == 0, printed
+    assert "1 of 2 CTs done" in printed
+    assert ("ct: P(COVID-19) =" if whole_folder else "ct.nrrd: P(COVID-19) =") in printed
+    assert json.loads((out / "ct" / "report.json").read_text())["model"] == MODEL
+    rows = (out / ("results.csv" if whole_folder else "slicer_results.csv")).read_text().strip().splitlines()
+    assert len(rows) == (3 if whole_folder else 2)  # header + one row per CT (whole folder: the failed one too)

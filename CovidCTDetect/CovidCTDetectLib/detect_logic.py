@@ -12,8 +12,8 @@ background process (:mod:`CovidCTDetectLib.process`). Its outputs become:
   "Right lung", "Left lung"), and the suspicious region (heat ≥ 0.5 in regions ≥ 1 mL, see
   :mod:`covidct.explain`), when there is one, as the segmentation node "<volume> suspicious region"
   with the segment "Suspicious region";
-* the files of :meth:`covidct.detect.Detection.save` (report.json, montage.png, ...) in an output
-  folder that is kept (a new temporary folder unless one is given).
+* the files of :meth:`covidct.detect.Detection.save` (report.json, montage.png, ...) in the sub-folder
+  named after the volume of an output folder that is kept (a new temporary folder unless one is given).
 
 Batch: ``covidct detect FOLDER --out DIR`` (files and DICOM series; one sub-folder per case and
 ``results.csv``), whose ``results.csv`` becomes a table node, failed cases with their error.
@@ -41,12 +41,12 @@ import slicer
 import vtk
 
 from covidct.batch import RESULT_COLUMNS, case_names
-from covidct.detect import CLASSIFIERS, LUNGS_METHODS, check_threshold
 from covidct.device import DEVICE_CHOICES
 from covidct.errors import CTInputError, ModelError, UsageError
 
 from .heatmaps import heat_map_volume, show_heat_map
 from .jobs import CommandJob
+from .lung_segmentation_logic import METHODS as LUNGS_METHODS
 from .lung_segmentation_logic import show_segmentation
 from .process import BackgroundProcess, CommandFailed, start_covidct
 from .segmentations import LUNG_SEGMENTS, SegmentSpec, labelmap_array_from_segmentation, segmentation_from_labelmap
@@ -68,6 +68,9 @@ SUSPICIOUS_SEGMENTS = (
                 "Segmentation category and type - DICOM master list~SCT^49755003^Morphologically Altered Structure"
                 "~SCT^52988006^Lesion~^^~Anatomic codes - DICOM master list~SCT^39607008^Lung~^^"),
 )
+#: Architectures of COVID-19 classifiers (``covidct.detect.CLASSIFIERS``; that module imports scipy, which
+#: Slicer may not have until the user agreed to install the requirements).
+CLASSIFIERS = ("decovnet", "covid19net")
 #: Columns of ``results.csv`` that hold numbers (empty for a failed case).
 _NUMERIC_RESULT_COLUMNS = ("probability", "threshold", "seconds")
 
@@ -300,22 +303,20 @@ class DetectionLogic:
         segments (:func:`lung_segment_ids`), or None to segment the lungs with ``lungsMethod``
         (``unet`` or ``threshold``); ``threshold``: operating threshold in (0, 1), None for the model
         card's; ``heatmap``: compute the Grad-CAM heat map; ``outputFolder``: where the outputs are
-        kept (default: a new temporary folder). Raises a :class:`covidct.errors.CovidCTError` with
+        kept, in the sub-folder named after the volume (letters, digits, ``-_.``; default: a new temporary
+        folder). Raises a :class:`covidct.errors.CovidCTError` with
         one sentence for a bad input or option.
         """
         card = classifier_card(model)
-        if lungsMethod not in LUNGS_METHODS:
-            raise UsageError(f"Unknown lung segmentation method '{lungsMethod}'; choose one of {', '.join(LUNGS_METHODS)}.")
-        if device not in DEVICES and not device.startswith("cuda:"):
-            raise UsageError(f"Unknown device '{device}'; choose one of {', '.join(DEVICES)} or cuda:N.")
-        if threshold is not None:
-            threshold = check_threshold(threshold)
+        _check_options(lungsMethod, device)
+        threshold = _checked_threshold(threshold)
         ct = image_from_volume(volumeNode)
         lungs = None if lungSegmentationNode is None else lungs_from_segmentation(lungSegmentationNode, volumeNode, ct)
         out = Path(outputFolder) if outputFolder else Path(tempfile.mkdtemp(prefix="covidct-detect-"))
         workdir = Path(tempfile.mkdtemp(prefix="covidct-detect-input-"))
+        case = case_names([Path(f"{volumeNode.GetName()}.nrrd")])[0]  # the volume's name, as a safe file name
         try:
-            ct_path = workdir / "ct.nrrd"
+            ct_path = workdir / f"{case}.nrrd"
             sitk.WriteImage(ct, str(ct_path))
             args = ["detect", ct_path, "--out", out, "--model", card.path, "--device", device]
             if lungs is not None:
@@ -331,8 +332,7 @@ class DetectionLogic:
         except BaseException:
             shutil.rmtree(workdir, ignore_errors=True)
             raise
-        return DetectionJob(self, volumeNode, process, workdir, out / case_names([ct_path])[0], lungs is not None,
-                            self.heatMapOpacity)
+        return DetectionJob(self, volumeNode, process, workdir, out / case, lungs is not None, self.heatMapOpacity)
 
     def detect(self, volumeNode, model=None, lungSegmentationNode=None, lungsMethod: str = LUNGS_METHODS[0],
                device: str = "auto", threshold: float | None = None, heatmap: bool = True, outputFolder=None,
@@ -372,12 +372,12 @@ class DetectionLogic:
             raise UsageError(f"The batch input '{inputPath}' does not exist; choose a folder of CTs or DICOM series.")
         if not outputFolder:
             raise UsageError("Choose an output folder for the batch results.")
-        if lungsMethod not in LUNGS_METHODS:
-            raise UsageError(f"Unknown lung segmentation method '{lungsMethod}'; choose one of {', '.join(LUNGS_METHODS)}.")
+        _check_options(lungsMethod, device)
+        threshold = _checked_threshold(threshold)
         args = ["detect", inputPath, "--out", outputFolder, "--model", card.path, "--device", device,
                 "--lungs-method", lungsMethod]
         if threshold is not None:
-            args += ["--threshold", repr(check_threshold(threshold))]
+            args += ["--threshold", repr(threshold)]
         if not heatmap:
             args.append("--no-heatmap")
         return BatchJob(start_covidct(args), Path(inputPath), Path(outputFolder),
@@ -390,6 +390,22 @@ class DetectionLogic:
         job = self.startBatch(inputPath, outputFolder, model, lungsMethod, device, threshold, heatmap, scene)
         _wait(job, onEvent)
         return job.finish()
+
+
+def _check_options(lungs_method: str, device: str) -> None:
+    if lungs_method not in LUNGS_METHODS:
+        raise UsageError(f"Unknown lung segmentation method '{lungs_method}'; choose one of {', '.join(LUNGS_METHODS)}.")
+    if device not in DEVICES and not device.startswith("cuda:"):
+        raise UsageError(f"Unknown device '{device}'; choose one of {', '.join(DEVICES)} or cuda:N.")
+
+
+def _checked_threshold(threshold):
+    """None, or ``threshold`` checked by :func:`covidct.detect.check_threshold` (one-sentence UsageError)."""
+    if threshold is None:
+        return None
+    from covidct.detect import check_threshold
+
+    return check_threshold(threshold)
 
 
 def _wait(job: CommandJob, on_event) -> None:
