@@ -265,6 +265,22 @@ def test_batch_on_a_folder_with_a_bad_file_gives_a_table_with_an_error_row(scene
     assert any(e.get("stage") == "cases" for e in events)
 
 
+def test_batch_where_every_case_fails_gives_a_table_of_error_rows(scene, models_dir, tmp_path):
+    """Exit status 2 (no CT succeeded) still has results.csv: the table holds each case's one-sentence error."""
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    (cases / "broken.nii.gz").write_bytes(b"\x1f\x8b not really a NIfTI file")
+    (cases / "empty.nrrd").write_bytes(b"")
+    job = DetectionLogic().startBatch(cases, tmp_path / "out", MODEL, device="cpu")
+    job.wait()
+    assert job.process.returncode == 2 and job.fraction == 1.0 and job.stage.startswith("case 2 of 2")
+    rows = table_rows(job.finish())
+    assert [row["case"] for row in rows] == ["broken", "empty"]
+    for row in rows:
+        assert row["error"].endswith(".") and "\n" not in row["error"] and row["model"] == MODEL
+        assert np.isnan(row["probability"]) and row["label"] == ""
+
+
 def test_batch_options_are_checked_before_starting(scene, models_dir, tmp_path):
     logic = DetectionLogic()
     with pytest.raises(UsageError, match="does not exist"):

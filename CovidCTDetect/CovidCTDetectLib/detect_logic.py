@@ -270,15 +270,13 @@ class BatchJob(CommandJob):
 def results_table(csv_path: Path, name: str, scene):
     """A new table node holding a ``results.csv`` of ``covidct detect`` (probability, threshold and
     seconds as numbers, NaN for a failed case)."""
-    table_node = None
+    table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", scene.GenerateUniqueName(name))
     with open(csv_path, newline="", encoding="utf-8") as stream:
         for row in csv.DictReader(stream):
             values = {column: row.get(column, "") for column in RESULT_COLUMNS}
             for column in _NUMERIC_RESULT_COLUMNS:
                 values[column] = float(values[column]) if values[column] else math.nan
-            table_node = append_result_row(values, table_node, scene.GenerateUniqueName(name), scene)
-    if table_node is None:
-        table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", scene.GenerateUniqueName(name))
+            append_result_row(values, table_node)
     return table_node
 
 
