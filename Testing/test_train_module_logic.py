@@ -139,11 +139,17 @@ def test_train_cancel_resume_evaluate_and_save(mrml_scene, dataset, tmp_path, mo
         logic.saveModel(model_dir, "decovnet-tiny", 0.5)
     assert logic.installedModels("decovnet")[-1] == "decovnet-tiny" and "decovnet-tiny" not in logic.installedModels("unet")
 
-    # detection selects the saved model by name and applies its threshold
-    from covidct.detect import detect
+    # the CovidCTDetect module's logic lists the saved model and runs it with its threshold
+    from CovidCTDetectLib.detect_logic import DetectionLogic, classifier_models
+    from CovidCTDetectLib.segmentations import segmentation_from_labelmap
+    from CovidCTDetectLib.volumes import volume_from_image
 
+    assert "decovnet-tiny" in [card.name for card in classifier_models()]
     case = read_manifest(dataset)[0]
-    detection = detect(case.ct, model="decovnet-tiny", lungs=case.lungs, device="cpu", heatmap=False)
+    volume = volume_from_image(sitk.ReadImage(str(case.ct)), name="synthetic case")
+    lungs = segmentation_from_labelmap(sitk.ReadImage(str(case.lungs)) > 0, name="CIP lungs")  # the real CIP mask
+    detection = DetectionLogic().detect(volume, model="decovnet-tiny", lungSegmentationNode=lungs, device="cpu",
+                                        heatmap=False, outputFolder=tmp_path / "detect", show=False)
     assert detection.model == "decovnet-tiny" and detection.threshold == 0.35
     assert detection.label == ("positive" if detection.probability > 0.35 else "negative")
 
