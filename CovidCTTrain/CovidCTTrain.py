@@ -118,7 +118,12 @@ class CovidCTTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def updateStartFromChoices(self, *unused):
         model = self.ui.modelComboBox.currentText
         self.ui.initFromComboBox.clear()
-        self.ui.initFromComboBox.addItems([SCRATCH, *self.logic.installedModels(model), FROM_PATH])
+        try:
+            installed = self.logic.installedModels(model)
+        except CovidCTError as error:  # e.g. a damaged model card: still offer scratch and a path
+            logging.warning(str(error))
+            installed = []
+        self.ui.initFromComboBox.addItems([SCRATCH, *installed, FROM_PATH])
         self.ui.pretrainPathLineEdit.enabled = model == "covid19net"
         self.updateButtons()
 
