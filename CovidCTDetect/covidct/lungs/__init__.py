@@ -1,0 +1,62 @@
+"""Lung segmentation: ``segment_lungs(ct, method)`` → labelmap on the CT grid, 1 = right lung, 2 = left lung.
+
+Two methods (DeCoVNet paper, "The Proposed DeCoVNet" and Fig. 2):
+
+* ``"unet"`` (default) — the 2D UNet run slice by slice (:mod:`.unet_infer`), trained on pseudo-labels
+  of the threshold method with synthetic pleural lesions inserted; needs the bundled ``unet-lungs``
+  weights.
+* ``"threshold"`` — the unsupervised method (:mod:`.threshold`): HU threshold, outside air, trachea
+  and main bronchi removed, holes filled, consolidation at the costal pleura put back.
+
+Both work on the canonical (LPS-ordered) CT and map the result back, so an LPS file and its RAS copy
+give the same lungs; "right" and "left" are the patient's sides, read from the direction matrix.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..errors import CTInputError, UsageError
+from .sides import LEFT, RIGHT
+
+METHODS = ("unet", "threshold")
+#: names of the labels, in label order (1, 2)
+LABEL_NAMES = {RIGHT: "right lung", LEFT: "left lung"}
+
+__all__ = ["LABEL_NAMES", "LEFT", "METHODS", "RIGHT", "lung_volumes_ml", "segment_lungs"]
+
+
+def segment_lungs(ct: sitk.Image, method: str = "unet", device="auto", progress=None) -> sitk.Image:
+    """Segment the lungs of a CT (SimpleITK image in HU, any orientation).
+
+    Returns a UInt8 labelmap on the CT's grid: 0 background, 1 right lung, 2 left lung (patient
+    sides). ``method``: ``"unet"`` or ``"threshold"``; ``device`` (UNet only): ``auto``, ``cpu``,
+    ``cuda``, ``cuda:N``, ``mps`` or a ``torch.device``; ``progress``: a
+    :class:`covidct.progress.Progress`. Raises :class:`UsageError` for an unknown method,
+    :class:`CTInputError` when the image is not a 3D CT showing lungs and :class:`ModelError` when
+    the UNet's weights are missing.
+    """
+    from ..geometry import from_canonical, image_from_array, to_canonical
+
+    if method not in METHODS:
+        raise UsageError(f"Unknown lung segmentation method '{method}'; choose unet or threshold.")
+    if not isinstance(ct, sitk.Image) or ct.GetDimension() != 3:
+        raise CTInputError("Lung segmentation needs a 3D CT volume; load the CT with covidct.load_ct.")
+    canonical = to_canonical(ct)
+    if method == "threshold":
+        from .threshold import threshold_labels
+
+        labels = threshold_labels(canonical, progress)
+    else:
+        from .unet_infer import unet_labels
+
+        labels = unet_labels(canonical, device=device, progress=progress)
+    return from_canonical(image_from_array(labels.astype(np.uint8, copy=False), canonical), ct)
+
+
+def lung_volumes_ml(labels: sitk.Image) -> dict[str, float]:
+    """Volume (ml) of each lung of a labelmap: ``{"right lung": ..., "left lung": ...}``."""
+    counts = np.bincount(sitk.GetArrayViewFromImage(labels).ravel(), minlength=3)
+    voxel_ml = float(np.prod(labels.GetSpacing())) / 1000.0
+    return {name: float(counts[value]) * voxel_ml for value, name in LABEL_NAMES.items()}
