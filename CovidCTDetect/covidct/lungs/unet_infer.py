@@ -1,0 +1,92 @@
+"""Lung segmentation with the trained 2D UNet, slice by slice (DeCoVNet paper: "testing the trained
+2D UNet frame-by-frame without using any temporal information").
+
+1. The model ``unet-lungs`` is loaded from the catalogue (:func:`covidct.models.load_model`:
+   sha256-checked, ``weights_only``); its card names the slice size it was trained at.
+2. Every canonical slice is windowed and resized (:func:`covidct.preprocess.unet.unet_input`) and
+   run through the network in batches under ``torch.inference_mode`` — channels-last memory on the
+   CPU (about twice as fast there), bfloat16 autocast on CUDA.
+3. The lung-vs-background logit margin (``logit₁ − logit₀``; > 0 means lung) goes back onto the
+   ~1.5 mm working grid (:func:`covidct.preprocess.unet.to_working_grid`) and is thresholded at 0.
+4. The threshold method's finishing steps follow (:func:`covidct.lungs.postprocess.finish_lungs`:
+   two largest components, left/right labels by patient side, holes filled), without its costal
+   lesion fill — the network was trained to include lesions itself — and the labels are repeated
+   back onto the full grid.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..errors import ModelError
+from . import grid
+from .postprocess import finish_lungs
+
+#: the catalogue name of the bundled lung UNet
+MODEL_NAME = "unet-lungs"
+#: slices per forward pass
+BATCH = 16
+STEPS = ("load", "network", "finish")
+
+
+def load_unet(device="auto"):
+    """``(model, card)`` of the bundled lung UNet, or :class:`ModelError` with one sentence when missing."""
+    from ..models import find_model, load_model
+
+    try:
+        find_model(MODEL_NAME)
+    except ModelError as exc:
+        raise ModelError(f"The lung UNet's weights ('{MODEL_NAME}' in covidct/weights) are not installed yet, "
+                         "so use the threshold method meanwhile (--method threshold, or method=\"threshold\").") from exc
+    return load_model(MODEL_NAME, device)
+
+
+def unet_labels(ct: sitk.Image, device="auto", progress=None, model=None, card_input: dict | None = None) -> np.ndarray:
+    """Lung labelmap ``(z, y, x)`` uint8 (0, 1 = right, 2 = left) of a **canonical** CT image (HU).
+
+    ``model``: a UNet2D to use instead of the bundled one (e.g. for benchmarks or just-trained
+    weights), with ``card_input`` its input specification (slice size); ``device`` is then ignored.
+    """
+    from ..preprocess.unet import to_working_grid, unet_input, unet_size
+
+    _report(progress, 0)
+    if model is None:
+        model, card = load_unet(device)
+        card_input = card.input
+    margin, model_grid = lung_margin(model, *unet_input(ct, unet_size(card_input)), progress=progress)
+    _report(progress, 2)
+    factor = grid.shrink_factor(ct.GetSpacing())
+    small = grid.shrink(ct, factor)
+    working_margin = to_working_grid(margin, model_grid, factor)
+    labels = finish_lungs(working_margin > 0, sitk.GetArrayViewFromImage(small), small.GetSpacing(), pleura=False)
+    _report(progress, 3)
+    return grid.expand(labels, factor, tuple(reversed(ct.GetSize())))
+
+
+def lung_margin(model, slices: np.ndarray, model_grid, progress=None) -> tuple[np.ndarray, object]:
+    """Run ``model`` over ``slices`` ``(Z, 1, H, W)``; returns the logit margin ``(Z, H, W)`` float32 and the grid."""
+    import torch
+
+    device = next(model.parameters()).device
+    channels_last = device.type == "cpu"
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    margin = np.empty((slices.shape[0], *slices.shape[2:]), np.float32)
+    with torch.inference_mode():
+        for start in range(0, slices.shape[0], BATCH):
+            batch = torch.from_numpy(slices[start:start + BATCH]).to(device)
+            if channels_last:
+                batch = batch.contiguous(memory_format=torch.channels_last)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                logits = model(batch)
+            margin[start:start + BATCH] = (logits[:, 1] - logits[:, 0]).float().cpu().numpy()
+            if progress is not None:
+                progress.stage("lungs", 1, len(STEPS), step="network", slices=min(start + BATCH, slices.shape[0]),
+                               of=slices.shape[0])
+    return margin, model_grid
+
+
+def _report(progress, done: int) -> None:
+    if progress is not None:
+        progress.stage("lungs", done, len(STEPS), step=STEPS[done] if done < len(STEPS) else "done")
