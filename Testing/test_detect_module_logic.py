@@ -30,7 +30,7 @@ from covidct.detect import detect  # noqa: E402
 from covidct.errors import CTInputError, ModelError, UsageError  # noqa: E402
 from CovidCTDetectLib import detect_logic  # noqa: E402
 from CovidCTDetectLib.detect_logic import (RESULTS_TABLE_NAME, SUSPICIOUS_SEGMENTS, DetectionLogic,  # noqa: E402
-                                           classifier_models, lung_segment_ids)
+                                           classifier_models, default_lungs_method, lung_segment_ids)
 from CovidCTDetectLib.process import CommandCancelled, CommandFailed  # noqa: E402
 from CovidCTDetectLib.segmentations import (LUNG_SEGMENTS, SegmentSpec, labelmap_array_from_segmentation,  # noqa: E402
                                             segmentation_from_labelmap)
@@ -230,6 +230,17 @@ def test_model_choices_are_the_libraries(scene, models_dir):
     volume = ct_node()
     with pytest.raises(ModelError, match="Unknown model 'no-such-model'"):
         DetectionLogic().startDetection(volume, "no-such-model")
+
+
+def test_the_panels_lung_method_is_unet_once_a_lung_unet_is_installed(tmp_path, monkeypatch):
+    from covidct.models.catalogue import BUNDLED_DIR
+
+    monkeypatch.setenv("COVIDCT_MODELS_DIR", str(tmp_path))
+    bundled_unet = any(json.loads(card.read_text())["architecture"] == "unet" for card in BUNDLED_DIR.glob("*.json"))
+    assert default_lungs_method() == ("unet" if bundled_unet else "threshold")
+    (tmp_path / "my-unet").mkdir()
+    (tmp_path / "my-unet" / "model.json").write_text(json.dumps({"name": "my-unet", "architecture": "unet"}))
+    assert default_lungs_method() == "unet"
 
 
 @needs_lungs

@@ -82,6 +82,13 @@ def classifier_models() -> list:
     return [card for card in list_models() if card.architecture in CLASSIFIERS]
 
 
+def default_lungs_method() -> str:
+    """``"unet"`` when a lung UNet is installed, else ``"threshold"`` (the method that needs no weights)."""
+    from covidct.models import list_models
+
+    return "unet" if any(card.architecture == "unet" for card in list_models()) else "threshold"
+
+
 def classifier_card(model=None):
     """The card of ``model``: a card (returned as is), a catalogue name, a model folder or card file, or
     None for the first installed classifier. Raises :class:`ModelError` / :class:`UsageError` with one sentence."""
