@@ -10,11 +10,11 @@ channels, ``d × h × w`` voxels) and gradients give the map::
 where ``score`` is the COVID-19 logit (the single logit of a one-output model; the COVID logit of
 a two-output model). The cam (at the layer's resolution) is then
 
-1. mapped back by the preprocessing's own inverse, :meth:`covidct.geometry.ModelGrid.to_ct`, onto
-   the canonical CT array (one edge-aligned trilinear resize from the layer's cells to the model
-   input's crop box: the layer's cells tile the model input (up to the ceil-mode padding of odd
-   sizes), which tiles the box, so this is the same mapping as resizing to ``(D, H, W)`` first, with
-   one interpolation instead of two), and by
+1. mapped back by the preprocessing's own inverse onto the canonical CT array: one edge-aligned
+   trilinear resize from the layer's cells to the model input's crop box (the layer's cells tile the
+   model input, up to the ceil-mode padding of odd sizes, and the model input tiles the box, so this
+   is the same mapping as resizing to ``(D, H, W)`` first, with one interpolation instead of two),
+   placed in the box by :meth:`covidct.geometry.ModelGrid.to_ct`, and by
    :func:`covidct.geometry.from_canonical` onto the CT's own grid,
 2. set to 0 outside the lungs and divided by its maximum inside the lungs, so that it runs 0…1
    (1 = the most COVID-suggestive lung voxel of this CT; an all-zero map means that no lung area
@@ -128,8 +128,14 @@ def heatmap_on_ct(cam: np.ndarray, grid: ModelGrid, ct: sitk.Image, lungs: sitk.
     ``lungs``: labelmap on ``ct``'s grid (any value > 0 is lung). Returns a float32 image with
     ``ct``'s geometry: 0 outside the lungs, ``cam / max(cam inside the lungs)`` inside.
     """
+    import torch
+
     canonical_ct = to_canonical(ct)
-    canonical = grid.to_ct(cam, order=1)
+    box_shape = tuple(s.stop - s.start for s in grid.box)
+    # torch's trilinear resize (align_corners=False) is geometry.resize_array's, computed ~2x faster
+    upsampled = torch.nn.functional.interpolate(torch.from_numpy(np.ascontiguousarray(cam, np.float32))[None, None],
+                                                size=box_shape, mode="trilinear", align_corners=False)[0, 0]
+    canonical = grid.to_ct(upsampled.numpy(), order=1)
     canonical_lungs = to_canonical(lungs)  # kept alive while its array view is read
     inside = sitk.GetArrayViewFromImage(canonical_lungs) > 0
     canonical *= inside
