@@ -311,6 +311,7 @@ EXAMPLE = REPO / "CovidCTDetect" / "Resources" / "Examples" / "batch_detect.py"
 
 
 @needs_lungs
+@pytest.mark.slow  # the documented example end to end (one more detection process)
 def test_example_batch_script(scene, models_dir, tmp_path, monkeypatch, capsys):
     """The documented ``Slicer --python-script`` example (each CT file loaded as a volume node; its --whole-folder
     mode is ``runBatch``, tested above); its three application-only calls (load a volume file, save a table,
