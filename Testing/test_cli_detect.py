@@ -47,7 +47,8 @@ def test_batch_folder_with_a_bad_file_records_the_error_and_finishes_the_others(
     (cases / "broken.nii.gz").write_bytes(b"\x1f\x8b not really a NIfTI file")
     (cases / "notes.txt").write_text("not an image")
     shutil.copytree(shared_file("cip-copdgene-10002K-ct64/ct-64Dicom"), cases / "dicom-series")
-    out = tmp_path / "out"
+    out = cases / "out"  # outputs inside the input folder (as when a batch is run again) are not a case
+    out.mkdir()
     code = main(["detect", str(cases), "--out", str(out), "--lungs-method", "threshold", "--no-heatmap", *QUICK])
     assert code == 0
     rows = {row["case"]: row for row in _rows(out)}

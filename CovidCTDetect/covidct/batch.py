@@ -24,13 +24,14 @@ log = logging.getLogger(__name__)
 RESULT_COLUMNS = ("case", "source", "model", "probability", "label", "threshold", "seconds", "error")
 
 
-def find_cases(inputs) -> list[Path]:
+def find_cases(inputs, exclude=()) -> list[Path]:
     """The CT inputs named by ``inputs`` (paths), in order, without duplicates.
 
     A file is one case. A folder that directly holds DICOM files is one case (a DICOM series).
     Any other folder contributes its volume files (NIfTI, NRRD, MetaImage) and each sub-folder
     (read as a DICOM series) as cases; other files in it (notes, spreadsheets, hidden files) are
-    skipped. A path that does not exist is kept, so that its case reports the error.
+    skipped. A path that does not exist is kept, so that its case reports the error. Paths in
+    ``exclude`` (e.g. the output folder) are left out.
     """
     from .dicom import DICOM_SUFFIXES, has_dicom_magic
     from .io import VOLUME_SUFFIXES, suffix_of
@@ -49,7 +50,8 @@ def find_cases(inputs) -> list[Path]:
         if skipped:
             log.info("skipping %d non-image file(s) in '%s', e.g. '%s'", len(skipped), path.name, skipped[0])
         cases += [p for p in children if p.is_dir() or suffix_of(p) in VOLUME_SUFFIXES]
-    unique = list(dict.fromkeys(p.resolve() if p.exists() else p for p in cases))
+    excluded = {Path(p).resolve() for p in exclude}
+    unique = [p for p in dict.fromkeys(p.resolve() if p.exists() else p for p in cases) if p not in excluded]
     if not unique:
         raise UsageError("No CT found in the given paths; name CT files (NIfTI, NRRD, MetaImage), DICOM folders, "
                          "or folders holding them.")
@@ -84,14 +86,14 @@ def detect_batch(inputs, out_dir: str | os.PathLike, model="decovnet", lungs=Non
     """
     from .detect import check_threshold, detect, load_classifier
 
-    cases = find_cases(inputs)
+    out_dir = Path(out_dir)
+    cases = find_cases(inputs, exclude=[out_dir])  # a rerun's own outputs are not a case
     if lungs is not None and len(cases) > 1:
         raise UsageError(f"--lungs gives one lung mask but {len(cases)} CTs were named; run one CT at a time "
                          "with --lungs, or leave it out to segment each CT's lungs.")
     if threshold is not None:
         check_threshold(threshold)
     loaded = load_classifier(model, device)
-    out_dir = Path(out_dir)
     rows: list[dict] = []
     for index, (path, name) in enumerate(zip(cases, case_names(cases))):
         if progress is not None:
