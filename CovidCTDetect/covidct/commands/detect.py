@@ -21,8 +21,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("ct", nargs="+", metavar="CT", help="CT file(s), DICOM folder(s), or folder(s) of CTs")
     parser.add_argument("--out", required=True, help="output folder (one sub-folder per CT, and results.csv)")
     parser.add_argument("--model", default="decovnet",
-                        help="catalogue model name (decovnet, covid19net, ...) or a folder holding model.json "
-                             "(default: decovnet)")
+                        help="model: decovnet or covid19net (the installed model of that architecture), a catalogue "
+                             "name, or a folder holding model.json (default: decovnet)")
     parser.add_argument("--lungs", metavar="FILE", help="lung mask of the (single) CT; default: segment the lungs")
     parser.add_argument("--lungs-method", choices=("unet", "threshold"), default="unet",
                         help="lung segmentation when --lungs is not given (default: unet)")
