@@ -12,6 +12,8 @@ background ``covidct detect`` with a catalogue COVID-19Net (random weights).
 from __future__ import annotations
 
 import json
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -166,7 +168,12 @@ def test_prognosis_of_the_real_ct_from_its_deep_feature(mrml_scene, models_dir, 
     lungs = segmentation_from_labelmap(sitk.ReadImage(str(MASK)), (SegmentSpec(1, "lungs", "Lungs", (1, 0, 0), ""),),
                                        "lungs", mrml_scene)
     logic = PrognosisLogic()
+    cancelled = logic.startFeatures(volume, "tiny-covid19net", lungs, device="cpu")
+    cancelled.cancel()
+    assert cancelled.temporary and not any(folder.exists() for folder in cancelled.temporary)
+    before = set(Path(tempfile.gettempdir()).glob("covidct-features-*"))
     features = logic.computeFeatures(volume, "tiny-covid19net", lungs, device="cpu")
+    assert set(Path(tempfile.gettempdir()).glob("covidct-features-*")) <= before  # its outputs deleted (inputs: cancel test above)
     expected = detect(str(CT), model="tiny-covid19net", lungs=str(MASK), device="cpu", heatmap=False).features
     np.testing.assert_allclose(features, expected, atol=1e-4)
     assert mrml_scene.GetNumberOfNodesByClass("vtkMRMLTableNode") == 0  # a feature run adds no results row

@@ -18,8 +18,8 @@ from .process import BackgroundProcess
 
 
 class CommandJob:
-    """One running command with its temporary folder ``workdir`` (deleted by :meth:`cancel` and :meth:`cleanup`;
-    None when the command needs none).
+    """One running command with its temporary folder ``workdir`` (deleted by :meth:`cancel` and :meth:`cleanup`,
+    with any other folder in :attr:`temporary`; None when the command needs none).
 
     :attr:`stage` is the name of the latest progress stage and :attr:`fraction` (0..1) how much of
     it is done; :attr:`elapsed` is the wall time in seconds since the job was made.
@@ -28,6 +28,8 @@ class CommandJob:
     def __init__(self, process: BackgroundProcess, workdir: Path | None):
         self.process = process
         self.workdir = None if workdir is None else Path(workdir)
+        #: folders deleted by :meth:`cleanup` (the workdir, and any a caller adds)
+        self.temporary = [] if self.workdir is None else [self.workdir]
         self.stage = "starting"
         self.fraction = 0.0
         self.started = time.perf_counter()
@@ -62,9 +64,9 @@ class CommandJob:
         self.cleanup()
 
     def cleanup(self) -> None:
-        """Delete the temporary folder."""
-        if self.workdir is not None:
-            shutil.rmtree(self.workdir, ignore_errors=True)
+        """Delete the temporary folders."""
+        for folder in self.temporary:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def _note(self, event: dict) -> None:
         if event.get("event") == "stage":

@@ -137,19 +137,18 @@ class PrognosisLogic:
                              "from a covid19net model.")
         outputs = Path(tempfile.mkdtemp(prefix="covidct-features-"))
         try:
-            return self.detectionLogic.startDetection(volumeNode, card, lungSegmentationNode, lungsMethod, device,
-                                                      heatmap=False, outputFolder=outputs)
+            job = self.detectionLogic.startDetection(volumeNode, card, lungSegmentationNode, lungsMethod, device,
+                                                     heatmap=False, outputFolder=outputs)
         except BaseException:
             shutil.rmtree(outputs, ignore_errors=True)
             raise
+        job.temporary.append(outputs)  # deleted once the report is read, or on cancel
+        return job
 
     @staticmethod
     def featuresFromJob(job: DetectionJob) -> list[float]:
         """Once the job of :meth:`startFeatures` is done: the 64 feature values (its outputs are deleted)."""
-        try:
-            return list(job.report()["features"])
-        finally:
-            shutil.rmtree(job.case_folder.parent, ignore_errors=True)
+        return list(job.report()["features"])
 
     def computeFeatures(self, volumeNode, model="covid19net", lungSegmentationNode=None, lungsMethod: str = "unet",
                         device: str = "auto", onEvent: Callable[[dict], None] | None = None) -> list[float]:
