@@ -29,6 +29,8 @@ GROWTH_FACTOR = 2.0
 GROWTH_MM2 = 60.0
 #: HU below which a voxel is lumen air for the stricter search (lung parenchyma is about −850 HU)
 STRICT_HU = -930.0
+#: the strict lumen is grown this many voxels inside its component, to take the lumen's partial-volume edge
+LUMEN_EDGE_VOXELS = 2
 #: how far below the carina (first slice with two branches) the main bronchi are followed, mm
 BELOW_CARINA_MM = 40.0
 
@@ -95,5 +97,5 @@ def _follow(branches: np.ndarray, count: int, below_labels: np.ndarray, below_hu
             for piece in np.unique(lumen[footprint & (lumen > 0)]):
                 piece_mask = lumen == piece
                 if piece_mask.sum() * pixel_mm2 <= limit:
-                    following |= ndi.binary_dilation(piece_mask) & region
+                    following |= ndi.binary_dilation(piece_mask, iterations=LUMEN_EDGE_VOXELS, mask=region)
     return following

@@ -15,8 +15,8 @@ lowest curve above ``r_out`` whose chords sag by at most ``s_a·s_b / (2·rho_mm
 curvature of the chest wall is kept, a step (the lung ending) is never extended, and a dip of any
 depth between two stretches of surface is filled. This is done along ``θ`` and along ``z``; a dip
 bounded along either is filled. The voxels between the observed surface and the restored one
-(plus ``margin_mm``: the restored surface lies slightly inside the pleura) are added, if below
-``BONE_HU`` and at most ``max_depth_mm`` deep.
+(plus ``margin_mm``: the restored surface lies slightly inside the pleura) are added, if their
+density is in ``LESION_HU`` (neither air nor bone) and at most ``max_depth_mm`` deep.
 
 Limits (measured in ``Testing/test_lungs_threshold.py``): the mediastinal and diaphragmatic sides
 are left alone — there, normal structures (aorta, oesophagus, spine, hilum, liver dome) bulge into
@@ -35,8 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import ConvexHull, QhullError
 
-#: voxels at or above this density are bone (ribs, spine) and are never added
-BONE_HU = 250.0
+#: only voxels in this density range (HU) are added: denser than air (the trachea, gas), less dense than bone
+LESION_HU = (-400.0, 250.0)
 
 
 @dataclass(frozen=True)
@@ -181,5 +181,5 @@ def _paint(out, hu, z0, rays: _Rays, surface: _Surface, level, options: PleuraOp
     for zi in np.flatnonzero(dip.any(axis=1)):
         z = z0 + zi
         band = dip[zi][ray] & (radius > surface.outer[zi][ray]) & (radius <= limit[zi][ray])
-        add = band & (hu[z] < BONE_HU) & (out[z] == 0)
+        add = band & (hu[z] > LESION_HU[0]) & (hu[z] < LESION_HU[1]) & (out[z] == 0)
         out[z][add] = surface.label[zi][ray][add]
