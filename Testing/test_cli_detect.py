@@ -21,7 +21,7 @@ QUICK = ["--model", "tiny-covid19net", "--device", "cpu", "--quiet"]
 
 
 def _rows(out):
-    with open(out / "results.csv", newline="") as stream:
+    with open(out / "results.csv", newline="", encoding="utf-8") as stream:
         return list(csv.DictReader(stream))
 
 
@@ -32,7 +32,7 @@ def test_single_ct_with_its_lung_mask(models_dir, tmp_path, capsys):
     assert row["case"] == "ct-64" and row["source"] == "ct-64.nrrd" and row["model"] == "tiny-covid19net"
     assert 0 <= float(row["probability"]) <= 1 and row["threshold"] == "0.25" and row["error"] == ""
     assert row["label"] == ("positive" if float(row["probability"]) > 0.25 else "negative")
-    report = json.loads((out / "ct-64" / "report.json").read_text())
+    report = json.loads((out / "ct-64" / "report.json").read_text(encoding="utf-8"))
     assert report["probability"] == pytest.approx(float(row["probability"]), abs=1e-6)
     assert (out / "ct-64" / "montage.png").is_file()
     assert "ct-64: P(COVID-19) =" in capsys.readouterr().out

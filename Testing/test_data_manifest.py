@@ -67,7 +67,7 @@ def test_write_then_read_round_trip_with_relative_paths(tmp_path):
                                            "B,b.nii.gz,0,m.nii.gz,\n"))
     moved = tmp_path / "sub"
     out = write_manifest(moved / "copy.csv", cases)
-    assert "../a.nii.gz" in out.read_text()
+    assert "../a.nii.gz" in out.read_text(encoding="utf-8")
     again = read_manifest(out)
     assert [(c.id, c.ct, c.label, c.lungs) for c in again] == [(c.id, c.ct, c.label, c.lungs) for c in cases]
     assert again[0].extra["lesions"] == "c.nii.gz"  # extra columns are copied verbatim

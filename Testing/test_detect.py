@@ -69,14 +69,14 @@ def test_save_writes_every_output_with_the_cts_geometry(cip_result, tmp_path):
         assert image.GetSize() == ct.GetSize() and np.allclose(image.GetOrigin(), ct.GetOrigin())
         assert np.allclose(image.GetDirection(), ct.GetDirection())
     assert np.array_equal(_array(sitk.ReadImage(str(paths["heatmap"]))), _array(cip_result.heatmap))
-    report = json.loads(paths["report"].read_text())
+    report = json.loads(paths["report"].read_text(encoding="utf-8"))
     assert report["probability"] == pytest.approx(cip_result.probability, abs=1e-6)
     assert report["label"] == cip_result.label and report["threshold"] == 0.3
     assert report["source"] == "ct-64.nrrd" and report["model"] == "tiny-covid19net"
     assert set(report["timings_s"]) == {"load", "lungs", "preprocess", "forward", "heatmap", "save"}
     assert "not clinically validated" in report["model_card"]["not_clinically_validated"]
     assert len(report["features"]) == 64 and report["lung_volume_ml"] == pytest.approx(4554, rel=0.01)
-    assert str(tmp_path) not in paths["report"].read_text()  # no machine paths in the report
+    assert str(tmp_path) not in paths["report"].read_text(encoding="utf-8")  # no machine paths in the report
     png = paths["montage"].read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
 

@@ -129,7 +129,7 @@ def test_detection_with_a_lung_segmentation_node(scene, models_dir, tmp_path):
     assert result.suspiciousRegions["regions"] >= (1 if suspicious.any() else 0)
     assert result.lungSegmentationNode is None  # the lungs were given
     assert result.montagePath.read_bytes()[:4] == b"\x89PNG"
-    assert json.loads((result.outputFolder / "report.json").read_text())["probability"] == pytest.approx(result.probability)
+    assert json.loads((result.outputFolder / "report.json").read_text(encoding="utf-8"))["probability"] == pytest.approx(result.probability)
 
     # later results go into the same table
     assert logic.appendResultRow(result) is result.tableNode and len(table_rows(result.tableNode)) == 2
@@ -236,7 +236,7 @@ def test_the_panels_lung_method_is_unet_once_a_lung_unet_is_installed(tmp_path, 
     from covidct.models.catalogue import BUNDLED_DIR
 
     monkeypatch.setenv("COVIDCT_MODELS_DIR", str(tmp_path))
-    bundled_unet = any(json.loads(card.read_text())["architecture"] == "unet" for card in BUNDLED_DIR.glob("*.json"))
+    bundled_unet = any(json.loads(card.read_text(encoding="utf-8"))["architecture"] == "unet" for card in BUNDLED_DIR.glob("*.json"))
     assert default_lungs_method() == ("unet" if bundled_unet else "threshold")
     (tmp_path / "my-unet").mkdir()
     (tmp_path / "my-unet" / "model.json").write_text(json.dumps({"name": "my-unet", "architecture": "unet"}))
@@ -350,8 +350,8 @@ def test_example_batch_script(scene, models_dir, tmp_path, monkeypatch, capsys):
     assert exit_status.value.code == 0, printed
     assert "1 of 2 CTs done" in printed
     assert "ct.nrrd: P(COVID-19) =" in printed and "broken.nrrd: Slicer could not load this file" in printed
-    report = json.loads((out / "ct" / "report.json").read_text())
-    with open(out / "slicer_results.csv", newline="") as stream:
+    report = json.loads((out / "ct" / "report.json").read_text(encoding="utf-8"))
+    with open(out / "slicer_results.csv", newline="", encoding="utf-8") as stream:
         [row] = list(csv.DictReader(stream))
     assert row["Volume"] == "ct" and row["Model"] == MODEL
     assert float(row["Probability"]) == pytest.approx(report["probability"], abs=1e-4)

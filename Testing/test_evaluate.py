@@ -126,19 +126,19 @@ def test_cli_writes_report_files(tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["pr.png", "report.json", "report.md", "roc.png"]
     for png in ("roc.png", "pr.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (out / png).stat().st_size > 10_000
-    data = json.loads((out / "report.json").read_text())
+    data = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert round(data["roc_auc"], 3) == 0.959 and len(data["threshold_table"]) == 9
-    markdown = (out / "report.md").read_text()
+    markdown = (out / "report.md").read_text(encoding="utf-8")
     assert "| 0.5 | 0.901 | 0.840 | 0.982 | 0.984 | 0.821 |" in markdown
     assert "are the sensitivity and the specificity" in markdown
 
 
 def test_cli_reads_renamed_columns(tmp_path):
-    source = reference().read_text().replace("case_id,label,probability", "id,truth,p_covid")
+    source = reference().read_text(encoding="utf-8").replace("case_id,label,probability", "id,truth,p_covid")
     (tmp_path / "renamed.csv").write_text(source)
     assert main(["evaluate", "--predictions", str(tmp_path / "renamed.csv"), "--out", str(tmp_path / "o"), "--quiet",
                  "--label-column", "truth", "--probability-column", "p_covid", "--id-column", "id"]) == 0
-    assert round(json.loads((tmp_path / "o" / "report.json").read_text())["roc_auc"], 3) == 0.959
+    assert round(json.loads((tmp_path / "o" / "report.json").read_text(encoding="utf-8"))["roc_auc"], 3) == 0.959
 
 
 def test_zero_denominators_are_null_not_nan(tmp_path):
@@ -149,7 +149,7 @@ def test_zero_denominators_are_null_not_nan(tmp_path):
     only_low = evaluate_predictions(make_predictions([0, 1, 0, 1], [0.0, 0.05, 0.02, 0.08]), n_resamples=200)
     assert np.isnan(only_low["threshold_table"][0]["ppv"])  # nothing > 0.1: PPV undefined
     write_report(only_low, make_predictions([0, 1, 0, 1], [0.0, 0.05, 0.02, 0.08]), tmp_path)
-    assert json.loads((tmp_path / "report.json").read_text())["threshold_table"][0]["ppv"] is None
+    assert json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))["threshold_table"][0]["ppv"] is None
 
 
 def test_unattainable_target_gives_the_nothing_positive_vertex(tmp_path):
@@ -158,9 +158,9 @@ def test_unattainable_target_gives_the_nothing_positive_vertex(tmp_path):
     spec = [p for p in report["operating_points"] if p["name"] == "spec~0.95"]
     assert all(p["threshold"] == np.inf and p["sensitivity"] == 0 and p["specificity"] == 1 for p in spec)
     write_report(report, tied, tmp_path)
-    saved = json.loads((tmp_path / "report.json").read_text())["operating_points"]
+    saved = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))["operating_points"]
     assert [p["threshold"] for p in saved if p["name"] == "spec~0.95"] == [None, None]
-    assert "∞ (no case positive)" in (tmp_path / "report.md").read_text()
+    assert "∞ (no case positive)" in (tmp_path / "report.md").read_text(encoding="utf-8")
 
 
 BAD_CSVS = {
@@ -189,7 +189,7 @@ def test_bad_predictions_give_one_sentence(tmp_path, capsys, name):
 
 
 def test_bad_txt_line_after_data_is_reported(tmp_path):
-    lines = reference("decovnet-released-test-predictions.txt").read_text().splitlines()
+    lines = reference("decovnet-released-test-predictions.txt").read_text(encoding="utf-8").splitlines()
     (tmp_path / "bad.txt").write_text("\n".join(lines[:10] + ["garbage line"] + lines[10:]) + "\n")
     with pytest.raises(DatasetError, match="Line 11 of bad.txt is not"):
         read_predictions(tmp_path / "bad.txt")

@@ -51,7 +51,7 @@ def test_evaluate_manifest_runs_the_model_on_every_case(covid19net_dir, manifest
     assert predictions["case_id"].tolist() == ["pos", "neg"] and predictions["label"].tolist() == [1, 0]
     assert 0 < predictions["probability"][0] < 1
     assert predictions["probability"][0] == pytest.approx(predictions["probability"][1], abs=1e-6)  # same CT
-    report = json.loads((out / "report.json").read_text())
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert report["roc_auc"] == pytest.approx(0.5) and report["n_cases"] == 2
 
 

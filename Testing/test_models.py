@@ -207,7 +207,7 @@ def test_save_and_load_round_trip(models_dir):
     folder = models_dir / "tiny-decovnet"
     assert sorted(p.name for p in folder.iterdir()) == ["model.json", "tiny-decovnet.pt"]
     assert card.sha256 == file_sha256(folder / "tiny-decovnet.pt")
-    on_disk = json.loads((folder / "model.json").read_text())
+    on_disk = json.loads((folder / "model.json").read_text(encoding="utf-8"))
     assert on_disk["sha256"] == card.sha256 and on_disk["input"]["shape"] == [2, "T", 224, 336]
     assert on_disk["threshold"] == 0.4 and "not clinically validated" in on_disk["not_clinically_validated"]
 
@@ -236,7 +236,7 @@ def test_tampered_or_missing_weights_are_refused(models_dir):
 
 def test_architecture_mismatch_is_refused(models_dir):
     _, card = _saved_small_decovnet(models_dir)
-    data = json.loads(card.path.read_text())
+    data = json.loads(card.path.read_text(encoding="utf-8"))
     data["architecture"] = "covid19net"
     card.path.write_text(json.dumps(data))
     with pytest.raises(ModelError, match="does not fit the 'covid19net' architecture"):

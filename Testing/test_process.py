@@ -28,7 +28,7 @@ def alive(pid: int) -> bool:
     """True while ``pid`` is a running (not zombie) process."""
     stat = Path(f"/proc/{pid}/stat")
     if stat.parent.parent.is_dir() and Path("/proc/self").exists():
-        return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        return stat.exists() and stat.read_text(encoding="utf-8").rsplit(")", 1)[1].split()[0] != "Z"
     try:
         os.kill(pid, 0)
     except OSError:

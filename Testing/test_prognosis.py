@@ -66,8 +66,8 @@ def fitted(tmp_path_factory):
                    held_out[1], "--time", "hospital_days", "--event", "discharged", "--out", folder / "pred",
                    "--quiet") == 0
     return {"folder": folder, "train": train, "held_out": held_out,
-            "fit": json.loads((folder / "model" / "report.json").read_text()),
-            "validation": json.loads((folder / "pred" / "report.json").read_text())}
+            "fit": json.loads((folder / "model" / "report.json").read_text(encoding="utf-8")),
+            "validation": json.loads((folder / "pred" / "report.json").read_text(encoding="utf-8"))}
 
 
 def test_fit_recovers_informative_features_and_signs(fitted):
@@ -97,7 +97,7 @@ def test_held_out_risk_groups_separate(fitted):
 
 def test_json_model_predictions_equal_lifelines(fitted):
     model = CoxModel.load(fitted["folder"] / "model")
-    assert (fitted["folder"] / "model" / "model.json").read_text().lstrip().startswith("{")
+    assert (fitted["folder"] / "model" / "model.json").read_text(encoding="utf-8").lstrip().startswith("{")
     train = load_cohort(*fitted["train"], time_column="hospital_days", event_column="discharged")
     held_out = load_cohort(*fitted["held_out"], time_column="hospital_days", event_column="discharged")
     fitter = fit_cox(design_matrix(model.encoder, train.covariates)[model.features], train.time, train.event)
@@ -118,7 +118,7 @@ def test_report_and_plot_files(fitted):
     model_dir, pred_dir = fitted["folder"] / "model", fitted["folder"] / "pred"
     for png in (model_dir / "km_training.png", model_dir / "pca_training.png", pred_dir / "km.png", pred_dir / "pca.png"):
         assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 20_000
-    markdown = (model_dir / "report.md").read_text()
+    markdown = (model_dir / "report.md").read_text(encoding="utf-8")
     assert "| f0 |" in markdown and "Log-rank test" in markdown and "Concordance index (training)" in markdown
     table = pd.read_csv(model_dir / "training_predictions.csv")
     assert list(table.columns) == ["id", "hospital_days", "discharged", "hazard", "risk_group", "median_time"]
@@ -281,10 +281,10 @@ def test_cli_options_categorical_backward_aic_favourable(tmp_path):
                    "--time", "hospital_days", "--event", "discharged", "--out", tmp_path / "m", "--quiet",
                    "--selection", "backward", "--criterion", "aic", "--penalizer", "0.01",
                    "--covariates", "age,sex,ward", "--categorical", "ward", "--event-favourable") == 0
-    model = json.loads((tmp_path / "m" / "model.json").read_text())
+    model = json.loads((tmp_path / "m" / "model.json").read_text(encoding="utf-8"))
     assert model["encoding"]["categorical"]["ward"] == {"levels": ["1", "2", "3"], "reference": "1"}
     assert "unused" not in model["encoding"]["order"] and model["event_is_favourable"] is True
-    report = json.loads((tmp_path / "m" / "report.json").read_text())
+    report = json.loads((tmp_path / "m" / "report.json").read_text(encoding="utf-8"))
     rows = {row["feature"]: row for row in report["features"]}
     assert rows["ward=3"]["hazard_ratio"] > 1.5 and set(INFORMATIVE) <= set(rows)
     assert all(step["action"] == "remove" for step in report["selection"]["steps"])

@@ -130,7 +130,7 @@ def test_cohort_view_kaplan_meier_chart_and_hazard_ratio_table(mrml_scene, model
     from lifelines import KaplanMeierFitter
 
     view = PrognosisLogic().showCohort(model_folder)
-    report = json.loads((model_folder / "report.json").read_text())
+    report = json.loads((model_folder / "report.json").read_text(encoding="utf-8"))
     chart = view.chartNode
     assert chart.GetNumberOfPlotSeriesNodes() == 2
     assert view.concordance == report["concordance"] and view.logrankP == report["logrank"]["p"]
@@ -157,7 +157,7 @@ def test_cohort_view_kaplan_meier_chart_and_hazard_ratio_table(mrml_scene, model
 
 
 def test_cohort_view_needs_the_whole_fit_folder(mrml_scene, model_folder, tmp_path):
-    (tmp_path / "model.json").write_text((model_folder / "model.json").read_text())
+    (tmp_path / "model.json").write_text((model_folder / "model.json").read_text(encoding="utf-8"))
     with pytest.raises(ModelError, match="has no report.json"):
         PrognosisLogic().showCohort(tmp_path)
     assert mrml_scene.GetNumberOfNodesByClass("vtkMRMLPlotChartNode") == 0

@@ -101,7 +101,7 @@ def test_train_cancel_resume_evaluate_and_save(mrml_scene, dataset, tmp_path, mo
     assert column(resumed.history_table, "epoch") == ["1", "2"]
     assert column(resumed.steps_table, "global step") == ["1", "2", "3", "4"]  # step 4 only trained after resume
     assert resumed.progress == 1.0 and resumed.status().startswith("Finished")
-    card = json.loads((model_dir / "model.json").read_text())
+    card = json.loads((model_dir / "model.json").read_text(encoding="utf-8"))
     assert card["architecture"] == "decovnet" and card["input"]["shape"] == [2, "T", 32, 48]
     print(f"tiny run with cancel and resume: {time.perf_counter() - started:.1f} s")
 
