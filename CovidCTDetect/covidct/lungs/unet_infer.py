@@ -7,7 +7,8 @@
    run through the network in batches under ``torch.inference_mode`` — channels-last memory on the
    CPU (about twice as fast there), bfloat16 autocast on CUDA.
 3. The lung-vs-background logit margin (``logit₁ − logit₀``; > 0 means lung) goes back onto the
-   ~1.5 mm working grid (:func:`covidct.preprocess.unet.to_working_grid`) and is thresholded at 0.
+   ~1.5 mm working grid (:func:`covidct.preprocess.unet.to_working_grid`) and is thresholded at 0;
+   in-plane pieces touching the slice border are dropped (lungs never reach it, air outside does).
 4. The threshold method's finishing steps follow (:func:`covidct.lungs.postprocess.finish_lungs`:
    two largest components, left/right labels by patient side, holes filled), without its costal
    lesion fill — the network was trained to include lesions itself — and the labels are repeated
@@ -21,6 +22,7 @@ import SimpleITK as sitk
 
 from ..errors import ModelError
 from . import grid
+from .morphology import remove_inplane_border
 from .postprocess import finish_lungs
 
 #: the catalogue name of the bundled lung UNet
@@ -59,7 +61,8 @@ def unet_labels(ct: sitk.Image, device="auto", progress=None, model=None, card_i
     factor = grid.shrink_factor(ct.GetSpacing())
     small = grid.shrink(ct, factor)
     working_margin = to_working_grid(margin, model_grid, factor)
-    labels = finish_lungs(working_margin > 0, sitk.GetArrayViewFromImage(small), small.GetSpacing(), pleura=False)
+    lung, _, _ = remove_inplane_border(working_margin > 0)
+    labels = finish_lungs(lung, sitk.GetArrayViewFromImage(small), small.GetSpacing(), pleura=False)
     _report(progress, 3)
     return grid.expand(labels, factor, tuple(reversed(ct.GetSize())))
 

@@ -13,7 +13,7 @@ lighter, with the same shape:
 * Each level: two 3×3 convolutions, each followed by batch norm and ReLU. Down: 2×2 max-pool.
   Up: 2×2 transposed convolution (stride 2), concatenation with the skip connection, two 3×3
   convolutions. Head: 1×1 convolution to 2 classes.
-* Defaults: 0.47 M parameters (``UNet2D().parameter_count()``); receptive field ≈ 140 voxels, about
+* Defaults: 0.48 M parameters (``UNet2D().parameter_count()``); receptive field ≈ 140 voxels, about
   200 mm at 368 × 368 over a 512-voxel field of view, so a lesion is seen together with the pleura
   around it. ``base=8`` gives 0.12 M parameters at about a third of the run time.
 """

@@ -1,0 +1,122 @@
+"""The lung UNet's architecture, its preprocessing (window, slice resize, way back) and inference path.
+
+The trained weights are tested in ``test_lungs_unet.py``; here the network is untrained, or replaced
+by a fixed threshold written as a PyTorch module, so that the inference plumbing (canonical slices,
+batches, mapping back to the working grid, left/right labels) is checked on a real CT.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+import lung_checks as checks
+from conftest import shared_file
+from covidct.errors import ModelError
+from covidct.io import load_ct, read_image
+from covidct.lungs import grid, segment_lungs
+from covidct.lungs.unet_infer import MODEL_NAME, unet_labels
+from covidct.models import build_model, find_model
+from covidct.models.unet import UNet2D
+from covidct.preprocess.unet import INPUT_HW, INPUT_SPEC, to_working_grid, unet_input, unet_size
+from covidct.preprocess.window import hu_window
+
+
+@pytest.fixture(scope="module")
+def cip_ct():
+    return load_ct(shared_file("cip-copdgene-10002K-ct64/ct-64.nrrd"))
+
+
+@pytest.mark.parametrize("size", [(368, 368), (256, 256), (100, 75)])
+def test_forward_shape(size):
+    model = UNet2D().eval()
+    with torch.inference_mode():
+        logits = model(torch.rand(2, 1, *size))
+    assert logits.shape == (2, 2, *size)
+    assert torch.isfinite(logits).all()
+
+
+def test_parameter_count_and_config():
+    assert UNet2D().parameter_count() == 482_466  # levels=4, base=16: 16-32-64-128 channels
+    assert UNet2D(base=8).parameter_count() == 121_042
+    assert UNet2D(levels=3).parameter_count() < UNet2D().parameter_count()
+    assert isinstance(build_model("unet", base=8), UNet2D)
+    with pytest.raises(ValueError):
+        UNet2D(levels=1)
+
+
+def test_gradients_reach_every_parameter():
+    model = UNet2D(base=4)
+    model(torch.rand(2, 1, 64, 64)).sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_input_spec_and_size():
+    assert INPUT_HW == (368, 368) and INPUT_SPEC["hu_window"] == [-1200.0, 600.0]
+    assert unet_size(None) == (368, 368)
+    assert unet_size({"shape": [1, 256, 256]}) == (256, 256)
+
+
+def test_preprocessing_round_trip(cip_ct):
+    slices, model_grid = unet_input(cip_ct, (96, 96))
+    assert slices.shape == (79, 1, 96, 96) and slices.dtype == np.float32
+    assert 0.0 <= slices.min() and slices.max() <= 1.0
+    # first and last rows of the resized slice are blends of the first/last CT rows only (edge-aligned)
+    back = model_grid.to_ct(slices[:, 0])
+    window = hu_window(sitk.GetArrayViewFromImage(cip_ct))
+    assert back.shape == window.shape
+    assert np.mean(np.abs(back - window)) < 0.03
+    # the same slices from a copy reoriented to RAS
+    ras_slices, _ = unet_input(sitk.DICOMOrient(cip_ct, "RAS"), (96, 96))
+    np.testing.assert_array_equal(ras_slices, slices)
+
+
+def test_way_back_to_the_working_grid_matches_the_shrunk_ct():
+    ct = load_ct(shared_file("covid-ct-md-sample/P001.nii.gz"))
+    factor = grid.shrink_factor(ct.GetSpacing())
+    slices, model_grid = unet_input(ct, (256, 256))
+    working = to_working_grid(slices[:, 0], model_grid, factor)
+    expected = hu_window(sitk.GetArrayViewFromImage(grid.shrink(ct, factor)))
+    assert factor == 2 and working.shape == expected.shape == (148, 256, 256)
+    assert np.mean(np.abs(working - expected)) < 0.01
+
+
+class WindowThreshold(torch.nn.Module):
+    """A fixed 'network': lung where the windowed slice is below 0.3 (about −660 HU)."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.tensor(50.0))
+
+    def forward(self, x):
+        return torch.cat([x - 0.3, 0.3 - x], dim=1) * self.scale
+
+
+def test_inference_path_maps_back_onto_the_ct(cip_ct):
+    truth = sitk.GetArrayFromImage(read_image(shared_file("cip-copdgene-10002K-ct64/wholeLung-64.nrrd"))) > 0
+    canonical = sitk.DICOMOrient(cip_ct, "LPS")
+    labels = unet_labels(canonical, model=WindowThreshold(), card_input={"shape": [1, 128, 128]})
+    assert labels.shape == truth.shape and labels.dtype == np.uint8
+    assert set(np.unique(labels)) == {0, 1, 2}
+    assert checks.centre_x(labels == 1) < checks.centre_x(labels == 2)
+    assert checks.dice(labels > 0, truth) >= 0.9  # a bare threshold, with trachea, still finds the lungs
+
+
+def test_untrained_network_runs_end_to_end(cip_ct):
+    labels = unet_labels(sitk.DICOMOrient(cip_ct, "LPS"), model=UNet2D(base=4).eval(),
+                         card_input={"shape": [1, 64, 64]})
+    assert labels.shape == sitk.GetArrayViewFromImage(cip_ct).shape and labels.dtype == np.uint8
+    assert set(np.unique(labels)) <= {0, 1, 2}
+
+
+def test_unet_method_without_weights_says_to_use_threshold(cip_ct):
+    try:
+        find_model(MODEL_NAME)
+    except ModelError:
+        pass
+    else:
+        pytest.skip("the trained lung UNet is installed")
+    with pytest.raises(ModelError, match="--method threshold"):
+        segment_lungs(cip_ct, method="unet")
