@@ -40,15 +40,9 @@ def remove_inplane_border(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, int
     return keep[labels], labels, count
 
 
-def fill_holes_inplane(mask: np.ndarray, max_area_voxels: int | None = None) -> np.ndarray:
-    """Fill, slice by slice, the background regions of ``mask`` that do not reach the slice border.
-
-    ``max_area_voxels``: holes larger than this (in voxels of one slice) stay open; ``None`` fills all.
-    """
-    holes, labels, count = remove_inplane_border(~mask)
-    if max_area_voxels is not None and count:
-        areas = np.bincount(labels[holes], minlength=count + 1)
-        holes &= (areas <= max_area_voxels)[labels]
+def fill_holes_inplane(mask: np.ndarray) -> np.ndarray:
+    """Fill, slice by slice, the background regions of ``mask`` that do not reach the slice border."""
+    holes, _, _ = remove_inplane_border(~mask)
     return mask | holes
 
 
