@@ -69,9 +69,10 @@ def fill_pleural_lesions(labels: np.ndarray, hu: np.ndarray, spacing_xyz,
     surface = rays.surface(labels[z0:z1][:, rays.y, rays.x] * rays.inside, options.min_radius_fraction)
     arc = rays.arc_step(surface.outer)
     level = np.fmax(
-        np.stack([_hull_profile(row, float(step), options.rho_mm, periodic=True)
-                  for row, step in zip(surface.outer, arc)]),
-        np.stack([_hull_profile(column, sz, options.rho_mm, periodic=False) for column in surface.outer.T], axis=1),
+        np.stack([_hull_profile(row, side, float(step), options.rho_mm, periodic=True)
+                  for row, side, step in zip(surface.outer, surface.label, arc)]),
+        np.stack([_hull_profile(column, side, sz, options.rho_mm, periodic=False)
+                  for column, side in zip(surface.outer.T, surface.label.T)], axis=1),
     )
     out = labels.copy()
     _paint(out, hu, z0, rays, surface, level, options)
@@ -132,25 +133,31 @@ def _row_median(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return np.array([np.median(row[ok]) if ok.any() else 0.0 for row, ok in zip(values, valid)])
 
 
-def _hull_profile(f: np.ndarray, step: float, rho: float, periodic: bool) -> np.ndarray:
+def _hull_profile(f: np.ndarray, side: np.ndarray, step: float, rho: float, periodic: bool) -> np.ndarray:
     """The lowest curve above ``f`` whose chords sag by at most ``(t - a)(b - t) / (2 rho)``.
 
-    ``f`` is sampled every ``step`` mm with NaN where there is no surface; each run of valid samples
-    is handled on its own, so a dip is restored only between two stretches of surface, never past
-    the end of one. Subtracting ``t² / (2 rho)`` turns this envelope into the upper convex hull,
-    which ``scipy.spatial.ConvexHull`` finds: a chord of ``f - t²/(2 rho)`` plus ``t²/(2 rho)`` is
-    the chord of ``f`` minus that sag.
+    ``f`` is sampled every ``step`` mm with NaN where there is no surface, ``side`` is the lung label
+    of each sample; each run of valid samples of one lung is handled on its own, so a dip is restored
+    only between two stretches of the same lung's surface — never past the end of one, nor across
+    the junction of the two lungs behind the sternum. Subtracting ``t² / (2 rho)`` turns this
+    envelope into the upper convex hull, which ``scipy.spatial.ConvexHull`` finds: a chord of
+    ``f - t²/(2 rho)`` plus ``t²/(2 rho)`` is the chord of ``f`` minus that sag.
     """
     out = np.full(f.shape, np.nan)
-    valid = ~np.isnan(f)
-    if not valid.any():
+    group = np.where(np.isnan(f), 0, side).astype(np.int64)
+    if not group.any():
         return out
     order = np.arange(f.size)
-    if periodic and not valid.all():  # start the profile at a gap so that no run wraps around
-        order = np.roll(order, -int(np.flatnonzero(~valid)[0]))
-    values = f[order]
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], valid[order].astype(np.int8), [0]])))
-    for start, stop in zip(edges[::2], edges[1::2]):
+    if periodic:  # start the profile where the group changes, so that no run wraps around
+        changes = np.flatnonzero(group != np.roll(group, 1))
+        if changes.size:
+            order = np.roll(order, -int(changes[0]))
+    values, group = f[order], group[order]
+    starts = np.flatnonzero(np.diff(np.concatenate([[-1], group])) != 0)
+    stops = np.append(starts[1:], group.size)
+    for start, stop in zip(starts, stops):
+        if group[start] == 0:
+            continue
         t = np.arange(stop - start) * step
         g = values[start:stop] - t ** 2 / (2.0 * rho)
         out[order[start:stop]] = _upper_hull(t, g) + t ** 2 / (2.0 * rho)
