@@ -38,7 +38,7 @@ def label_sides(lungs: list[np.ndarray], spacing_xyz) -> np.ndarray:
         raise ValueError("label_sides needs at least one lung mask")
     parts = list(lungs[:2]) if len(lungs) >= 2 else _split(lungs[0], spacing_xyz)
     labels = np.zeros(lungs[0].shape, np.uint8)
-    if len(parts) == 1:  # one lung only: its side relative to the middle of the field of view
+    if len(parts) == 1:  # one lung only: its side relative to the middle of the array (the airway tree's box)
         labels[parts[0]] = RIGHT if _centre_x(parts[0]) < (lungs[0].shape[2] - 1) / 2.0 else LEFT
         return labels
     right_first = _centre_x(parts[0]) <= _centre_x(parts[1])
