@@ -43,6 +43,7 @@ import vtk
 from covidct.batch import RESULT_COLUMNS, case_names
 from covidct.device import DEVICE_CHOICES
 from covidct.errors import CTInputError, ModelError, UsageError
+from covidct.models.catalogue import default_lungs_method  # re-exported for the panel
 
 from .heatmaps import heat_map_volume, show_heat_map
 from .jobs import CommandJob
@@ -80,13 +81,6 @@ def classifier_models() -> list:
     from covidct.models import list_models
 
     return [card for card in list_models() if card.architecture in CLASSIFIERS]
-
-
-def default_lungs_method() -> str:
-    """``"unet"`` when a lung UNet is installed, else ``"threshold"`` (the method that needs no weights)."""
-    from covidct.models import list_models
-
-    return "unet" if any(card.architecture == "unet" for card in list_models()) else "threshold"
 
 
 def classifier_card(model=None):

@@ -74,7 +74,7 @@ def case_names(paths: list[Path]) -> list[str]:
     return names
 
 
-def detect_batch(inputs, out_dir: str | os.PathLike, model="decovnet", lungs=None, lungs_method: str = "unet",
+def detect_batch(inputs, out_dir: str | os.PathLike, model="decovnet", lungs=None, lungs_method: str | None = None,
                  threshold: float | None = None, device="auto", heatmap: bool = True, progress=None) -> list[dict]:
     """Run :func:`covidct.detect.detect` on every case of :func:`find_cases` and return the result rows.
 

@@ -33,7 +33,7 @@ class DemoCase:
 
 
 def run_demo(out_dir: str | os.PathLike, model: str = "decovnet", device: str = "auto",
-             lungs_method: str = "unet", progress=None) -> list[DemoCase]:
+             lungs_method: str | None = None, progress=None) -> list[DemoCase]:
     """Run detection on the sample CT and on its copy with synthetic lesions; write both under ``out_dir``
     (``sample/`` and ``sample-lesions/``, the latter with ``lesions.nii.gz``) and return the two cases.
 

@@ -133,7 +133,7 @@ class Detection:
 
 
 def detect(ct, model="decovnet", lungs=None, threshold: float | None = None, device="auto",
-           heatmap: bool = True, progress=None, lungs_method: str = "unet") -> Detection:
+           heatmap: bool = True, progress=None, lungs_method: str | None = None) -> Detection:
     """Detect COVID-19 on one chest CT.
 
     ``ct``: a SimpleITK image in HU (checked like a loaded file) or a path (file or DICOM folder).
@@ -141,7 +141,8 @@ def detect(ct, model="decovnet", lungs=None, threshold: float | None = None, dev
     name, a model folder), or an already loaded ``(model, card)`` pair (batch runs load it once).
     ``lungs``: a labelmap image or path (any value > 0 is lung; resampled onto the CT when on another
     grid); ``None`` segments the lungs with ``lungs_method`` (``"unet"``, or ``"threshold"``, the
-    unsupervised method; there is no silent fallback from one to the other). ``threshold``: operating
+    unsupervised method; None: unet when its weights are installed, else threshold — an explicit
+    ``"unet"`` without weights is an error, never a silent fallback). ``threshold``: operating
     threshold in (0, 1), default the model card's. ``device``: ``auto``, ``cpu``, ``cuda[:N]`` or ``mps``
     (ignored for a loaded model, which stays where it is). ``heatmap``: compute the Grad-CAM heat map
     and suspicious regions. ``progress``: a :class:`covidct.progress.Progress`.
@@ -156,7 +157,7 @@ def detect(ct, model="decovnet", lungs=None, threshold: float | None = None, dev
     from .preprocess import input_size, model_input
     from .validate import validate_ct
 
-    if lungs_method not in LUNGS_METHODS:
+    if lungs_method is not None and lungs_method not in LUNGS_METHODS:
         raise UsageError(f"Unknown lung segmentation method '{lungs_method}'; choose unet or threshold.")
     if threshold is not None:
         check_threshold(threshold)

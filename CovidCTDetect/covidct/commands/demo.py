@@ -16,8 +16,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", default="covidct-demo", help="output folder (default: ./covidct-demo)")
     parser.add_argument("--model", default="decovnet",
                         help="bundled model name or a model folder holding model.json (default: decovnet)")
-    parser.add_argument("--lungs-method", choices=("unet", "threshold"), default="unet",
-                        help="lung segmentation method (default: unet)")
+    parser.add_argument("--lungs-method", choices=("unet", "threshold"), default=None,
+                        help="lung segmentation method (default: unet when its weights are installed, else threshold)")
     add_device_option(parser)
     add_progress_options(parser)
 

@@ -17,8 +17,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True, metavar="CSV", help="output features CSV (id,f0,…,f63)")
     parser.add_argument("--weights", default="covid19net-demo", metavar="NAME|DIR",
                         help="COVID-19Net model: bundled name or folder (default: covid19net-demo)")
-    parser.add_argument("--lungs-method", choices=("unet", "threshold"), default="unet",
-                        help="lung segmentation for rows without a lungs mask (default: unet)")
+    parser.add_argument("--lungs-method", choices=("unet", "threshold"), default=None,
+                        help="lung segmentation method (default: unet when its weights are installed, else threshold)")
     add_device_option(parser)
     add_progress_options(parser)
 

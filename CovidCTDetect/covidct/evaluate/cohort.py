@@ -14,7 +14,7 @@ from ..errors import CovidCTError, UsageError
 from ..progress import Progress
 
 
-def predict_cohort(manifest: str | os.PathLike, weights: str, device: str = "auto", lungs_method: str = "unet",
+def predict_cohort(manifest: str | os.PathLike, weights: str, device: str = "auto", lungs_method: str | None = None,
                    with_features: bool = False, require_label: bool = True,
                    progress: Progress | None = None):
     """A pandas DataFrame with one row per manifest case, in manifest order.

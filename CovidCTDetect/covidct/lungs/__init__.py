@@ -2,7 +2,7 @@
 
 Two methods (DeCoVNet paper, "The Proposed DeCoVNet" and Fig. 2):
 
-* ``"unet"`` (default) — the 2D UNet run slice by slice (:mod:`.unet_infer`), trained on pseudo-labels
+* ``"unet"`` (the default once its weights are installed) — the 2D UNet run slice by slice (:mod:`.unet_infer`), trained on pseudo-labels
   of the threshold method with synthetic pleural lesions inserted; needs the bundled ``unet-lungs``
   weights.
 * ``"threshold"`` — the unsupervised method (:mod:`.threshold`): HU threshold, outside air, trachea
@@ -27,11 +27,12 @@ LABEL_NAMES = {RIGHT: "right lung", LEFT: "left lung"}
 __all__ = ["LABEL_NAMES", "LEFT", "METHODS", "RIGHT", "lung_volumes_ml", "segment_lungs"]
 
 
-def segment_lungs(ct: sitk.Image, method: str = "unet", device="auto", progress=None) -> sitk.Image:
+def segment_lungs(ct: sitk.Image, method: str | None = None, device="auto", progress=None) -> sitk.Image:
     """Segment the lungs of a CT (SimpleITK image in HU, any orientation).
 
     Returns a UInt8 labelmap on the CT's grid: 0 background, 1 right lung, 2 left lung (patient
-    sides). ``method``: ``"unet"`` or ``"threshold"``; ``device`` (UNet only): ``auto``, ``cpu``,
+    sides). ``method``: ``"unet"``, ``"threshold"`` or None (unet when its weights are installed,
+    else threshold: :func:`covidct.models.default_lungs_method`); ``device`` (UNet only): ``auto``, ``cpu``,
     ``cuda``, ``cuda:N``, ``mps`` or a ``torch.device``; ``progress``: a
     :class:`covidct.progress.Progress`. Raises :class:`UsageError` for an unknown method,
     :class:`CTInputError` when the image is not a 3D CT showing lungs and :class:`ModelError` when
@@ -39,6 +40,10 @@ def segment_lungs(ct: sitk.Image, method: str = "unet", device="auto", progress=
     """
     from ..geometry import from_canonical, image_from_array, to_canonical
 
+    if method is None:
+        from ..models import default_lungs_method
+
+        method = default_lungs_method()
     if method not in METHODS:
         raise UsageError(f"Unknown lung segmentation method '{method}'; choose unet or threshold.")
     if not isinstance(ct, sitk.Image) or ct.GetDimension() != 3:

@@ -66,6 +66,12 @@ def build_model(arch: str, **config):
                          "fix the model card's config.") from exc
 
 
+def default_lungs_method() -> str:
+    """The lung segmentation method to use when the user names none: ``"unet"`` when a lung UNet is
+    installed (bundled or in the user models folder), else ``"threshold"``, which needs no weights."""
+    return "unet" if any(card.architecture == "unet" for card in list_models()) else "threshold"
+
+
 def default_input(arch: str) -> dict:
     """The input specification a card gets when it names none (the papers' preprocessing)."""
     if arch == "decovnet":
