@@ -30,6 +30,16 @@ FAST = dict(model="decovnet", input_size=(32, 48), device="cpu", lr=1e-4)
 LESIONS = LesionOptions(kinds=("ggo", "consolidation"), n_lesions=(4, 8), size_mm=(30, 60))
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One PyTorch thread: on a small shared CPU, two OpenMP threads wait on each other whenever the
+    other core is busy (a training step measured 10x slower); CI gets the same numbers either way."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def backgrounds(tmp_path_factory):
     """16 central slices of the real CIP ct-64 and of its real lung mask."""
@@ -61,9 +71,13 @@ class Recorder(Progress):
         self.events.append({"event": event, **fields})
 
 
-def _cli(*args, env=None, **kwargs):
+#: the command-line runs use one thread too (see ``one_thread``)
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def _cli(*args):
     return subprocess.run([sys.executable, "-m", "covidct", "train", *map(str, args)], capture_output=True,
-                          text=True, cwd=REPO, env={**os.environ, **(env or {})}, **kwargs)
+                          text=True, cwd=REPO, env=ENV)
 
 
 def _weights(path: Path) -> dict:
@@ -120,7 +134,7 @@ def test_resume_after_kill_9_gives_the_same_weights(synth, tmp_path):
     # the same run, killed with SIGKILL in the middle of epoch 2, after its step-2 checkpoint
     killed = tmp_path / "killed"
     process = subprocess.Popen([sys.executable, "-m", "covidct", "train", *map(str, args), "--out", str(killed)],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO)
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO, env=ENV)
     steps_per_epoch = None
     for line in process.stdout:
         event = json.loads(line)
@@ -157,7 +171,7 @@ def test_two_process_torchrun_on_cpu(synth, tmp_path):
          "train", "--model", "decovnet", "--manifest", str(synth["small"]), "--input-size", "32x48",
          "--device", "cpu", "--epochs", "1", "--val-fraction", "0.34", "--cache-dir", str(synth["cache"]),
          "--out", str(out), "--progress-json"],
-        capture_output=True, text=True, cwd=REPO, timeout=300)
+        capture_output=True, text=True, cwd=REPO, env=ENV, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     events = [json.loads(l) for l in result.stdout.splitlines() if l.startswith("{")]
     done = [e for e in events if e["event"] == "done"]

@@ -231,13 +231,15 @@ class _Run:
         model.eval()
         records: dict = {}
         indices = list(range(self.ctx.rank, len(self.val_items), self.ctx.world_size))
-        for done, batch in enumerate(self._loader(self.val_items, [[(i, 0)] for i in indices], False), start=1):
+        size = self.task.val_batch
+        batches = [[(i, 0) for i in indices[start:start + size]] for start in range(0, len(indices), size)]
+        for done, batch in enumerate(self._loader(self.val_items, batches, False), start=1):
             x, y = self.task.inputs(batch, train=False)
             with self._autocast():
                 logits = model(x)
             for key, values in self.task.outputs(model, logits, y, batch).items():
                 records.setdefault(key, []).extend(values)
-            self.progress.stage("validate", done, len(indices))
+            self.progress.stage("validate", done, len(batches))
         merged: dict = {}
         for part in distributed.gather(self.ctx, records):
             for key, values in part.items():

@@ -77,6 +77,8 @@ class ClassifierTask:
 
     metric = "val_auc"
     needs_labels = True
+    #: validation volumes one at a time (their lengths differ)
+    val_batch = 1
 
     def __init__(self, config, device):
         self.config = config

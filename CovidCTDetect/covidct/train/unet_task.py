@@ -4,8 +4,8 @@ DeCoVNet paper: "we trained a simple 2D UNet using the CT images in our training
 ground-truth lung masks, we segmented the lung regions using an unsupervised learning method" — the
 masks are the manifest's ``lungs`` files where a dataset has real ones, else pseudo-labels from
 ``segment_lungs(method="threshold")`` (cached). Slices are the paper's: HU window −1200…600 → 0…1,
-each slice resized to the UNet's input size (the model card's, 368 × 368 in the paper), masks
-nearest-neighbour; the target is lung (1) vs background (0), left/right being assigned afterwards.
+each slice resized to the UNet's input size (:mod:`covidct.preprocess.unet`; 368 × 368 in the
+paper, ``--input-size`` to train at another), masks nearest-neighbour on the same grid; the target is lung (1) vs background (0), left/right being assigned afterwards.
 
 Lesion augmentation: lung masks from thresholds, like many lung tools, leave out dense consolidation
 along the pleura. Here lesions are inserted into the *clean* slice while the target stays the clean
@@ -38,18 +38,18 @@ PLEURAL_LESIONS = LesionOptions(kinds=("consolidation", "ggo"), n_lesions=(1, 3)
 
 
 def unet_slices(ct: sitk.Image, lungs: sitk.Image, size: tuple[int, int]) -> tuple[np.ndarray, list[float]]:
-    """``(float32 (Z, 2, H, W), [row, column] spacing in mm)``: every canonical axial slice windowed to 0…1
-    and resized to ``size``, with its lung mask (0/1, nearest neighbour) as the second channel."""
-    from ..geometry import resize_array
+    """``(float32 (Z, 2, H, W), [row, column] spacing in mm)``: the UNet's input slices
+    (:func:`covidct.preprocess.unet.unet_input`, canonical, windowed to 0…1, resized to ``size``) with
+    the lung mask (0/1, nearest neighbour on the same grid) as the second channel."""
     from ..preprocess.canonical import canonical_ct_and_lungs
+    from ..preprocess.unet import unet_input
 
-    canonical, ct_array, lung_array = canonical_ct_and_lungs(ct, lungs)
-    shape = (ct_array.shape[0], *size)
-    out = np.empty((shape[0], 2, *size), np.float32)
-    out[:, 0] = resize_array(hu_window(ct_array), shape)
-    out[:, 1] = resize_array(lung_array.astype(np.uint8), shape, order=0)
+    canonical, _, lung_array = canonical_ct_and_lungs(ct, lungs)
+    image, grid = unet_input(canonical, size)
+    mask = grid.to_model(lung_array.astype(np.uint8), order=0).astype(np.float32)
     spacing_x, spacing_y, _ = canonical.GetSpacing()
-    return out, [spacing_y * ct_array.shape[1] / size[0], spacing_x * ct_array.shape[2] / size[1]]
+    rows, columns = grid.ct_shape[1:]
+    return np.concatenate([image, mask[:, None]], axis=1), [spacing_y * rows / size[0], spacing_x * columns / size[1]]
 
 
 class SegmentationTask:
@@ -59,20 +59,21 @@ class SegmentationTask:
     needs_labels = False
 
     def __init__(self, config, device):
-        from ..models.catalogue import default_input
+        from ..preprocess.unet import unet_size
 
         self.config = config
         self.device = device
-        self.size = tuple(config.input_size or default_input("unet")["shape"][-2:])
+        self.size = tuple(config.input_size or unet_size(None))
+        self.val_batch = config.effective_batch_size
 
     def prepare(self, case: Case, cache: TensorCache, train: bool) -> list[dict]:
         """Cache the case's slices and masks; one item per slice (validation: each slice clean and with lesions)."""
-        from .. import geometry
+        from .. import geometry, preprocess
         from ..io import load_ct
 
         method = self.config.effective_lungs_method
         parts = {"kind": "unet-slices", "ct": file_identity(case.ct), "lungs": lungs_key(case, method),
-                 "size": self.size, "code": code_version(unet_slices, geometry, hu_window)}
+                 "size": self.size, "code": code_version(unet_slices, preprocess, geometry)}
 
         def compute():
             ct = load_ct(case.ct)

@@ -1,0 +1,92 @@
+"""Training the lung UNet on the real CIP CT: threshold pseudo-labels, pleural lesion augmentation
+that keeps the clean lung mask as the target, validation Dice against the real lung mask."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from conftest import shared_file
+from covidct.data.cache import TensorCache
+from covidct.data.manifest import read_manifest
+from covidct.preprocess.window import HU_WINDOW
+from covidct.progress import Progress
+from covidct.train import TrainConfig, train
+from covidct.train.unet_task import SegmentationTask
+
+CIP = "cip-copdgene-10002K-ct64/"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One PyTorch thread: on a small shared CPU, two OpenMP threads wait on each other whenever the
+    other core is busy (a training step measured 10x slower); CI gets the same numbers either way."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory):
+    """Train on the real normal001 CT with threshold pseudo-labels (made and cached by training);
+    validate on another scanner's CT, CIP ct-64, against its real lung mask."""
+    path = tmp_path_factory.mktemp("unet") / "lungs.csv"
+    normal = shared_file("covid-ct-md-sample/normal001.nii.gz")
+    cip, cip_lungs = shared_file(CIP + "ct-64.nrrd"), shared_file(CIP + "wholeLung-64.nrrd")
+    path.write_text(f"ct,lungs,split\n{normal},,train\n{cip},{cip_lungs},val\n")
+    return path
+
+
+def test_lesion_augmentation_keeps_the_clean_target(manifest, tmp_path):
+    config = TrainConfig(model="unet", manifest=manifest, out=tmp_path, input_size=(64, 64), device="cpu")
+    task = SegmentationTask(config, torch.device("cpu"))
+    case = read_manifest(manifest, require_label=False)[1]
+    items = task.prepare(case, TensorCache(tmp_path / "cache"), train=False)
+    assert len(items) == 2 * 79 and sum(item["lesions"] for item in items) == 79  # each slice clean + lesions
+    z = 40
+    clean = task.load(items[z], z, 0, train=False)["x"].numpy()
+    with_lesions = task.load(items[79 + z], 79 + z, 0, train=False)["x"].numpy()
+    assert np.array_equal(clean[1], with_lesions[1])  # target: the clean lung mask
+    lung = clean[1] > 0
+    changed = clean[0] != with_lesions[0]
+    assert changed.any() and not changed[~lung].any()  # lesions only inside the lungs
+    low, high = HU_WINDOW
+    hu = with_lesions[0] * (high - low) + low
+    assert np.median(hu[changed]) > -650  # dense: consolidation or ground glass
+    # lesions touch the pleura: some changed pixel borders the outside of the lungs
+    from scipy import ndimage as ndi
+
+    assert (changed & ~ndi.binary_erosion(lung)).any()
+    again = task.load(items[79 + z], 79 + z, 0, train=False)["x"].numpy()
+    assert np.array_equal(again, with_lesions)  # validation lesions are fixed
+
+
+@pytest.mark.slow
+def test_unet_learns_lungs_from_threshold_pseudo_labels(manifest, tmp_path):
+    events = []
+
+    class Recorder(Progress):
+        def event(self, event, **fields):
+            events.append({"event": event, **fields})
+
+    out = tmp_path / "run"
+    model_dir = train(TrainConfig(model="unet", manifest=manifest, out=out, epochs=3, lr=1e-3, batch_size=8,
+                                  input_size=(64, 64), device="cpu"), Recorder())
+    epochs = [e for e in events if e["event"] == "epoch"]
+    print("validation Dice per epoch (clean, with lesions):",
+          [(round(e["val_dice_clean"], 3), round(e["val_dice_lesions"], 3)) for e in epochs])
+    assert epochs[0]["val_slices"] == 2 * 79 and epochs[-1]["epoch"] == 3
+    best = max(epochs, key=lambda e: e["val_dice"])
+    assert best["val_dice_clean"] >= 0.9 and best["val_dice_lesions"] >= 0.9  # against the REAL mask
+    assert epochs[-1]["loss"] < epochs[0]["loss"]
+    card = json.loads((model_dir / "model.json").read_text())
+    assert card["architecture"] == "unet" and card["input"]["shape"] == [1, 64, 64]
+    assert "2 cases" in card["training_data"] and card["metrics"]["val_dice"] == best["val_dice"]
+    # the training case's pseudo-labels were made once by the threshold method and cached
+    lungs = [p for p in (out / "cache").rglob("*.json") if json.loads(p.read_text())["parts"]["kind"] == "lungs"]
+    assert len(lungs) == 1 and json.loads(lungs[0].read_text())["parts"]["method"] == "threshold"
