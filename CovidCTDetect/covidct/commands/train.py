@@ -44,8 +44,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--input-size", metavar="HxW",
                         help="model input size override, e.g. 112x168 (DeCoVNet in-plane; COVID-19Net HxW or DxHxW)")
     parser.add_argument("--lungs-method", choices=("unet", "threshold"), default=None,
-                        help="lung segmentation for manifest rows without a lungs mask (default unet; "
-                             "threshold pseudo-labels when training the UNet)")
+                        help="lung segmentation for manifest rows without a lungs mask (default: unet when its "
+                             "weights are installed, else threshold; threshold pseudo-labels when training the UNet)")
     parser.add_argument("--cache-dir", help="folder for preprocessed inputs (default RUN/cache)")
     parser.add_argument("--num-workers", type=int, default=0, help="data-loading processes (default 0)")
     parser.add_argument("--checkpoint-every", type=int, default=50, metavar="STEPS",

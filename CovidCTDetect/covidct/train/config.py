@@ -36,11 +36,12 @@ class TrainConfig:
     ``init_from``: a checkpoint (``.pt``) or model folder to start from. ``pretrain_manifest``:
     COVID-19Net's first step, an auxiliary binary task trained (``pretrain_epochs``, default
     ``epochs``) in ``out/pretrain`` before fine-tuning on ``manifest``. ``lungs_method``: segmentation
-    for manifest rows without a ``lungs`` mask (cached; default ``unet``, and ``threshold`` pseudo-labels
-    when training the UNet itself). ``cache_dir``: preprocessed-input cache
-    (default ``out/cache``). ``checkpoint_every``: steps between mid-epoch checkpoints (0 = only at
-    epoch ends). ``lesion_augment``: UNet only, probability that a training slice gets synthetic
-    pleural lesions. ``deterministic``: deterministic algorithms (always on CPU; on CUDA when True).
+    for manifest rows without a ``lungs`` mask (cached); by default ``threshold`` pseudo-labels when
+    training the UNet itself, else :func:`covidct.models.default_lungs_method` (the UNet when
+    installed). ``cache_dir``: preprocessed-input cache (default ``out/cache``). ``checkpoint_every``:
+    steps between mid-epoch checkpoints (0 = only at epoch ends). ``lesion_augment``: UNet only,
+    probability that a training slice gets synthetic pleural lesions. ``deterministic``:
+    deterministic algorithms (always on CPU; on CUDA when True).
     """
 
     model: str
@@ -76,15 +77,14 @@ class TrainConfig:
             if value is not None and (key != "init_from" or Path(value).exists()):
                 setattr(self, key, str(Path(value).expanduser().resolve()))
         self.validate()
+        if self.lungs_method is None:  # fixed now, so that a resumed run keeps the masks it started with
+            from ..models import default_lungs_method
+
+            self.lungs_method = "threshold" if self.model == "unet" else default_lungs_method()
 
     @property
     def effective_batch_size(self) -> int:
         return self.batch_size or DEFAULT_BATCH[self.model]
-
-    @property
-    def effective_lungs_method(self) -> str:
-        """``lungs_method``, by default ``threshold`` for the UNet (the paper's pseudo-labels) and ``unet`` else."""
-        return self.lungs_method or ("threshold" if self.model == "unet" else "unet")
 
     @property
     def cache_folder(self) -> Path:

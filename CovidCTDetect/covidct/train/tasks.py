@@ -102,12 +102,12 @@ class ClassifierTask:
         from ..io import load_ct
 
         parts = {"kind": "input", "arch": self.config.model, "ct": file_identity(case.ct),
-                 "lungs": lungs_key(case, self.config.effective_lungs_method), "input_size": self.config.input_size,
+                 "lungs": lungs_key(case, self.config.lungs_method), "input_size": self.config.input_size,
                  "code": code_version(preprocess, geometry)}
 
         def compute():
             ct = load_ct(case.ct)
-            lungs = lungs_for(case, ct, cache, self.config.effective_lungs_method, self.device)
+            lungs = lungs_for(case, ct, cache, self.config.lungs_method, self.device)
             return self._input(ct, lungs), {"case": case.id}
 
         path = cache.get(parts, compute)

@@ -71,7 +71,7 @@ class SegmentationTask:
         from .. import geometry, preprocess
         from ..io import load_ct
 
-        method = self.config.effective_lungs_method
+        method = self.config.lungs_method
         parts = {"kind": "unet-slices", "ct": file_identity(case.ct), "lungs": lungs_key(case, method),
                  "size": self.size, "code": code_version(unet_slices, preprocess, geometry)}
 
