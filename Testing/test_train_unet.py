@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-import SimpleITK as sitk
 import torch
 
 from conftest import shared_file

@@ -195,11 +195,12 @@ class _Run:
                 state["best"] = record
             state.update(epoch=epoch + 1, position=0, loss_sum=0.0, loss_count=0, orders=None)
             if ctx.is_main:
+                # last.pt is written last: once it says the epoch is done, best.pt and history.json are too
                 if improved:
                     save_checkpoint(self.out / "best.pt", {"model": model.state_dict(), "arch": config.model,
                                                           "epoch": epoch + 1, "metrics": record})
-                self._save(last, model, optimizer, state)
                 write_json(self.out / "history.json", state["history"])
+                self._save(last, model, optimizer, state)
             elapsed = time.monotonic() - start_time
             eta = elapsed / max(state["global_step"] - start_step, 1) * (total_steps - state["global_step"])
             self.progress.event("epoch", epochs=config.epochs, **record, best_epoch=state["best"]["epoch"],
