@@ -132,12 +132,14 @@ def test_bad_inputs_raise_dataset_errors(cip):
 def test_dataset_shares_backgrounds_and_is_reproducible(tmp_path):
     ct_path, lung_path = shared_file(CIP + "ct-64.nrrd"), shared_file(CIP + "wholeLung-64.nrrd")
     dicom = shared_file(CIP + "ct-64Dicom")
-    kwargs = dict(n_pos=3, n_neg=3, seed=7, lungs=[lung_path, lung_path])
+    kwargs = dict(n_pos=3, n_neg=3, seed=7, lungs=[lung_path, None], lungs_method="threshold")
     manifest = make_synth_dataset([ct_path, dicom], tmp_path / "a", **kwargs)
     cases = read_manifest(manifest)
     assert sorted(c.label for c in cases) == [0, 0, 0, 1, 1, 1]
     assert {c.extra["background"] for c in cases if c.label == 1} == {c.extra["background"] for c in cases
                                                                      if c.label == 0} == {"ct-64.nrrd", "ct-64Dicom"}
+    segmented = sitk.GetArrayFromImage(sitk.ReadImage(str(manifest.parent / "lungs" / "ct-64Dicom.nii.gz")))
+    assert set(np.unique(segmented)) == {0, 1, 2}  # the DICOM copy's lungs: threshold method, right/left
     original = sitk.GetArrayFromImage(sitk.ReadImage(str(ct_path))).astype(float)
     sigma = estimate_noise(original, sitk.GetArrayFromImage(sitk.ReadImage(str(lung_path))) > 0)
     for case in cases:
@@ -157,3 +159,28 @@ def test_dataset_shares_backgrounds_and_is_reproducible(tmp_path):
                               sitk.GetArrayFromImage(sitk.ReadImage(str(twin.ct))))
     with pytest.raises(DatasetError, match="already holds"):
         make_synth_dataset([ct_path], tmp_path / "a", n_pos=1, n_neg=1, lungs=[lung_path])
+
+
+@pytest.mark.slow
+def test_full_resolution_lesions_on_normal001():
+    """On a full-size real CT (0.6 mm pixels): noise texture kept, crazy paving's septa visible."""
+    from covidct.io import load_ct
+    from covidct.lungs import segment_lungs
+
+    ct = load_ct(shared_file("covid-ct-md-sample/normal001.nii.gz"))
+    lungs = segment_lungs(ct, method="threshold")
+    before = sitk.GetArrayFromImage(ct).astype(np.float32)
+    lung = sitk.GetArrayFromImage(lungs) > 0
+    sigma = estimate_noise(before, lung)
+    spread = {}
+    for seed, kind in enumerate(("consolidation", "ggo", "crazy_paving")):
+        out, mask = insert_lesions(ct, lungs, np.random.default_rng(seed), kinds=(kind,), n_lesions=(2, 2),
+                                   size_mm=(40, 50))
+        after, labels = _arrays(out, mask)
+        core = ndi.binary_erosion(labels > 0, iterations=2)
+        assert core.sum() > 1000
+        if kind == "consolidation":
+            ratio = estimate_noise(after.astype(np.float32), core) / sigma
+            assert 0.7 < ratio < 1.4, ratio  # the CT's own noise level inside the lesion
+        spread[kind] = np.percentile(after[core], 90) - np.percentile(after[core], 10)
+    assert spread["crazy_paving"] > spread["ggo"] + 50  # reticular septa add structure to the opacity
