@@ -325,7 +325,7 @@ class _Run:
         return ModelCard(
             name=config.name or f"{config.model}-{self.out.name}",
             architecture=config.model,
-            description=f"{config.model} trained with 'covidct train' for {len(state['history'])} epochs "
+            description=f"{config.model} trained with 'covidct train' for {len(state['history'])} epoch(s) "
                         f"(lr {config.lr}, batch {config.effective_batch_size}, seed {config.seed}, "
                         f"augmentation {'on' if config.augment else 'off'}); weights of the best validation "
                         f"epoch ({best['epoch']}).",
