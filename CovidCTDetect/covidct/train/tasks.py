@@ -4,8 +4,9 @@ A task turns manifest cases into cached training items, loads an item (CPU, in a
 worker), augments a batch on the training device, computes the loss, and scores validation:
 
 * :class:`ClassifierTask` (DeCoVNet, COVID-19Net): one item per CT volume, the paper's model input
-  from :mod:`covidct.preprocess`, cached; the paper's augmentation (:mod:`covidct.data.augment`);
-  the model's own cross-entropy; validation ROC AUC (scikit-learn).
+  (:func:`covidct.preprocess.model_input`, as in detection, at the run's input size), cached; the
+  paper's augmentation (:mod:`covidct.data.augment`); the model's own cross-entropy; validation
+  ROC AUC (scikit-learn).
 * :class:`~.unet_task.SegmentationTask` (lung UNet): one item per CT slice.
 
 Lung masks: the manifest's ``lungs`` file, else ``segment_lungs(method=config.lungs_method)``,
@@ -22,7 +23,7 @@ from ..data.augment import random_augmentation
 from ..data.cache import TensorCache, code_version, file_identity, file_sha256
 from ..data.manifest import Case
 from ..errors import UsageError
-from ..geometry import image_from_array, resize_array
+from ..geometry import image_from_array
 
 
 def sample_seed(*numbers: int) -> int:
@@ -84,46 +85,39 @@ class ClassifierTask:
         self.config = config
         self.device = device
         if config.model == "decovnet":
-            from ..preprocess.decovnet import decovnet_input
-
-            self.preprocess = decovnet_input
             self.augment_args = {"image_channels": (0,), "mask_channels": (1,), "clamp": (0.0, 1.0)}
         else:
-            from ..preprocess.covid19net import covid19net_input
-
-            self.preprocess = covid19net_input
             self.augment_args = {"image_channels": (0,), "mask_channels": (), "clamp": None}
+
+    @property
+    def size(self) -> tuple[int, ...] | None:
+        """The input-size override for :func:`covidct.preprocess.model_input` (COVID-19Net: an ``H × W``
+        override keeps the paper's 48 slices)."""
+        size = self.config.input_size
+        if size is not None and self.config.model == "covid19net" and len(size) == 2:
+            from ..preprocess.covid19net import INPUT_SHAPE
+
+            size = (INPUT_SHAPE[0], *size)
+        return size
 
     # ---- items --------------------------------------------------------------------------------
     def prepare(self, case: Case, cache: TensorCache, train: bool) -> list[dict]:
         """Cache the model input of ``case``; returns its one item (the same for training and validation)."""
-        from .. import preprocess
-        from .. import geometry
+        from .. import geometry, preprocess
         from ..io import load_ct
+        from ..preprocess import model_input
 
         parts = {"kind": "input", "arch": self.config.model, "ct": file_identity(case.ct),
-                 "lungs": lungs_key(case, self.config.lungs_method), "input_size": self.config.input_size,
+                 "lungs": lungs_key(case, self.config.lungs_method), "input_size": self.size,
                  "code": code_version(preprocess, geometry)}
 
         def compute():
             ct = load_ct(case.ct)
             lungs = lungs_for(case, ct, cache, self.config.lungs_method, self.device)
-            return self._input(ct, lungs), {"case": case.id}
+            return model_input(self.config.model, ct, lungs, self.size)[0], {"case": case.id}
 
         path = cache.get(parts, compute)
         return [{"path": str(path), "label": int(case.label), "case": case.id}]
-
-    def _input(self, ct: sitk.Image, lungs: sitk.Image) -> np.ndarray:
-        array, _ = self.preprocess(ct, lungs)
-        size = self.config.input_size
-        if size is None:
-            return array
-        shape = (array.shape[1], *size) if len(size) == 2 else tuple(size)
-        out = np.empty((array.shape[0], *shape), np.float32)
-        for channel in range(array.shape[0]):
-            order = 0 if channel in self.augment_args["mask_channels"] else 1
-            out[channel] = resize_array(array[channel], shape, order=order)
-        return out
 
     def load(self, item: dict, index: int, seed: int, train: bool) -> dict:
         """One item as tensors (CPU; float16 as cached)."""
