@@ -51,3 +51,16 @@ def mrml_scene():
     slicer.mrmlScene = previous
     color_logic.SetMRMLScene(None)
     scene.Clear(True)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One PyTorch thread for a module's tests: on a small shared CPU, two OpenMP threads wait on each
+    other whenever the other core is busy (a training step measured 10x slower); CI gets the same
+    numbers either way. Use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

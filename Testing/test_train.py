@@ -29,14 +29,8 @@ FAST = dict(model="decovnet", input_size=(32, 48), device="cpu", lr=1e-4)
 LESIONS = LesionOptions(kinds=("ggo", "consolidation"), n_lesions=(4, 8), size_mm=(30, 60))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One PyTorch thread: on a small shared CPU, two OpenMP threads wait on each other whenever the
-    other core is busy (a training step measured 10x slower); CI gets the same numbers either way."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+#: one PyTorch thread for every test here (see conftest.one_torch_thread)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

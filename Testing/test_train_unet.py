@@ -20,14 +20,8 @@ from covidct.train.unet_task import SegmentationTask
 CIP = "cip-copdgene-10002K-ct64/"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One PyTorch thread: on a small shared CPU, two OpenMP threads wait on each other whenever the
-    other core is busy (a training step measured 10x slower); CI gets the same numbers either way."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+#: one PyTorch thread for every test here (see conftest.one_torch_thread)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
