@@ -13,9 +13,12 @@
 #   3. COVID-19Net — the same data, at the same time budget.
 # The results are demonstration weights: synthetic lesions, three real backgrounds, NOT clinically
 # validated. Training sizes are reduced (see the --input-size options) so that it runs on a CPU.
-# Status: steps "data" and "decovnet" run; on a 2-core CPU, 2-3 epochs reached validation ROC AUC
-# 0.43-0.65 only (see the issue notes), so no weights are bundled yet and the UNet and COVID-19Net
-# steps are still to be written. Run it on a GPU with more epochs.
+# Status: steps "data" and "decovnet" run, but on a 2-core CPU DeCoVNet has not learnt this data yet
+# (validation ROC AUC 0.35-0.78 over 2-10 epochs at 112x168 and 64x96, lr 1e-5..1e-4, with and without
+# augmentation; training loss stays above 1) although the lesions change 4-6 % of the lung voxels by
+# more than 90 HU in the model input. See the issue notes (batch-1 BatchNorm + Dropout3d make train-mode
+# logits reach +-15 at initialisation). So no weights are bundled yet, and the UNet and COVID-19Net
+# steps are still to be written.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 data=${COVIDCT_SHARED_DATA:-$repo/../shared/data}
