@@ -14,6 +14,12 @@ def add_device_option(parser: argparse.ArgumentParser) -> None:
                         help=f"compute device: {', '.join(DEVICE_CHOICES)} or cuda:N (default: auto)")
 
 
+def add_lungs_method_option(parser: argparse.ArgumentParser) -> None:
+    """``--lungs-method unet|threshold`` (default None: unet when its weights are installed, else threshold)."""
+    parser.add_argument("--lungs-method", choices=("unet", "threshold"), default=None,
+                        help="lung segmentation method (default: unet when its weights are installed, else threshold)")
+
+
 def add_progress_options(parser: argparse.ArgumentParser) -> None:
     """``--progress-json`` (machine-readable progress on stdout) and ``--quiet``."""
     parser.add_argument("--progress-json", action="store_true",

@@ -9,15 +9,14 @@ the output files. Research use only: the bundled weights are not clinically vali
 
 from __future__ import annotations
 
-from ._options import add_device_option, add_progress_options, progress_from_args
+from ._options import add_device_option, add_lungs_method_option, add_progress_options, progress_from_args
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--out", default="covidct-demo", help="output folder (default: ./covidct-demo)")
     parser.add_argument("--model", default="decovnet",
                         help="bundled model name or a model folder holding model.json (default: decovnet)")
-    parser.add_argument("--lungs-method", choices=("unet", "threshold"), default=None,
-                        help="lung segmentation method (default: unet when its weights are installed, else threshold)")
+    add_lungs_method_option(parser)
     add_device_option(parser)
     add_progress_options(parser)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._options import add_device_option, add_progress_options, progress_from_args
+from ._options import add_device_option, add_lungs_method_option, add_progress_options, progress_from_args
 
 
 def add_arguments(parser) -> None:
@@ -24,8 +24,7 @@ def add_arguments(parser) -> None:
                         help="model: decovnet or covid19net (the installed model of that architecture), a catalogue "
                              "name, or a folder holding model.json (default: decovnet)")
     parser.add_argument("--lungs", metavar="FILE", help="lung mask of the (single) CT; default: segment the lungs")
-    parser.add_argument("--lungs-method", choices=("unet", "threshold"), default=None,
-                        help="lung segmentation method (default: unet when its weights are installed, else threshold)")
+    add_lungs_method_option(parser)
     parser.add_argument("--threshold", type=float, metavar="T",
                         help="operating threshold in (0, 1); positive when probability > T (default: the model's)")
     parser.add_argument("--no-heatmap", action="store_true", help="skip the Grad-CAM heat map (faster)")

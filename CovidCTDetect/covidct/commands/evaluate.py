@@ -15,7 +15,7 @@ what they compute: the paper's Table 2 columns "PPV"/"NPV" are in fact sensitivi
 
 from __future__ import annotations
 
-from ._options import add_device_option, add_progress_options, progress_from_args
+from ._options import add_device_option, add_lungs_method_option, add_progress_options, progress_from_args
 
 
 def add_arguments(parser) -> None:
@@ -29,8 +29,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--id-column", default="case_id", help="case ID column of --predictions (default: case_id)")
     parser.add_argument("--weights", metavar="NAME|DIR",
                         help="with --manifest: bundled model name or folder with weights + model card")
-    parser.add_argument("--lungs-method", choices=("unet", "threshold"), default=None,
-                        help="lung segmentation method (default: unet when its weights are installed, else threshold)")
+    add_lungs_method_option(parser)
     parser.add_argument("--bootstrap", type=int, default=2000, metavar="N",
                         help="bootstrap resamples for the ROC AUC's 95%% CI (default: 2000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the bootstrap (default: 0)")

@@ -9,7 +9,7 @@ segmented.
 
 from __future__ import annotations
 
-from ._options import add_device_option, add_progress_options, progress_from_args
+from ._options import add_device_option, add_lungs_method_option, add_progress_options, progress_from_args
 
 
 def add_arguments(parser) -> None:
@@ -17,8 +17,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True, metavar="CSV", help="output features CSV (id,f0,…,f63)")
     parser.add_argument("--weights", default="covid19net-demo", metavar="NAME|DIR",
                         help="COVID-19Net model: bundled name or folder (default: covid19net-demo)")
-    parser.add_argument("--lungs-method", choices=("unet", "threshold"), default=None,
-                        help="lung segmentation method (default: unet when its weights are installed, else threshold)")
+    add_lungs_method_option(parser)
     add_device_option(parser)
     add_progress_options(parser)
 
