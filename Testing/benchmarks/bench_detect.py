@@ -31,13 +31,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from process_memory import peak_rss_mb
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("COVIDCT_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -66,15 +66,6 @@ def measure(ct: str, model: str, device: str, lungs_method: str, repeat: int, ou
     return {"model_s": model_s, "runs": runs, "peak_mb": peak, "gpu_mb": gpu, "device": str(where),
             "threads": torch.get_num_threads()}
 
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process in MiB: ``VmHWM`` (``ru_maxrss`` would carry the parent's
-    peak over through ``exec``); ``ru_maxrss`` where there is no /proc."""
-    match = re.search(r"VmHWM:\s+(\d+)", Path("/proc/self/status").read_text()) \
-        if Path("/proc/self/status").exists() else None
-    if match:
-        return int(match.group(1)) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 1024 ** 2)
 
 
 def save_random_model(architecture: str, root: Path) -> str:

@@ -32,13 +32,13 @@ import argparse
 import functools
 import json
 import os
-import re
-import resource
 import subprocess
 import sys
 import time
 import tracemalloc
 from pathlib import Path
+
+from process_memory import peak_rss_mb
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("COVIDCT_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -131,14 +131,6 @@ def measure(ct: str, method: str, size: int, base: int, device: str, repeat: int
     return {"runs": runs, "peak_mb": peak, "traced_mb": traced, "threads": torch.get_num_threads(),
             "cores": os.cpu_count(), "load": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
 
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process in MiB (``VmHWM``; ``ru_maxrss`` where there is no /proc)."""
-    status = Path("/proc/self/status")
-    match = re.search(r"VmHWM:\s+(\d+)", status.read_text()) if status.exists() else None
-    if match:
-        return int(match.group(1)) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 1024 ** 2)
 
 
 def bundled_unet() -> bool:
