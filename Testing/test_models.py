@@ -112,6 +112,25 @@ def test_decovnet_loss_and_gradients():
     assert model.res1.branch[0].weight.grad.abs().sum() > 0
 
 
+def test_decovnet_per_volume_statistics(models_dir):
+    """running_stats=False: inference normalises each volume with its own statistics, as training did."""
+    torch.manual_seed(2)
+    model = DeCoVNet(dropout=0.0, running_stats=False)
+    assert not any("running" in key for key in model.state_dict())
+    assert any("running_mean" in key for key in DeCoVNet().state_dict())
+    x = torch.rand(1, 2, 8, 32, 48)
+    with torch.no_grad():
+        trained_view = model.train()(x)
+        inference = model.eval()(x)
+    assert torch.allclose(trained_view, inference, atol=1e-6)
+    card = ModelCard(name="per-volume", architecture="decovnet", config={"dropout": 0.0, "running_stats": False})
+    save_model(model, card, models_dir / "per-volume")
+    loaded, loaded_card = load_model("per-volume", device="cpu")
+    assert loaded_card.config == {"dropout": 0.0, "running_stats": False}
+    with torch.no_grad():
+        assert torch.equal(loaded(x), inference)
+
+
 def test_covid19net_paper_input_shapes():
     torch.manual_seed(0)
     model = COVID19Net().eval()

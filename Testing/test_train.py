@@ -20,7 +20,7 @@ from covidct.data.manifest import read_manifest, write_manifest
 from covidct.data.synth import LesionOptions, make_synth_dataset
 from covidct.errors import DatasetError, ModelError, UsageError
 from covidct.progress import Progress
-from covidct.train import TrainConfig, train
+from covidct.train import TrainConfig, parse_arch_options, train
 
 CIP = "cip-copdgene-10002K-ct64/"
 #: DeCoVNet on 16 slices of 32 x 48: small enough for a CPU test, big enough to see the lesions.
@@ -235,3 +235,10 @@ def test_config_round_trip_and_resume_check(tmp_path):
     changed = TrainConfig(model="covid19net", manifest=tmp_path / "m.csv", out=tmp_path / "o", lr=1e-4,
                           input_size=(24, 64, 96), epochs=7)
     assert changed.differences(config) == ["lr"]  # epochs may change on resume, lr may not
+    narrow = TrainConfig(model="unet", manifest="m", out="o", arch_options=parse_arch_options(["base=8", "levels=3"]))
+    assert narrow.arch_options == {"base": 8, "levels": 3} and TrainConfig(model="unet", manifest="m", out="o",
+                                                                          arch_options={"base": 8}).differences(narrow) == ["arch_options"]
+    with pytest.raises(UsageError, match="does not fit unet"):
+        TrainConfig(model="unet", manifest="m", out="o", arch_options={"width": 8})
+    with pytest.raises(UsageError, match="is not NAME=VALUE"):
+        parse_arch_options(["base"])

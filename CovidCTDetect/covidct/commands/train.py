@@ -43,6 +43,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--pretrain-epochs", type=int, help="epochs of the pre-training step (default: --epochs)")
     parser.add_argument("--input-size", metavar="HxW",
                         help="model input size override, e.g. 112x168 (DeCoVNet in-plane; COVID-19Net HxW or DxHxW)")
+    parser.add_argument("--arch-option", action="append", metavar="NAME=VALUE",
+                        help="architecture constructor argument, repeatable: UNet base=8 levels=4, DeCoVNet "
+                             "dropout=0.5 (kept in the model card)")
     parser.add_argument("--lungs-method", choices=("unet", "threshold"), default=None,
                         help="lung segmentation for manifest rows without a lungs mask (default: unet when its "
                              "weights are installed, else threshold; threshold pseudo-labels when training the UNet)")
@@ -61,7 +64,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from ..progress import JsonLinesProgress
-    from ..train import TrainConfig, parse_input_size, train
+    from ..train import TrainConfig, parse_arch_options, parse_input_size, train
 
     config = TrainConfig(
         model=args.model, manifest=args.manifest, out=args.out, epochs=args.epochs, lr=args.lr,
@@ -70,7 +73,7 @@ def run(args) -> int:
         pretrain_manifest=args.pretrain_manifest, pretrain_epochs=args.pretrain_epochs,
         input_size=parse_input_size(args.input_size), lungs_method=args.lungs_method, cache_dir=args.cache_dir,
         checkpoint_every=args.checkpoint_every, lesion_augment=args.lesion_augment, name=args.name,
-        deterministic=args.deterministic, resume=args.resume)
+        deterministic=args.deterministic, resume=args.resume, arch_options=parse_arch_options(args.arch_option))
     with progress_from_args(args) as progress:
         # the bar shows every step; one line per step would flood a terminal, so only JSON keeps them
         reporter = progress if isinstance(progress, JsonLinesProgress) else _WithoutSteps(progress)

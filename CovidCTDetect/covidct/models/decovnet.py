@@ -53,22 +53,26 @@ class ResBlock3d(nn.Module):
     ``(N, in_ch, T, H, W) -> (N, out_ch, T, ⌈H/stride⌉, ⌈W/stride⌉)``; ``stride`` is in-plane only.
     """
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int = 1):
+    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, running_stats: bool = True):
         super().__init__()
         mid = out_ch // 4
+
+        def bn(channels):
+            return nn.BatchNorm3d(channels, track_running_stats=running_stats)
+
         self.branch = nn.Sequential(
             nn.Conv3d(in_ch, mid, (3, 1, 1), padding=(1, 0, 0), bias=False),
-            nn.BatchNorm3d(mid),
+            bn(mid),
             nn.ReLU(inplace=True),
             nn.Conv3d(mid, mid, (1, 3, 3), stride=(1, stride, stride), padding=(0, 1, 1), bias=False),
-            nn.BatchNorm3d(mid),
+            bn(mid),
             nn.ReLU(inplace=True),
             nn.Conv3d(mid, out_ch, 1, bias=False),
-            nn.BatchNorm3d(out_ch),
+            bn(out_ch),
         )
         self.shortcut = nn.Sequential(
             nn.Conv3d(in_ch, out_ch, 1, stride=(1, stride, stride), bias=False),
-            nn.BatchNorm3d(out_ch),
+            bn(out_ch),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -80,22 +84,28 @@ class DeCoVNet(nn.Module):
 
     Any ``T >= 1`` and any in-plane size ``>= 16 × 16`` work: the progressive classifier's adaptive
     pooling fixes its sizes. ``dropout`` is the Dropout3d probability (0.5 in the paper).
+
+    ``running_stats``: True (PyTorch's default) normalises with running averages at inference. False
+    makes every BatchNorm use the statistics of the volume it sees, at inference as in training: with
+    the paper's batch of one volume, training only ever normalises per volume, and running averages over
+    volumes of different scanners and lengths then differ from what the network learnt with (the demo
+    weights use False; feed one volume per forward pass then, as detection does).
     """
 
     architecture = "decovnet"
     in_channels = 2
 
-    def __init__(self, dropout: float = 0.5):
+    def __init__(self, dropout: float = 0.5, running_stats: bool = True):
         super().__init__()
         self.stem = nn.Sequential(
             nn.Conv3d(2, 16, (5, 7, 7), stride=(1, 2, 2), padding=(2, 3, 3), bias=False),
-            nn.BatchNorm3d(16),
+            nn.BatchNorm3d(16, track_running_stats=running_stats),
             nn.ReLU(inplace=True),
             nn.MaxPool3d((1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1)),
         )
-        self.res1 = ResBlock3d(16, 64)
+        self.res1 = ResBlock3d(16, 64, running_stats=running_stats)
         self.pool_t = nn.MaxPool3d((2, 1, 1), stride=(2, 1, 1), ceil_mode=True)
-        self.res2 = ResBlock3d(64, 128, stride=2)
+        self.res2 = ResBlock3d(64, 128, stride=2, running_stats=running_stats)
         self.classifier = nn.Sequential(
             nn.AdaptiveMaxPool3d((16, 24, 36)),
             nn.Conv3d(128, 64, 3, padding=1),

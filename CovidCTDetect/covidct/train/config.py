@@ -21,7 +21,7 @@ ARCHS = ("decovnet", "covid19net", "unet")
 DEFAULT_BATCH = {"decovnet": 1, "covid19net": 1, "unet": 16}
 #: Fields that must match when a run is resumed (the others, e.g. ``epochs`` or ``device``, may change).
 FIXED_ON_RESUME = ("model", "manifest", "lr", "batch_size", "val_fraction", "seed", "augment", "input_size",
-                   "init_from", "pretrain_manifest", "lungs_method", "lesion_augment")
+                   "init_from", "pretrain_manifest", "lungs_method", "lesion_augment", "arch_options")
 
 
 @dataclass
@@ -41,7 +41,9 @@ class TrainConfig:
     installed). ``cache_dir``: preprocessed-input cache (default ``out/cache``). ``checkpoint_every``:
     steps between mid-epoch checkpoints (0 = only at epoch ends). ``lesion_augment``: UNet only,
     probability that a training slice gets synthetic pleural lesions. ``deterministic``:
-    deterministic algorithms (always on CPU; on CUDA when True).
+    deterministic algorithms (always on CPU; on CUDA when True). ``arch_options``: constructor
+    arguments of the architecture (e.g. ``{"base": 8}`` for a narrower UNet, ``{"dropout": 0.2}`` for
+    DeCoVNet); they go into the model card's ``config``, so the model is rebuilt the same way.
     """
 
     model: str
@@ -67,6 +69,7 @@ class TrainConfig:
     name: str | None = None
     deterministic: bool = False
     resume: bool = False
+    arch_options: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         if self.input_size is not None:
@@ -110,6 +113,14 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise UsageError(message)
+        if self.arch_options:
+            from ..errors import ModelError
+            from ..models import build_model
+
+            try:
+                build_model(self.model, **self.arch_options)
+            except (ModelError, ValueError) as exc:
+                raise UsageError(f"--arch-option {self.arch_options} does not fit {self.model}: {exc}") from None
         if self.input_size is not None:
             allowed = (2, 3) if self.model == "covid19net" else (2,)
             if len(self.input_size) not in allowed or min(self.input_size) < 16:
@@ -138,6 +149,21 @@ class TrainConfig:
         """Names of the :data:`FIXED_ON_RESUME` fields whose values differ from ``other``'s."""
         mine, theirs = self.to_dict(), other.to_dict()
         return [key for key in FIXED_ON_RESUME if mine[key] != theirs[key]]
+
+
+def parse_arch_options(items: list[str] | None) -> dict:
+    """``["base=8", "dropout=0.2"]`` → ``{"base": 8, "dropout": 0.2}`` (numbers as JSON numbers, other
+    values as strings); raises :class:`UsageError` for an item without ``=``."""
+    options = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--arch-option '{item}' is not NAME=VALUE; write e.g. --arch-option base=8.")
+        try:
+            options[name.strip()] = json.loads(value)
+        except ValueError:
+            options[name.strip()] = value
+    return options
 
 
 def parse_input_size(text: str | None) -> tuple[int, ...] | None:

@@ -144,7 +144,7 @@ class _Run:
         from ..models import build_model
 
         torch.manual_seed(self.config.seed)
-        model = build_model(self.config.model)
+        model = build_model(self.config.model, **self.config.arch_options)
         if self.config.init_from:
             model.load_state_dict(_initial_weights(self.config.init_from, self.config.model))
         return model.to(self.device)
@@ -330,6 +330,7 @@ class _Run:
                         f"augmentation {'on' if config.augment else 'off'}); weights of the best validation "
                         f"epoch ({best['epoch']}).",
             input=spec,
+            config=dict(config.arch_options),
             threshold=0.5,
             licence="Weights trained by the user; the licences of the training data apply.",
             training_data=described,
