@@ -155,5 +155,7 @@ def test_an_architecture_name_stands_for_the_installed_model_of_that_architectur
 
     net, card = load_classifier("covid19net", "cpu")
     assert card.name == "tiny-covid19net" and not net.training
-    assert load_classifier("decovnet", "cpu")[1].name == "random-decovnet"
+    # the bundled model of an architecture comes first; the user's model is used where none is bundled
+    assert load_classifier("decovnet", "cpu")[1].name == "decovnet-demo"
+    assert load_classifier("random-decovnet", "cpu")[1].name == "random-decovnet"
     assert load_classifier(models_dir / "tiny-covid19net", "cpu")[1].name == "tiny-covid19net"
