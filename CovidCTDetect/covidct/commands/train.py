@@ -45,7 +45,7 @@ def add_arguments(parser) -> None:
                         help="model input size override, e.g. 112x168 (DeCoVNet in-plane; COVID-19Net HxW or DxHxW)")
     parser.add_argument("--arch-option", action="append", metavar="NAME=VALUE",
                         help="architecture constructor argument, repeatable: UNet base=8 levels=4, DeCoVNet "
-                             "dropout=0.5 (kept in the model card)")
+                             "dropout=0.5 running_stats=false (kept in the model card)")
     parser.add_argument("--lungs-method", choices=("unet", "threshold"), default=None,
                         help="lung segmentation for manifest rows without a lungs mask (default: unet when its "
                              "weights are installed, else threshold; threshold pseudo-labels when training the UNet)")

@@ -152,8 +152,9 @@ class TrainConfig:
 
 
 def parse_arch_options(items: list[str] | None) -> dict:
-    """``["base=8", "dropout=0.2"]`` → ``{"base": 8, "dropout": 0.2}`` (numbers as JSON numbers, other
-    values as strings); raises :class:`UsageError` for an item without ``=``."""
+    """``["base=8", "running_stats=false"]`` → ``{"base": 8, "running_stats": False}``: values are read
+    as JSON (numbers, ``true``/``false``), anything else stays a string; raises :class:`UsageError`
+    for an item without ``=``."""
     options = {}
     for item in items or []:
         name, sep, value = item.partition("=")
