@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import SimpleITK as sitk
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_DATA = REPO / "Testing" / "Data"
@@ -27,6 +28,17 @@ def shared_file(relative: str) -> Path:
     if not path.exists():
         pytest.skip(f"real CT data not found at {path} (set COVIDCT_SHARED_DATA to the shared/data folder)")
     return path
+
+
+def cip_slab(folder: Path) -> tuple[Path, Path]:
+    """Write 16 central slices (z 30-45) of the real CIP ct-64 and of its real whole-lung mask into
+    ``folder``; returns ``(ct path, lung mask path)``. A tiny real background for training tests."""
+    cip = "cip-copdgene-10002K-ct64/"
+    ct = sitk.ReadImage(str(shared_file(cip + "ct-64.nrrd")))
+    lungs = sitk.ReadImage(str(shared_file(cip + "wholeLung-64.nrrd")))
+    sitk.WriteImage(ct[:, :, 30:46], str(folder / "cip16.nrrd"))
+    sitk.WriteImage(lungs[:, :, 30:46], str(folder / "cip16-lungs.nrrd"))
+    return folder / "cip16.nrrd", folder / "cip16-lungs.nrrd"
 
 
 @pytest.fixture

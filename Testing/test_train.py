@@ -11,18 +11,16 @@ import sys
 from pathlib import Path
 
 import pytest
-import SimpleITK as sitk
 import torch
 from sklearn.metrics import roc_auc_score
 
-from conftest import REPO, shared_file
+from conftest import REPO, cip_slab
 from covidct.data.manifest import read_manifest, write_manifest
 from covidct.data.synth import LesionOptions, make_synth_dataset
 from covidct.errors import DatasetError, ModelError, UsageError
 from covidct.progress import Progress
 from covidct.train import TrainConfig, parse_arch_options, train
 
-CIP = "cip-copdgene-10002K-ct64/"
 #: DeCoVNet on 16 slices of 32 x 48: small enough for a CPU test, big enough to see the lesions.
 FAST = dict(model="decovnet", input_size=(32, 48), device="cpu", lr=1e-4)
 #: Strong lesions (the paper's data had 499 cases and 100 epochs; here the signal must be learnt in a few)
@@ -36,12 +34,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def backgrounds(tmp_path_factory):
     """16 central slices of the real CIP ct-64 and of its real lung mask."""
-    root = tmp_path_factory.mktemp("background")
-    ct = sitk.ReadImage(str(shared_file(CIP + "ct-64.nrrd")))
-    lungs = sitk.ReadImage(str(shared_file(CIP + "wholeLung-64.nrrd")))
-    sitk.WriteImage(ct[:, :, 30:46], str(root / "cip16.nrrd"))
-    sitk.WriteImage(lungs[:, :, 30:46], str(root / "cip16-lungs.nrrd"))
-    return root / "cip16.nrrd", root / "cip16-lungs.nrrd"
+    return cip_slab(tmp_path_factory.mktemp("background"))
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from conftest import REPO, shared_file
+from conftest import REPO, cip_slab, shared_file
 
 slicer = pytest.importorskip("slicer", reason="slicer-core (real MRML without the Slicer application) is not installed")
 
@@ -41,12 +41,8 @@ TINY_RUN = dict(epochs=2, device="cpu", input_size="32x48", lr=1e-4, val_fractio
 def dataset(tmp_path_factory):
     """4 synthetic volumes (2 with lesions) from 16 slices of the real CIP CT, its real lung mask as ``lungs``."""
     root = tmp_path_factory.mktemp("synth")
-    ct = sitk.ReadImage(str(shared_file(CIP + "ct-64.nrrd")))
-    lungs = sitk.ReadImage(str(shared_file(CIP + "wholeLung-64.nrrd")))
-    sitk.WriteImage(ct[:, :, 30:46], str(root / "cip16.nrrd"))
-    sitk.WriteImage(lungs[:, :, 30:46], str(root / "cip16-lungs.nrrd"))
-    return make_synth_dataset([root / "cip16.nrrd"], root / "data", n_pos=2, n_neg=2, seed=3,
-                              lungs=[root / "cip16-lungs.nrrd"])
+    ct, lungs = cip_slab(root)
+    return make_synth_dataset([ct], root / "data", n_pos=2, n_neg=2, seed=3, lungs=[lungs])
 
 
 def poll_until(job, condition, timeout=300.0):

@@ -37,7 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from process_memory import peak_rss_mb
+from process_memory import child_or_environment, peak_rss_mb
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("COVIDCT_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -93,14 +93,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: PyTorch's choice)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        print(json.dumps(measure(**json.loads(args.child))))
-        return
-    if not Path(args.ct).exists():
-        sys.exit(f"CT not found: {args.ct} (real data lives under {DATA}; set COVIDCT_SHARED_DATA)")
-    env = dict(os.environ)
-    if args.threads:
-        env.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
+    env = child_or_environment(args, measure, DATA)
     with tempfile.TemporaryDirectory() as tmp:
         model = save_random_model(args.random, Path(tmp)) if args.random else args.model
         print(f"CT {Path(args.ct).name}, model {model if not args.random else 'random ' + args.random}, "

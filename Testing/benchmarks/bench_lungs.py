@@ -38,7 +38,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from process_memory import peak_rss_mb
+from process_memory import child_or_environment, peak_rss_mb
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("COVIDCT_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -155,14 +155,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="torch/OpenMP CPU threads (default: PyTorch's choice)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        print(json.dumps(measure(**json.loads(args.child))))
-        return
-    if not Path(args.ct).exists():
-        sys.exit(f"CT not found: {args.ct} (real data lives under {DATA}; set COVIDCT_SHARED_DATA)")
-    env = dict(os.environ)
-    if args.threads:
-        env.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
+    env = child_or_environment(args, measure, DATA)
     print(f"CT {Path(args.ct).name}, device {args.device}")
     if "unet" in args.methods and not bundled_unet():
         print(f"UNet: no trained 'unet-lungs' weights installed -> timing a RANDOMLY INITIALISED UNet2D(base={args.base}); "
