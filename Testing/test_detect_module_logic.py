@@ -233,11 +233,12 @@ def test_model_choices_are_the_libraries(scene, models_dir):
 
 
 def test_the_panels_lung_method_is_unet_once_a_lung_unet_is_installed(tmp_path, monkeypatch):
-    from covidct.models.catalogue import BUNDLED_DIR
+    from covidct.models import catalogue
 
     monkeypatch.setenv("COVIDCT_MODELS_DIR", str(tmp_path))
-    bundled_unet = any(json.loads(card.read_text(encoding="utf-8"))["architecture"] == "unet" for card in BUNDLED_DIR.glob("*.json"))
-    assert default_lungs_method() == ("unet" if bundled_unet else "threshold")
+    assert default_lungs_method() == "unet"  # the bundled unet-lungs
+    monkeypatch.setattr(catalogue, "BUNDLED_DIR", tmp_path / "no-bundled-weights")
+    assert default_lungs_method() == "threshold"
     (tmp_path / "my-unet").mkdir()
     (tmp_path / "my-unet" / "model.json").write_text(json.dumps({"name": "my-unet", "architecture": "unet"}))
     assert default_lungs_method() == "unet"

@@ -110,6 +110,23 @@ def test_model_grid_is_exact_when_the_model_shape_is_the_box_shape(ct):
     assert (back == -2000).sum() == array.size - 60 * 55 * 42
 
 
+def test_padded_model_grid_puts_the_padding_around_the_box_and_drops_it_on_the_way_back(ct):
+    array = sitk.GetArrayFromImage(ct).astype(np.float32)
+    pad = ((0, 0), (10, 11), (20, 19))
+    grid = ModelGrid.full(array.shape, (array.shape[0], array.shape[1] + 21, array.shape[2] + 39), pad)
+    assert grid.padded_shape == grid.model_shape
+    model = grid.to_model(array, fill=-1024)
+    assert (model[:, :10] == -1024).all() and (model[:, :, -19:] == -1024).all()
+    np.testing.assert_array_equal(model[:, 10:-11, 20:-19], array)
+    np.testing.assert_array_equal(grid.to_ct(model), array)
+    # resized: a mask still comes back where it was
+    mask = (array > -400).astype(np.float32)
+    small = ModelGrid.full(array.shape, (array.shape[0], 64, 64), pad)
+    back = small.to_ct(small.to_model(mask, order=0), order=0)
+    assert back.shape == array.shape
+    assert 2 * (back * mask).sum() / (back.sum() + mask.sum()) > 0.95
+
+
 def test_model_grid_maps_a_linear_field_back_exactly_away_from_the_edges():
     z = np.arange(79, dtype=np.float32)[:, None, None] * np.ones((79, 64, 64), np.float32)
     grid = ModelGrid.full(z.shape, (48, 100, 37))

@@ -137,3 +137,26 @@ def test_model_input_dispatch_and_errors(cip, decovnet_cip):
             model_input(arch, ct, empty)
     with pytest.raises(CTInputError, match="must both be 3D images"):
         model_input("covid19net", ct[:, :, 40], lungs[:, :, 40])
+
+
+def test_unet_input_pads_a_narrow_field_of_view_with_air(cip):
+    from covidct.preprocess.unet import AIR_HU, MIN_FOV_MM, fov_padding, to_working_grid, unet_input
+
+    ct, lungs = cip
+    image, grid = unet_input(ct, (128, 128))
+    spacing = ct.GetSpacing()[0]  # 4.17 mm: a 267 mm field of view
+    (_, _), (y0, y1), (x0, x1) = grid.pad
+    assert grid.pad[0] == (0, 0) and abs(y0 - y1) <= 1 and abs(x0 - x1) <= 1
+    assert MIN_FOV_MM <= (64 + x0 + x1) * spacing < MIN_FOV_MM + spacing
+    assert image.shape == (79, 1, 128, 128)
+    # the padding is air: every input column in the left margin reads the air value
+    margin = int(128 * x0 / (64 + x0 + x1)) - 1
+    assert np.allclose(image[:, 0, :, :margin], hu_window(np.full(1, AIR_HU, np.float32))[0])
+    # wide fields of view are left alone (normal001: 325 mm is padded, a 500 mm one is not)
+    assert fov_padding((10, 512, 512), (0.98, 0.98, 2.0)) == ((0, 0), (0, 0), (0, 0))
+    assert sum(fov_padding((10, 512, 512), (0.635, 0.635, 2.0))[2]) == 197  # 709 columns of 0.635 mm
+    # the way back drops the padding: the lung mask through the model grid and back
+    mask = grid.to_model(sitk.GetArrayFromImage(lungs).astype(np.float32), order=1)
+    back = to_working_grid(mask, grid, 1) > 0.5
+    assert back.shape == (79, 64, 64)
+    assert _dice(back, sitk.GetArrayFromImage(lungs) > 0) > 0.95

@@ -44,10 +44,13 @@ def test_lesion_augmentation_keeps_the_clean_target(manifest, tmp_path):
     z = 40
     clean = task.load(items[z], z, 0, train=False)["x"].numpy()
     with_lesions = task.load(items[79 + z], 79 + z, 0, train=False)["x"].numpy()
-    assert np.array_equal(clean[1], with_lesions[1])  # target: the clean lung mask
+    assert set(np.unique(clean[1])) == {0, 1}
+    assert np.array_equal(clean[1] > 0, with_lesions[1] > 0)  # target: the clean lung mask
     lung = clean[1] > 0
     changed = clean[0] != with_lesions[0]
     assert changed.any() and not changed[~lung].any()  # lesions only inside the lungs
+    marked = with_lesions[1] == 2  # the lesion pixels, weighted in the loss
+    assert marked.any() and (changed | ~marked).all()
     low, high = HU_WINDOW
     hu = with_lesions[0] * (high - low) + low
     assert np.median(hu[changed]) > -650  # dense: consolidation or ground glass

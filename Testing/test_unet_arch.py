@@ -21,7 +21,7 @@ from covidct.lungs import grid, segment_lungs
 from covidct.lungs.unet_infer import MODEL_NAME, unet_labels
 from covidct.models import build_model, find_model
 from covidct.models.unet import UNet2D
-from covidct.preprocess.unet import INPUT_HW, INPUT_SPEC, to_working_grid, unet_input, unet_size
+from covidct.preprocess.unet import AIR_HU, INPUT_HW, INPUT_SPEC, to_working_grid, unet_input, unet_size
 from covidct.preprocess.window import hu_window
 
 
@@ -64,9 +64,14 @@ def test_preprocessing_round_trip(cip_ct):
     slices, model_grid = unet_input(cip_ct, (96, 96))
     assert slices.shape == (79, 1, 96, 96) and slices.dtype == np.float32
     assert 0.0 <= slices.min() and slices.max() <= 1.0
-    # the same numbers as the geometry module's resize (which the training slices use)
+    # the same numbers as the geometry module's pad and resize (which the training masks use): the
+    # 267 mm field of view is padded with air to 450 mm first
     window = hu_window(sitk.GetArrayViewFromImage(cip_ct))
-    np.testing.assert_allclose(slices[:, 0], resize_array(window, (79, 96, 96)), atol=1e-5)
+    air = float(hu_window(np.full(1, AIR_HU, np.float32))[0])
+    assert sum(model_grid.pad[2]) == 44 and model_grid.padded_shape == (79, 108, 108)
+    np.testing.assert_allclose(slices[:, 0], model_grid.to_model(window, fill=air), atol=1e-5)
+    np.testing.assert_allclose(model_grid.to_model(window, fill=air),
+                               resize_array(np.pad(window, model_grid.pad, constant_values=air), (79, 96, 96)))
     # and back onto the CT grid: close to the windowed CT (the 64 -> 96 -> 64 resize blurs a little)
     back = model_grid.to_ct(slices[:, 0])
     assert back.shape == window.shape
@@ -81,7 +86,7 @@ def test_way_back_to_the_working_grid_matches_the_shrunk_ct():
     factor = grid.shrink_factor(ct.GetSpacing())
     slices, model_grid = unet_input(ct, (256, 256))
     working = to_working_grid(slices[:, 0], model_grid, factor)
-    expected = hu_window(sitk.GetArrayViewFromImage(grid.shrink(ct, factor)))
+    expected = hu_window(sitk.GetArrayFromImage(grid.shrink(ct, factor)))
     assert factor == 2 and working.shape == expected.shape == (148, 256, 256)
     assert np.mean(np.abs(working - expected)) < 0.01
 
@@ -114,12 +119,13 @@ def test_untrained_network_runs_end_to_end(cip_ct):
     assert set(np.unique(labels)) <= {0, 1, 2}
 
 
-def test_unet_method_without_weights_says_to_use_threshold(cip_ct):
-    try:
-        find_model(MODEL_NAME)
-    except ModelError:
-        pass
-    else:
-        pytest.skip("the trained lung UNet is installed")
+def test_bundled_unet_is_the_default_and_its_absence_is_one_sentence(cip_ct, tmp_path, monkeypatch):
+    from covidct.models import catalogue, default_lungs_method
+
+    assert find_model(MODEL_NAME).architecture == "unet" and default_lungs_method() == "unet"
+    # an installation without the weights (no bundled file, empty user folder)
+    monkeypatch.setattr(catalogue, "BUNDLED_DIR", tmp_path / "no-weights")
+    monkeypatch.setenv("COVIDCT_MODELS_DIR", str(tmp_path / "no-models"))
+    assert default_lungs_method() == "threshold"
     with pytest.raises(ModelError, match="--method threshold"):
         segment_lungs(cip_ct, method="unet")

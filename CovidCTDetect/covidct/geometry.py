@@ -130,29 +130,45 @@ class ModelGrid:
     """How a model input was made from a canonical CT array, and the way back.
 
     ``ct_shape``: canonical CT array shape ``(z, y, x)``; ``box``: the ``(z, y, x)`` slices cut from it;
-    ``model_shape``: the ``(D, H, W)`` the box was resized to. :meth:`to_model` applies the cut and
-    resize to any array on the CT grid; :meth:`to_ct` maps a model-grid array back (resize to the
-    box, place in a CT-sized array filled with ``fill``).
+    ``pad``: voxels added before and after the box along each axis, ``((z0, z1), (y0, y1), (x0, x1))``
+    (the lung UNet pads small fields of view with air); ``model_shape``: the ``(D, H, W)`` the padded
+    box was resized to. :meth:`to_model` applies the cut, pad and resize to any array on the CT grid;
+    :meth:`to_ct` maps a model-grid array back (resize to the padded box, drop the pad, place in a
+    CT-sized array filled with ``fill``).
     """
 
     ct_shape: tuple[int, int, int]
     box: Box
     model_shape: tuple[int, int, int]
+    pad: tuple[tuple[int, int], ...] = ((0, 0), (0, 0), (0, 0))
 
     @classmethod
-    def full(cls, ct_shape, model_shape) -> "ModelGrid":
-        """The whole CT array resized to ``model_shape``."""
-        return cls(tuple(ct_shape), tuple(slice(0, n) for n in ct_shape), tuple(model_shape))
+    def full(cls, ct_shape, model_shape, pad=((0, 0), (0, 0), (0, 0))) -> "ModelGrid":
+        """The whole CT array (padded by ``pad``) resized to ``model_shape``."""
+        return cls(tuple(ct_shape), tuple(slice(0, n) for n in ct_shape), tuple(model_shape),
+                   tuple(tuple(int(v) for v in p) for p in pad))
 
-    def to_model(self, array: np.ndarray, order: int = 1) -> np.ndarray:
-        """Cut the box from a CT-grid array and resize it to ``model_shape``."""
-        return resize_array(np.asarray(array)[self.box], self.model_shape, order)
+    @property
+    def padded_shape(self) -> tuple[int, int, int]:
+        """Shape of the padded box (what is resized to ``model_shape``)."""
+        return tuple(s.stop - s.start + before + after for s, (before, after) in zip(self.box, self.pad))
+
+    def to_model(self, array: np.ndarray, order: int = 1, fill: float = 0.0) -> np.ndarray:
+        """Cut the box from a CT-grid array, pad it with ``fill`` and resize it to ``model_shape``."""
+        cut = np.asarray(array)[self.box]
+        if any(before or after for before, after in self.pad):
+            cut = np.pad(cut, self.pad, constant_values=fill)
+        return resize_array(cut, self.model_shape, order)
+
+    def unpad(self, array: np.ndarray) -> np.ndarray:
+        """The box's part of an array on the padded box's grid (the trailing three axes)."""
+        inner = tuple(slice(before, n - after) for (before, after), n in zip(self.pad, array.shape[-3:]))
+        return array[(Ellipsis, *inner)]
 
     def to_ct(self, array: np.ndarray, order: int = 1, fill: float = 0.0) -> np.ndarray:
         """Map a ``model_shape`` array back onto the canonical CT grid (float32, ``fill`` outside the box)."""
-        box_shape = tuple(s.stop - s.start for s in self.box)
         out = np.full(self.ct_shape, fill, dtype=np.float32)
-        out[self.box] = resize_array(np.asarray(array, dtype=np.float32), box_shape, order)
+        out[self.box] = self.unpad(resize_array(np.asarray(array, dtype=np.float32), self.padded_shape, order))
         return out
 
 

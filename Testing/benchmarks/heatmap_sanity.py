@@ -92,7 +92,7 @@ def synth_case(case: dict, loaded) -> dict:
     from covidct.io import read_image
 
     result = detect(case["ct"], model=loaded, lungs=case["lungs"])
-    lesions = sitk.GetArrayViewFromImage(read_image(case["lesions"])) > 0
+    lesions = sitk.GetArrayFromImage(read_image(case["lesions"])) > 0
     lungs = sitk.GetArrayViewFromImage(result.lungs) > 0
     return {"case": case["id"], "probability": result.probability, "peak_in_lesion": peak_inside(result.heatmap, lesions),
             "heat_share": heat_share(result.heatmap, lesions),

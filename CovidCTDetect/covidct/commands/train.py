@@ -55,6 +55,8 @@ def add_arguments(parser) -> None:
                         help="also checkpoint every STEPS steps within an epoch (default 50, 0 = off)")
     parser.add_argument("--lesion-augment", type=float, default=0.5,
                         help="UNet: probability of inserting synthetic pleural lesions into a slice (default 0.5)")
+    parser.add_argument("--lesion-weight", type=float, default=10.0,
+                        help="UNet: loss weight of the inserted lesions' pixels, relative to the others (default 10)")
     parser.add_argument("--name", help="name of the final model (default MODEL-RUNFOLDER)")
     parser.add_argument("--deterministic", action="store_true",
                         help="deterministic algorithms on GPU too (slower; always on for CPU)")
@@ -72,7 +74,8 @@ def run(args) -> int:
         device=args.device, amp=args.amp, num_workers=args.num_workers, init_from=args.init_from,
         pretrain_manifest=args.pretrain_manifest, pretrain_epochs=args.pretrain_epochs,
         input_size=parse_input_size(args.input_size), lungs_method=args.lungs_method, cache_dir=args.cache_dir,
-        checkpoint_every=args.checkpoint_every, lesion_augment=args.lesion_augment, name=args.name,
+        checkpoint_every=args.checkpoint_every, lesion_augment=args.lesion_augment,
+        lesion_weight=args.lesion_weight, name=args.name,
         deterministic=args.deterministic, resume=args.resume, arch_options=parse_arch_options(args.arch_option))
     with progress_from_args(args) as progress:
         # the bar shows every step; one line per step would flood a terminal, so only JSON keeps them

@@ -18,7 +18,7 @@ bounded along either is filled. The voxels between the observed surface and the 
 (plus ``margin_mm``: the restored surface lies slightly inside the pleura) are added, if their
 density is in ``LESION_HU`` (neither air nor bone) and at most ``max_depth_mm`` deep.
 
-Limits (measured in ``Testing/test_lungs_threshold.py``): the mediastinal and diaphragmatic sides
+Limits (measured in ``Testing/test_lungs.py``): the mediastinal and diaphragmatic sides
 are left alone — there, normal structures (aorta, oesophagus, spine, hilum, liver dome) bulge into
 the lung exactly as lesions do, and an unsupervised rule cannot tell them apart; a lesion that takes
 the whole thickness of a thin part of the lung (anterior recesses) leaves no surface to restore; and

@@ -50,13 +50,7 @@ def threshold_labels(ct: sitk.Image, progress=None) -> np.ndarray:
     small = grid.shrink(ct, factor)
     spacing = small.GetSpacing()
     hu = sitk.GetArrayViewFromImage(small)
-    inner, labels2d, _ = remove_inplane_border(hu < AIR_HU)
-    components = largest_components(inner, 1)
-    voxel_ml = float(np.prod(spacing)) / 1000.0
-    if not components or components[0].sum() * voxel_ml < MIN_LUNG_ML:
-        raise CTInputError("No air-filled lungs were found in this CT; check that it is a chest CT in "
-                           "Hounsfield units that shows the lungs.")
-    tree = components[0]
+    tree, labels2d = air_tree(hu, spacing)
     margin = tuple(int(np.ceil(BOX_MARGIN_MM / s)) for s in (spacing[2], spacing[1], spacing[0]))
     box = bounding_box(tree, margin)
     tree, labels2d, hu_box = tree[box], labels2d[box], np.asarray(hu[box])
@@ -70,6 +64,32 @@ def threshold_labels(ct: sitk.Image, progress=None) -> np.ndarray:
     full = grid.expand(labels, factor, tuple(reversed(ct.GetSize())))
     _report(progress, 4)
     return full
+
+
+def air_tree(hu: np.ndarray, spacing_xyz) -> tuple[np.ndarray, np.ndarray]:
+    """``(tree, labels2d)`` of a working-grid HU array ``(z, y, x)``: the lungs and airways as the largest
+    3D component of air (< :data:`AIR_HU`) not connected, within its slice, to the slice border, and the
+    in-plane labelling of that air (what :func:`covidct.lungs.airways.find_airways` follows).
+
+    Raises :class:`CTInputError` when that component is smaller than :data:`MIN_LUNG_ML`.
+    """
+    inner, labels2d, _ = remove_inplane_border(hu < AIR_HU)
+    components = largest_components(inner, 1)
+    voxel_ml = float(np.prod(spacing_xyz)) / 1000.0
+    if not components or components[0].sum() * voxel_ml < MIN_LUNG_ML:
+        raise CTInputError("No air-filled lungs were found in this CT; check that it is a chest CT in "
+                           "Hounsfield units that shows the lungs.")
+    return components[0], labels2d
+
+
+def extrapulmonary_airways(hu: np.ndarray, spacing_xyz) -> np.ndarray:
+    """Boolean mask of the trachea and main bronchi of a working-grid HU array ``(z, y, x)``
+    (:func:`air_tree`, then :func:`covidct.lungs.airways.find_airways` inside the tree's bounding box)."""
+    tree, labels2d = air_tree(hu, spacing_xyz)
+    box = bounding_box(tree)
+    airways = np.zeros(tree.shape, bool)
+    airways[box] = find_airways(tree[box], labels2d[box], np.asarray(hu[box]), spacing_xyz)
+    return airways
 
 
 def _report(progress, done: int) -> None:

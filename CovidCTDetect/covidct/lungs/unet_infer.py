@@ -9,6 +9,9 @@
 3. The lung-vs-background logit margin (``logit₁ − logit₀``; > 0 means lung) goes back onto the
    ~1.5 mm working grid (:func:`covidct.preprocess.unet.to_working_grid`) and is thresholded at 0;
    in-plane pieces touching the slice border are dropped (lungs never reach it, air outside does).
+   The trachea and main bronchi, found in the CT as the threshold method finds them
+   (:func:`covidct.lungs.threshold.extrapulmonary_airways`), are taken out: at ~3.5 mm per input
+   pixel the network merges the trachea with the apices.
 4. The threshold method's finishing steps follow (:func:`covidct.lungs.postprocess.finish_lungs`:
    two largest components, left/right labels by patient side, holes filled), without its costal
    lesion fill — the network was trained to include lesions itself — and the labels are repeated
@@ -24,6 +27,7 @@ from ..errors import ModelError
 from . import grid
 from .morphology import remove_inplane_border
 from .postprocess import finish_lungs
+from .threshold import extrapulmonary_airways
 
 #: the catalogue name of the bundled lung UNet
 MODEL_NAME = "unet-lungs"
@@ -61,8 +65,10 @@ def unet_labels(ct: sitk.Image, device="auto", progress=None, model=None, card_i
     factor = grid.shrink_factor(ct.GetSpacing())
     small = grid.shrink(ct, factor)
     working_margin = to_working_grid(margin, model_grid, factor)
+    hu = sitk.GetArrayViewFromImage(small)
     lung, _, _ = remove_inplane_border(working_margin > 0)
-    labels = finish_lungs(lung, sitk.GetArrayViewFromImage(small), small.GetSpacing(), pleura=False)
+    lung &= ~extrapulmonary_airways(hu, small.GetSpacing())
+    labels = finish_lungs(lung, hu, small.GetSpacing(), pleura=False)
     _report(progress, 3)
     return grid.expand(labels, factor, tuple(reversed(ct.GetSize())))
 

@@ -10,6 +10,15 @@ interpolation (PyTorch's ``interpolate(mode="bilinear", align_corners=False)``, 
 368 × 368; a model card may name another (the size the network was trained at), see
 :func:`unet_size`.
 
+One addition to the paper: a slice whose field of view is narrower than :data:`MIN_FOV_MM` is first
+padded with air (−1024 HU) on both sides to that width. Resizing whole slices makes the lungs' size
+in the input depend on the reconstruction diameter; on a small field of view (the CIP test CT's
+267 mm, body touching the image edges) a UNet trained on 325–500 mm fields of view took the lungs
+for air outside the body (whole-lung Dice 0.08–0.31, even with 0.6–1.4 scale augmentation), while
+the same network on slices padded to 450 mm reached 0.965. So every slice is seen at a field of view
+of at least 450 mm (about 3.5 mm per pixel at 128 × 128), in training and in use alike. The
+:class:`~covidct.geometry.ModelGrid` records the padding, so the way back drops it.
+
 The :class:`~covidct.geometry.ModelGrid` maps the network's output back onto the canonical CT grid;
 :func:`to_working_grid` does so straight onto the ~1.5 mm working grid of :mod:`covidct.lungs.grid`
 (block averages of the full-grid values, like the CT there).
@@ -25,6 +34,10 @@ from .window import HU_WINDOW, hu_window
 
 #: the paper's slice size (H, W)
 INPUT_HW = (368, 368)
+#: narrowest in-plane field of view (mm) the UNet sees; narrower slices are padded with air
+MIN_FOV_MM = 450.0
+#: HU of the padding
+AIR_HU = -1024.0
 INPUT_SPEC = {
     "shape": [1, INPUT_HW[0], INPUT_HW[1]],
     "channels": ["CT slice, HU window -1200..600 HU mapped to 0..1"],
@@ -44,15 +57,27 @@ def unet_input(ct: sitk.Image, size: tuple[int, int] = INPUT_HW) -> tuple[np.nda
     """``(float32 array (Z, 1, H, W), ModelGrid)``: the canonical slices of ``ct`` (HU) for the UNet.
 
     ``Z`` is the number of slices along canonical z (inferior → superior); rows run anterior →
-    posterior, columns right → left. The grid maps ``(Z, Y, X)`` ↔ ``(Z, H, W)``.
+    posterior, columns right → left. The grid maps ``(Z, Y, X)`` ↔ ``(Z, H, W)``, including the air
+    padding of fields of view narrower than :data:`MIN_FOV_MM` (:func:`fov_padding`).
     """
     canonical = to_canonical(ct)
     array = sitk.GetArrayViewFromImage(canonical)
-    grid = ModelGrid.full(array.shape, (array.shape[0], *size))
+    grid = ModelGrid.full(array.shape, (array.shape[0], *size), fov_padding(array.shape, canonical.GetSpacing()))
     out = np.empty((array.shape[0], 1, *size), np.float32)
     for start, stop in _chunks(array.shape[0]):
-        out[start:stop] = _resize(hu_window(array[start:stop])[:, None], size)
+        padded = np.pad(array[start:stop], grid.pad, constant_values=AIR_HU)
+        out[start:stop] = _resize(hu_window(padded)[:, None], size)
     return out, grid
+
+
+def fov_padding(shape_zyx, spacing_xyz) -> tuple[tuple[int, int], ...]:
+    """Voxels of air to add ``((0, 0), (y0, y1), (x0, x1))`` so that each in-plane axis of an array of
+    ``shape_zyx`` with ``spacing_xyz`` (mm) spans at least :data:`MIN_FOV_MM`, split evenly."""
+    pad = [(0, 0)]
+    for n, spacing in zip(shape_zyx[1:], (spacing_xyz[1], spacing_xyz[0])):
+        missing = max(0, int(np.ceil(MIN_FOV_MM / float(spacing) - n)))
+        pad.append((missing // 2, missing - missing // 2))
+    return tuple(pad)
 
 
 def to_working_grid(values: np.ndarray, grid: ModelGrid, factor: int) -> np.ndarray:
@@ -68,7 +93,8 @@ def to_working_grid(values: np.ndarray, grid: ModelGrid, factor: int) -> np.ndar
     depth, rows, columns = grid.ct_shape
     out = np.empty((depth, rows // factor, columns // factor), np.float32)
     for start, stop in _chunks(depth):
-        full = torch.from_numpy(_resize(np.asarray(values[start:stop], np.float32)[:, None], (rows, columns)))
+        padded = _resize(np.asarray(values[start:stop], np.float32)[:, None], grid.padded_shape[1:])
+        full = torch.from_numpy(np.ascontiguousarray(grid.unpad(padded)))
         full = full[..., : out.shape[1] * factor, : out.shape[2] * factor]
         out[start:stop] = F.avg_pool2d(full, factor)[:, 0].numpy()
     return out

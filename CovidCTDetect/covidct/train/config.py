@@ -21,7 +21,8 @@ ARCHS = ("decovnet", "covid19net", "unet")
 DEFAULT_BATCH = {"decovnet": 1, "covid19net": 1, "unet": 16}
 #: Fields that must match when a run is resumed (the others, e.g. ``epochs`` or ``device``, may change).
 FIXED_ON_RESUME = ("model", "manifest", "lr", "batch_size", "val_fraction", "seed", "augment", "input_size",
-                   "init_from", "pretrain_manifest", "lungs_method", "lesion_augment", "arch_options")
+                   "init_from", "pretrain_manifest", "lungs_method", "lesion_augment", "lesion_weight",
+                   "arch_options")
 
 
 @dataclass
@@ -40,7 +41,8 @@ class TrainConfig:
     training the UNet itself, else :func:`covidct.models.default_lungs_method` (the UNet when
     installed). ``cache_dir``: preprocessed-input cache (default ``out/cache``). ``checkpoint_every``:
     steps between mid-epoch checkpoints (0 = only at epoch ends). ``lesion_augment``: UNet only,
-    probability that a training slice gets synthetic pleural lesions. ``deterministic``:
+    probability that a training slice gets synthetic pleural lesions; ``lesion_weight``: UNet only,
+    cross-entropy weight of those lesions' pixels relative to the others. ``deterministic``:
     deterministic algorithms (always on CPU; on CUDA when True). ``arch_options``: constructor
     arguments of the architecture (e.g. ``{"base": 8}`` for a narrower UNet, ``{"dropout": 0.2}`` for
     DeCoVNet); they go into the model card's ``config``, so the model is rebuilt the same way.
@@ -66,6 +68,7 @@ class TrainConfig:
     cache_dir: str | None = None
     checkpoint_every: int = 50
     lesion_augment: float = 0.5
+    lesion_weight: float = 10.0
     name: str | None = None
     deterministic: bool = False
     resume: bool = False
@@ -105,6 +108,7 @@ class TrainConfig:
             (self.num_workers >= 0, f"--num-workers must be 0 or more (got {self.num_workers})."),
             (self.checkpoint_every >= 0, f"--checkpoint-every must be 0 or more (got {self.checkpoint_every})."),
             (0.0 <= self.lesion_augment <= 1.0, f"--lesion-augment must lie in [0, 1] (got {self.lesion_augment})."),
+            (self.lesion_weight >= 1.0, f"--lesion-weight must be at least 1 (got {self.lesion_weight})."),
             (self.lungs_method in (None, "unet", "threshold"),
              f"--lungs-method must be unet or threshold (got {self.lungs_method})."),
             (self.pretrain_epochs is None or self.pretrain_epochs >= 1,

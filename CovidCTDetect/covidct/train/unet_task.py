@@ -12,10 +12,19 @@ along the pleura. Here lesions are inserted into the *clean* slice while the tar
 lung mask, so the network learns that consolidation and ground-glass opacity touching the pleura
 are lung: with probability ``config.lesion_augment`` a training slice gets 1–3 lesions
 (consolidation −100…+50 HU or GGO, 10–40 mm, every one touching the pleura) from
-:func:`covidct.data.synth.paint_lesions`. Validation scores every validation slice twice, clean and
-with lesions (fixed seeds): ``val_dice`` is the Dice of the lung class over both, and
-``val_dice_clean``/``val_dice_lesions`` the two parts. Then the paper's augmentation (affine, jitter)
-acts on image and mask alike.
+:func:`covidct.data.synth.paint_lesions`. Lesion pixels are few, so a network may leave them out
+at little cost (trained without weights: 10–26 % of pleural consolidation inside the mask); their
+cross-entropy weighs ``config.lesion_weight`` times a plain pixel's. The target marks them 2 (lung and
+lesion), 1 (other lung), 0 (background). Validation scores every validation slice twice, clean and
+with lesions (fixed seeds): ``val_dice`` is the Dice of the lung class over both,
+``val_dice_clean``/``val_dice_lesions`` the two parts, and ``val_lesion_coverage`` the share of lesion
+pixels predicted lung. Then a random affine acts on image and mask
+alike (:data:`UNET_RANGES`).
+
+Field of view: slices narrower than 450 mm are padded with air before the resize
+(:func:`covidct.preprocess.unet.fov_padding`, the same in training and in use); on top of that,
+:data:`UNET_RANGES` draws scales of 0.6–1.4 (the paper's ±20 % is narrower), so that the lungs'
+size in the input varies as it does between patients and reconstruction diameters.
 """
 
 from __future__ import annotations
@@ -25,12 +34,17 @@ import SimpleITK as sitk
 import torch
 import torch.nn.functional as F
 
-from ..data.augment import random_augmentation
+from ..data.augment import AugmentRanges, random_augmentation
 from ..data.cache import TensorCache, code_version, file_identity
 from ..data.manifest import Case
 from ..data.synth import LesionOptions, paint_lesions
 from ..preprocess.window import HU_WINDOW, hu_window
 from .tasks import lungs_for, lungs_key
+
+#: The UNet's augmentation: the paper's rotation, translation and shear, scale 0.6–1.4 (see the module
+#: docstring), and mild brightness/contrast jitter (±10 %: the HU window is what separates lung from
+#: wall, so the paper's ±50 % would blur that line).
+UNET_RANGES = AugmentRanges(scale=0.4, brightness=0.1, contrast=0.1)
 
 #: Lesions inserted into training slices: dense or ground-glass, every one touching the pleura.
 PLEURAL_LESIONS = LesionOptions(kinds=("consolidation", "ggo"), n_lesions=(1, 3), size_mm=(10.0, 40.0),
@@ -48,7 +62,7 @@ def unet_slices(ct: sitk.Image, lungs: sitk.Image, size: tuple[int, int]) -> tup
     image, grid = unet_input(canonical, size)
     mask = grid.to_model(lung_array.astype(np.uint8), order=0).astype(np.float32)
     spacing_x, spacing_y, _ = canonical.GetSpacing()
-    rows, columns = grid.ct_shape[1:]
+    rows, columns = grid.padded_shape[1:]
     return np.concatenate([image, mask[:, None]], axis=1), [spacing_y * rows / size[0], spacing_x * columns / size[1]]
 
 
@@ -88,14 +102,17 @@ class SegmentationTask:
                 for lesions in variants for z in range(depth)]
 
     def load(self, item: dict, index: int, seed: int, train: bool) -> dict:
-        """One slice as ``(2, H, W)`` float32 (image, target), lesions inserted per the module docstring."""
+        """One slice as ``(2, H, W)`` float32 (image, target: 0 background, 1 lung, 2 lung with an
+        inserted lesion), lesions inserted per the module docstring."""
         stack = np.array(TensorCache.load(item["path"])[item["slice"]], dtype=np.float32)
         rng = np.random.default_rng(seed if train else index)
         lesions = item["lesions"] or (train and rng.random() < self.config.lesion_augment)
         if lesions and stack[1].any():
             low, high = HU_WINDOW
-            hu, _ = paint_lesions(stack[0] * (high - low) + low, stack[1] > 0, item["spacing"], rng, PLEURAL_LESIONS)
+            hu, painted = paint_lesions(stack[0] * (high - low) + low, stack[1] > 0, item["spacing"], rng,
+                                        PLEURAL_LESIONS)
             stack[0] = hu_window(hu)
+            stack[1][painted > 0] = 2.0
         return {"x": torch.from_numpy(stack), "y": torch.zeros(()), "seed": seed, "index": index,
                 "lesions": bool(item["lesions"])}
 
@@ -103,25 +120,30 @@ class SegmentationTask:
         """``(x (N, 1, H, W), target (N, H, W) long)`` on the device; the paper's augmentation when training."""
         stack = batch["x"].to(self.device, non_blocking=True).float()
         if train and self.config.augment:
-            stack = torch.stack([random_augmentation(s[:, None], torch.Generator().manual_seed(seed), image_channels=(0,),
-                                                     mask_channels=(1,), clamp=(0.0, 1.0))[:, 0]
+            stack = torch.stack([random_augmentation(s[:, None], torch.Generator().manual_seed(seed), UNET_RANGES,
+                                                     image_channels=(0,), mask_channels=(1,), clamp=(0.0, 1.0))[:, 0]
                                  for s, seed in zip(stack, batch["seed"])])
         return stack[:, :1], stack[:, 1].round().long()
 
     def loss(self, model, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy plus soft Dice of the lung class (Dice keeps thin lung edges from being ignored)."""
+        """Cross-entropy (lesion pixels weighted ``config.lesion_weight``) plus soft Dice of the lung class
+        (Dice keeps thin lung edges from being ignored); ``target`` 0/1/2 as :meth:`load` makes it."""
         logits = logits.float()
+        truth = target >= 1
+        weight = 1.0 + (self.config.lesion_weight - 1.0) * (target == 2).float()
+        cross_entropy = (F.cross_entropy(logits, truth.long(), reduction="none") * weight).sum() / weight.sum()
         lung = torch.softmax(logits, dim=1)[:, 1]
-        truth = (target == 1).float()
         dice = (2 * (lung * truth).sum() + 1.0) / (lung.sum() + truth.sum() + 1.0)
-        return F.cross_entropy(logits, target) + (1.0 - dice)
+        return cross_entropy + (1.0 - dice)
 
     def outputs(self, model, logits: torch.Tensor, target: torch.Tensor, batch: dict) -> dict:
-        """Per-slice overlap counts of the predicted and true lung, and the loss."""
+        """Per-slice overlap counts of the predicted and true lung, lesion pixels and those predicted lung, and the loss."""
         predicted = logits.argmax(dim=1) == 1
-        truth = target == 1
+        truth = target >= 1
+        lesion = target == 2
         return {"overlap": (predicted & truth).sum(dim=(1, 2)).tolist(),
                 "predicted": predicted.sum(dim=(1, 2)).tolist(), "true": truth.sum(dim=(1, 2)).tolist(),
+                "lesion": lesion.sum(dim=(1, 2)).tolist(), "lesion_found": (predicted & lesion).sum(dim=(1, 2)).tolist(),
                 "lesions": batch["lesions"], "loss": [float(self.loss(model, logits[i:i + 1], target[i:i + 1]))
                                              for i in range(len(target))]}
 
@@ -134,6 +156,8 @@ class SegmentationTask:
             denominator = predicted[select].sum() + true[select].sum()
             return float(2 * overlap[select].sum() / denominator) if denominator else 1.0
 
+        lesion_pixels = float(np.sum(records["lesion"]))
         return {"val_dice": dice(np.ones_like(lesions)), "val_dice_clean": dice(~lesions),
-                "val_dice_lesions": dice(lesions), "val_loss": float(np.mean(records["loss"])),
-                "val_slices": int(len(lesions))}
+                "val_dice_lesions": dice(lesions),
+                "val_lesion_coverage": float(np.sum(records["lesion_found"]) / lesion_pixels) if lesion_pixels else 1.0,
+                "val_loss": float(np.mean(records["loss"])), "val_slices": int(len(lesions))}
