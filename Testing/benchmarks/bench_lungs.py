@@ -9,21 +9,23 @@ Python process, so that one run's peak memory cannot hide another's. Stages:
   tree), ``airways`` (trachea and main bronchi), then the finishing steps ``components`` (two largest),
   ``sides`` (left/right split), ``holes`` (slice-wise hole filling, twice) and ``pleura`` (costal
   lesions put back), ``expand`` (labels back on the full grid);
-* UNet method: ``preprocess`` (window + slice resize), ``network`` (forward passes), ``map back``
-  (logit margin onto the working grid), ``components``, ``sides``, ``holes``, ``expand``;
+* UNet method: ``preprocess`` (window, air padding, slice resize), ``network`` (forward passes),
+  ``map back`` (logit margin onto the working grid), ``trachea`` (trachea and main bronchi found in the
+  CT and taken out), ``components``, ``sides``, ``holes``, ``expand``;
 * ``back``: :func:`covidct.geometry.from_canonical` and the SimpleITK labelmap;
 * ``total``: everything after ``load``; ``peak MB``: the process's peak resident memory (``VmHWM``),
   ``traced MB``: the peak of Python/numpy allocations during segmentation (``tracemalloc``, second run).
 
-Without bundled UNet weights the UNet is **randomly initialised** (the time of a forward pass does
-not depend on the weights' values; the post-processing then sees a random mask, so its times are
-only indicative) — the printout says so.
+The UNet timed is the bundled ``unet-lungs`` (its card's slice size). With ``--sizes``/``--base``, or
+without bundled weights, a **randomly initialised** ``UNet2D`` of that size is timed instead (the time
+of a forward pass does not depend on the weights' values; the post-processing then sees a random
+mask, so its times are only indicative) — the printout says so.
 
 Usage (from the repository root)::
 
-    python Testing/benchmarks/bench_lungs.py                        # threshold, and UNet 368 and 256
+    python Testing/benchmarks/bench_lungs.py                        # threshold and the bundled UNet
     python Testing/benchmarks/bench_lungs.py --methods threshold --repeat 3
-    python Testing/benchmarks/bench_lungs.py --methods unet --sizes 256 --base 8 --device cuda
+    python Testing/benchmarks/bench_lungs.py --methods unet --sizes 368 256 --base 16 --device cuda
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ DATA = Path(os.environ.get("COVIDCT_SHARED_DATA", REPO.parent / "shared" / "data
 P001 = DATA / "covid-ct-md-sample" / "P001.nii.gz"
 STAGES = {
     "threshold": ("load", "canonical", "threshold", "airways", "components", "sides", "holes", "pleura", "expand", "back"),
-    "unet": ("load", "canonical", "preprocess", "network", "map back", "components", "sides", "holes", "expand", "back"),
+    "unet": ("load", "canonical", "preprocess", "network", "map back", "trachea", "components", "sides", "holes", "expand",
+             "back"),
 }
 
 
@@ -92,10 +95,16 @@ def measure(ct: str, method: str, size: int, base: int, device: str, repeat: int
     clock.wrap(unet_preprocess, "unet_input", "preprocess")
     clock.wrap(unet_infer, "lung_margin", "network")
     clock.wrap(unet_preprocess, "to_working_grid", "map back")
+    clock.wrap(unet_infer, "extrapulmonary_airways", "trachea")
     model = None
-    if method == "unet":
+    if method == "unet" and base:
         torch.manual_seed(0)
         model = UNet2D(base=base).eval().to(torch.device(device))
+    elif method == "unet":
+        from covidct.models import load_model
+
+        model, card = load_model(unet_infer.MODEL_NAME, device)
+        size = unet_preprocess.unet_size(card.input)[0]
 
     def segment(image):
         start = time.perf_counter()
@@ -148,8 +157,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ct", default=str(P001), help="CT to time (default: COVID-CT-MD P001)")
     parser.add_argument("--methods", nargs="+", choices=("threshold", "unet"), default=["threshold", "unet"])
-    parser.add_argument("--sizes", nargs="+", type=int, default=[368, 256], help="UNet slice sizes to time")
-    parser.add_argument("--base", type=int, default=16, help="UNet base channels (default 16, the default model)")
+    parser.add_argument("--sizes", nargs="+", type=int,
+                        help="time a random UNet at these slice sizes instead of the bundled one (e.g. 368 256)")
+    parser.add_argument("--base", type=int, help="base channels of that random UNet (default 16)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or mps (default: cpu)")
     parser.add_argument("--repeat", type=int, default=2, help="segmentations per process (later ones are warm)")
     parser.add_argument("--threads", type=int, help="torch/OpenMP CPU threads (default: PyTorch's choice)")
@@ -157,16 +167,19 @@ def main() -> None:
     args = parser.parse_args()
     env = child_or_environment(args, measure, DATA)
     print(f"CT {Path(args.ct).name}, device {args.device}")
-    if "unet" in args.methods and not bundled_unet():
-        print(f"UNet: no trained 'unet-lungs' weights installed -> timing a RANDOMLY INITIALISED UNet2D(base={args.base}); "
-              "network times are real, post-processing times only indicative")
-    configs = [("threshold", 0)] * ("threshold" in args.methods) + [("unet", s) for s in args.sizes] * ("unet" in args.methods)
+    random_unet = args.sizes is not None or args.base is not None or not bundled_unet()
+    sizes = (args.sizes or [368, 256]) if random_unet else [0]
+    base = (args.base or 16) if random_unet else 0  # 0: the bundled unet-lungs
+    if "unet" in args.methods and random_unet:
+        print(f"UNet: timing a RANDOMLY INITIALISED UNet2D(base={base}) (no bundled 'unet-lungs', or --sizes/--base "
+              "given); network times are real, post-processing times only indicative")
+    configs = [("threshold", 0)] * ("threshold" in args.methods) + [("unet", s) for s in sizes] * ("unet" in args.methods)
     for method, size in configs:
-        job = {"ct": args.ct, "method": method, "size": size, "base": args.base, "device": args.device,
+        job = {"ct": args.ct, "method": method, "size": size, "base": base, "device": args.device,
                "repeat": args.repeat}
         result = subprocess.run([sys.executable, __file__, "--child", json.dumps(job)], capture_output=True,
                                 text=True, env=env)
-        name = method if method == "threshold" else f"unet {size}"
+        name = method if method == "threshold" else f"unet {size}" if size else "unet (bundled unet-lungs)"
         if result.returncode != 0:
             print(f"{name}: failed: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
             continue

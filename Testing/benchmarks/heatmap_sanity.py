@@ -115,9 +115,9 @@ def main() -> None:
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args()
 
-    from covidct.models import load_model
+    from covidct.detect import load_classifier
 
-    loaded = load_model(args.model, args.device)
+    loaded = load_classifier(args.model, args.device)
     figures = {"model": loaded[1].name, "real": [], "synth": []}
     if args.real and not COVID_CT_MD.is_dir():
         sys.exit(f"COVID-CT-MD sample not found at {COVID_CT_MD} (set COVIDCT_SHARED_DATA)")
