@@ -150,12 +150,16 @@ def test_decovnet_two_logit_model_end_to_end(models_dir):
     assert np.corrcoef(back.ravel(), heat.ravel())[0, 1] >= 0.99
 
 
-def test_an_architecture_name_stands_for_the_installed_model_of_that_architecture(models_dir):
+def test_an_architecture_name_stands_for_the_installed_model_of_that_architecture(models_dir, monkeypatch, tmp_path):
     from covidct.detect import load_classifier
+    from covidct.models import catalogue
 
+    # the bundled model of an architecture comes first, before the user's models of that architecture
     net, card = load_classifier("covid19net", "cpu")
-    assert card.name == "tiny-covid19net" and not net.training
-    # the bundled model of an architecture comes first; the user's model is used where none is bundled
+    assert card.name == "covid19net-demo" and not net.training
     assert load_classifier("decovnet", "cpu")[1].name == "decovnet-demo"
     assert load_classifier("random-decovnet", "cpu")[1].name == "random-decovnet"
     assert load_classifier(models_dir / "tiny-covid19net", "cpu")[1].name == "tiny-covid19net"
+    # where none is bundled, the user's model of that architecture
+    monkeypatch.setattr(catalogue, "BUNDLED_DIR", tmp_path / "no-bundled-weights")
+    assert load_classifier("covid19net", "cpu")[1].name == "tiny-covid19net"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -296,3 +297,30 @@ def test_card_defaults():
     assert card.weights == "c19.pt" and card.threshold == 0.5
     assert card.input["shape"] == [1, 48, 240, 360]
     assert card.created.endswith("+00:00")
+
+
+@pytest.mark.parametrize("name, architecture", [("decovnet-demo", "decovnet"), ("covid19net-demo", "covid19net"),
+                                                ("unet-lungs", "unet")])
+def test_bundled_weights_load_and_say_what_they_are(name, architecture):
+    from covidct.models.catalogue import BUNDLED_DIR
+
+    card = find_model(name)
+    assert card.path.parent == BUNDLED_DIR and card.architecture == architecture
+    assert file_sha256(BUNDLED_DIR / card.weights) == card.sha256
+    assert "not clinically validated" in card.not_clinically_validated
+    assert card.licence and card.training_sources
+    assert architecture == "unet" or "synthetic" in card.training_data.lower()
+    assert "P001" in card.training_data  # says it never saw the real COVID-19 cases
+    model, _ = load_model(name, "cpu")
+    assert not model.training and sum(p.numel() for p in model.parameters()) > 100_000
+
+
+def test_bundled_covid19net_gives_64_deep_features_on_a_real_ct():
+    from conftest import shared_file
+    from covidct.detect import detect
+    from covidct.io import load_ct
+
+    result = detect(load_ct(shared_file("cip-copdgene-10002K-ct64/ct-64.nrrd")), model="covid19net",
+                    lungs_method="threshold", heatmap=False)
+    assert result.model == "covid19net-demo" and 0.0 < result.probability < 1.0
+    assert result.features.shape == (64,) and np.isfinite(result.features).all() and result.features.std() > 0

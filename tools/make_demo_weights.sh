@@ -2,15 +2,19 @@
 # Rebuild the bundled demonstration weights from the real non-COVID CTs in ../shared/data.
 #
 #   bash tools/make_demo_weights.sh [WORK_DIR] [DEVICE]     (default: ./demo-weights-work, auto)
-#   STEP=data|decovnet|bundle-decovnet|unet|bundle-unet bash tools/make_demo_weights.sh ...   (one step)
+#   STEP=data|decovnet|bundle-decovnet|covid19net|bundle-covid19net|unet|bundle-unet bash tools/make_demo_weights.sh ...
 #
 # What it does, with the public command line only (so the model cards can name every step):
 #   data      — synthetic COVID-19-like lesions (6-12 per positive, 30-80 mm) inserted into the lungs of
 #               POPI and the CIP CT for training (positives and negatives share backgrounds), and into
-#               normal001 with another seed for the held-out test set.
+#               normal001 with another seed for the held-out test set; plus a wider training set of seven
+#               backgrounds made from POPI, CIP and the TotalSegmentator example CT (fields of view, mirror
+#               images), synth-train7.
 #   decovnet  — DeCoVNet at 32 x 48 in-plane (every slice kept): 15 epochs at lr 1e-4, then 6 at 3e-5
 #               starting from them; no augmentation, no dropout, per-volume BatchNorm statistics
 #               (running_stats=false, see covidct.models.decovnet). Evaluated on the normal001 test set.
+#   covid19net — COVID-19Net at 24 x 96 x 144 on synth-train7: 10 epochs at lr 1e-4, no augmentation.
+#               Evaluated on the normal001 test set.
 #   unet      — the lung UNet (base 8, 128 x 128 slices of at least 450 mm field of view) on threshold
 #               pseudo-labels of POPI (the DeCoVNet paper's recipe) plus the TotalSegmentator example CT's
 #               lobe masks, with synthetic pleural lesions inserted as augmentation (their pixels weighted
@@ -70,6 +74,45 @@ PY
   [[ -f $work/synth-test/manifest.csv ]] || covidct synth "$work/backgrounds/normal001_256x4mm.nii.gz" \
       --out "$work/synth-test" --positives 20 --negatives 20 --seed 2 --lungs-method threshold --quiet \
       --lesions 6-12 --size-mm 30-80
+  # A wider training set from the same real CTs (normal001 still held out): POPI at its full 500 mm field
+  # of view and cropped to 350 mm, CIP, the TotalSegmentator example CT (lung bases), and left-right
+  # mirrored copies of POPI and CIP -- seven backgrounds, 20 + 20 volumes each.
+  mkdir -p "$work/backgrounds7"
+  python - "$work/backgrounds7" "$popi" "$cip" "$data/totalsegmentator-example-ct/example_ct.nii.gz" <<'PY'
+import sys
+from pathlib import Path
+import numpy as np
+import SimpleITK as sitk
+from covidct.io import load_ct, save_image
+out, popi, cip, totalseg = Path(sys.argv[1]), load_ct(sys.argv[2]), load_ct(sys.argv[3]), load_ct(sys.argv[4])
+
+def resample(ct, fov_mm=None, n=256, dz=4.0):
+    """n x n in-plane over fov_mm (default: the whole field of view), dz mm slices, same centre."""
+    extent = [a * b for a, b in zip(ct.GetSize(), ct.GetSpacing())]
+    size = [n, n, int(round(extent[2] / dz))]
+    spacing = [(fov_mm or extent[0]) / n, (fov_mm or extent[1]) / n, extent[2] / size[2]]
+    centre = np.array(ct.TransformContinuousIndexToPhysicalPoint([(s - 1) / 2 for s in ct.GetSize()]))
+    origin = centre - np.array(ct.GetDirection()).reshape(3, 3) @ (np.array(spacing) * (np.array(size) - 1) / 2)
+    return sitk.Resample(ct, size, sitk.Transform(), sitk.sitkLinear, origin.tolist(), spacing, ct.GetDirection(),
+                         -1024, ct.GetPixelID())
+
+def mirrored(ct):
+    """The voxels mirrored left-right on the same grid (a plausible other patient, heart on the right)."""
+    image = sitk.GetImageFromArray(sitk.GetArrayFromImage(ct)[:, :, ::-1].copy())
+    image.CopyInformation(ct)
+    return image
+
+images = {"popi_full": resample(popi), "popi_350": resample(popi, 350.0), "cip": cip, "totalseg": totalseg}
+images.update(popi_350_flip=mirrored(images["popi_350"]), cip_flip=mirrored(cip), popi_full_flip=mirrored(images["popi_full"]))
+for name, image in images.items():
+    if not (out / f"{name}.nii.gz").exists():
+        save_image(image, out / f"{name}.nii.gz")
+PY
+  b7=$work/backgrounds7
+  [[ -f $work/synth-train7/manifest.csv ]] || covidct synth "$b7/popi_full.nii.gz" "$b7/popi_350.nii.gz" "$b7/cip.nii.gz" \
+      "$b7/totalseg.nii.gz" "$b7/popi_350_flip.nii.gz" "$b7/cip_flip.nii.gz" "$b7/popi_full_flip.nii.gz" \
+      --out "$work/synth-train7" --positives 140 --negatives 140 --seed 3 --lungs-method threshold --quiet \
+      --lesions 6-12 --size-mm 30-80
 fi
 
 if [[ $step == all || $step == decovnet ]]; then
@@ -82,6 +125,16 @@ if [[ $step == all || $step == decovnet ]]; then
       --init-from "$work/decovnet-stage1/model" $( [[ -d $work/decovnet ]] && echo --resume )
   covidct evaluate --manifest "$work/synth-test/manifest.csv" --weights "$work/decovnet/model" \
       --out "$work/decovnet-eval" --device "$device" --lungs-method threshold
+fi
+
+if [[ $step == all || $step == covid19net ]]; then
+  # COVID-19Net at 24 x 96 x 144 (the paper: 48 x 240 x 360) on the seven-background set, no augmentation,
+  # the paper's Adam at lr 1e-4, 10 epochs (best validation epoch kept); evaluated on the normal001 test set.
+  [[ -f $work/covid19net/model/model.json ]] || covidct train --model covid19net --manifest "$work/synth-train7/manifest.csv" \
+      --out "$work/covid19net" --input-size 24x96x144 --no-augment --seed 0 --device "$device" --lungs-method threshold \
+      --name covid19net-demo --cache-dir "$work/cache" --epochs 10 --lr 1e-4 $( [[ -d $work/covid19net ]] && echo --resume )
+  covidct evaluate --manifest "$work/synth-test/manifest.csv" --weights "$work/covid19net/model" \
+      --out "$work/covid19net-eval" --device "$device" --lungs-method threshold
 fi
 
 if [[ $step == all || $step == unet ]]; then
@@ -149,6 +202,51 @@ card.metrics = {
     "epochs": len(stage1) + len(stage2),
 }
 save_model(model, card, weights, card_file="decovnet-demo.json")
+print(json.dumps({k: v for k, v in card.__dict__.items() if k != "path"}, indent=1, default=str))
+PY
+fi
+
+if [[ $step == all || $step == bundle-covid19net ]]; then
+  python - "$work" "$weights" <<'PY'
+import json, sys
+from pathlib import Path
+from covidct.models import load_model, save_model
+work, weights = Path(sys.argv[1]), Path(sys.argv[2])
+model, card = load_model(work / "covid19net" / "model", device="cpu")
+test = json.loads((work / "covid19net-eval" / "report.json").read_text(encoding="utf-8"))
+history = json.loads((work / "covid19net" / "history.json").read_text(encoding="utf-8"))
+best = max(history, key=lambda h: h["val_auc"])
+card.name = "covid19net-demo"
+card.weights = "covid19net-demo.pt"
+card.description = ("COVID-19Net (Wang et al. 2020: lung-ROI crop, non-lung suppression, z-score, DenseNet-like 3D CNN, "
+                    "64-d deep feature, one output) demonstration weights, trained on a 2-core CPU at 24 x 96 x 144 "
+                    "(the paper: 48 x 240 x 360) without augmentation, to show the pipeline working. It has only ever "
+                    "seen synthetic lesions.")
+card.training_data = ("Synthetic COVID-19-like lesions (ground-glass opacity, consolidation, crazy paving; covidct synth, "
+                      "seed 3, 6-12 lesions of 30-80 mm per positive) inserted into the lungs of seven backgrounds made "
+                      "from three real non-COVID CTs: POPI 4D-CT phase 00 (resampled to 256 x 256 x 4 mm over its 500 mm "
+                      "field of view and over a 350 mm crop, and mirrored copies of both), the CIP COPDGene 10002K CT "
+                      "(64 x 64 x 79, and a mirrored copy) and the TotalSegmentator example CT (lung bases); 140 volumes "
+                      "with lesions and 140 without, positives and negatives sharing backgrounds; lung masks from "
+                      f"covidct's threshold method; 15 % held out for validation; {len(history)} epochs at lr 1e-4, best "
+                      "validation epoch kept. No auxiliary pre-training (the paper's first step needs a labelled "
+                      "auxiliary cohort). Never trained on real COVID-19 (COVID-CT-MD P001/P002) nor on normal001, the "
+                      "background of the test set.")
+card.training_sources = ["POPI-model 4D-CT phase 00 (via ITKElastix history; free for research, cite the POPI model)",
+                         "CIP COPDGene 10002K ct-64 (Chest Imaging Platform, CIP licence, research use only)",
+                         "TotalSegmentator example CT (CC BY 4.0 image, Apache-2.0 repository)"]
+card.licence = ("Apache-2.0 for the weights; the training CTs' own terms apply to their use (POPI: cite; CIP: research "
+                "purposes only, CIP licence; TotalSegmentator example: CC BY 4.0).")
+card.threshold = 0.5
+card.metrics = {
+    "synthetic_test_roc_auc": round(test["roc_auc"], 4),
+    "synthetic_test_pr_auc": round(test["pr_auc"]["average_precision"], 4),
+    "synthetic_test_set": "20 + 20 volumes with/without synthetic lesions in normal001 (resampled to 256 x 256 x 4 mm), seed 2, 6-12 lesions of 30-80 mm",
+    "best_validation_roc_auc": round(best["val_auc"], 4),
+    "best_epoch": best["epoch"],
+    "epochs": len(history),
+}
+save_model(model, card, weights, card_file="covid19net-demo.json")
 print(json.dumps({k: v for k, v in card.__dict__.items() if k != "path"}, indent=1, default=str))
 PY
 fi
