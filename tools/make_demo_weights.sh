@@ -167,78 +167,73 @@ fi
 
 if [[ $step == all || $step == bundle-decovnet ]]; then
   # Copy the trained model into the package as decovnet-demo, with a card that says exactly what it is.
-  python - "$work" "$weights" <<'PY'
-import json, sys
+  PYTHONPATH="$repo/tools${PYTHONPATH:+:$PYTHONPATH}" python - "$work" "$weights" <<'PY'
+import sys
 from pathlib import Path
-from covidct.models import load_model, save_model
+from bundle_weights import bundle, read_json
 work, weights = Path(sys.argv[1]), Path(sys.argv[2])
-model, card = load_model(work / "decovnet" / "model", device="cpu")
-test = json.loads((work / "decovnet-eval" / "report.json").read_text(encoding="utf-8"))
-stage1 = json.loads((work / "decovnet-stage1" / "history.json").read_text(encoding="utf-8"))
-stage2 = json.loads((work / "decovnet" / "history.json").read_text(encoding="utf-8"))
-card.name = "decovnet-demo"
-card.weights = "decovnet-demo.pt"
-card.description = ("DeCoVNet (Zheng et al. 2020, Table 1) demonstration weights, trained on a 2-core CPU at 32 x 48 "
-                    "in-plane (every slice kept; the paper uses 224 x 336), without augmentation or dropout and with "
-                    "per-volume BatchNorm statistics (config running_stats=false), to show the pipeline working. "
-                    "It has only ever seen synthetic lesions; its heat maps are coarse (4 x 6 cells per slice).")
-card.training_data = ("Synthetic COVID-19-like lesions (ground-glass opacity, consolidation, crazy paving; covidct synth, "
-                      "seed 1, 6-12 lesions of 30-80 mm per positive) inserted into the lungs of two real non-COVID chest "
-                      "CTs: the POPI 4D-CT phase 00 thorax CT (resampled to 256 x 256 in-plane and 4 mm slices) and the "
-                      "CIP COPDGene 10002K CT down-sampled to 64 x 64 x 79; 48 volumes with lesions and 48 without, "
-                      "positives and negatives sharing backgrounds; lung masks from covidct's threshold method; 15 % held "
-                      "out for validation. 15 epochs at lr 1e-4, then 6 at lr 3e-5 (best validation epoch kept). Never "
-                      "trained on real COVID-19 (COVID-CT-MD P001/P002) nor on normal001, the background of the test set.")
-card.training_sources = ["POPI-model 4D-CT phase 00 (via ITKElastix history; free for research, cite the POPI model)",
-                         "CIP COPDGene 10002K ct-64 (Chest Imaging Platform, CIP licence, research use only)"]
-card.licence = ("Apache-2.0 for the weights; the training CTs' own terms apply to their use (POPI: cite; CIP: research "
-                "purposes only, CIP licence).")
-card.threshold = 0.5
-card.metrics = {
+test = read_json(work / "decovnet-eval" / "report.json")
+stage1 = read_json(work / "decovnet-stage1" / "history.json")
+stage2 = read_json(work / "decovnet" / "history.json")
+description = ("DeCoVNet (Zheng et al. 2020, Table 1) demonstration weights, trained on a 2-core CPU at 32 x 48 "
+               "in-plane (every slice kept; the paper uses 224 x 336), without augmentation or dropout and with "
+               "per-volume BatchNorm statistics (config running_stats=false), to show the pipeline working. "
+               "It has only ever seen synthetic lesions; its heat maps are coarse (4 x 6 cells per slice).")
+training_data = ("Synthetic COVID-19-like lesions (ground-glass opacity, consolidation, crazy paving; covidct synth, "
+                 "seed 1, 6-12 lesions of 30-80 mm per positive) inserted into the lungs of two real non-COVID chest "
+                 "CTs: the POPI 4D-CT phase 00 thorax CT (resampled to 256 x 256 in-plane and 4 mm slices) and the "
+                 "CIP COPDGene 10002K CT down-sampled to 64 x 64 x 79; 48 volumes with lesions and 48 without, "
+                 "positives and negatives sharing backgrounds; lung masks from covidct's threshold method; 15 % held "
+                 "out for validation. 15 epochs at lr 1e-4, then 6 at lr 3e-5 (best validation epoch kept). Never "
+                 "trained on real COVID-19 (COVID-CT-MD P001/P002) nor on normal001, the background of the test set.")
+training_sources = ["POPI-model 4D-CT phase 00 (via ITKElastix history; free for research, cite the POPI model)",
+                    "CIP COPDGene 10002K ct-64 (Chest Imaging Platform, CIP licence, research use only)"]
+licence = ("Apache-2.0 for the weights; the training CTs' own terms apply to their use (POPI: cite; CIP: research "
+           "purposes only, CIP licence).")
+threshold = 0.5
+metrics = {
     "synthetic_test_roc_auc": round(test["roc_auc"], 4),
     "synthetic_test_pr_auc": round(test["pr_auc"]["average_precision"], 4),
     "synthetic_test_set": "20 + 20 volumes with/without synthetic lesions in normal001 (resampled to 256 x 256 x 4 mm), seed 2, 6-12 lesions of 30-80 mm",
     "best_validation_roc_auc": round(max(h["val_auc"] for h in stage2), 4),
     "epochs": len(stage1) + len(stage2),
 }
-save_model(model, card, weights, card_file="decovnet-demo.json")
-print(json.dumps({k: v for k, v in card.__dict__.items() if k != "path"}, indent=1, default=str))
+bundle(work / "decovnet" / "model", weights, "decovnet-demo", description=description,
+       training_data=training_data, training_sources=training_sources, licence=licence, threshold=threshold,
+       metrics=metrics)
 PY
 fi
 
 if [[ $step == all || $step == bundle-covid19net ]]; then
-  python - "$work" "$weights" <<'PY'
-import json, sys
+  PYTHONPATH="$repo/tools${PYTHONPATH:+:$PYTHONPATH}" python - "$work" "$weights" <<'PY'
+import sys
 from pathlib import Path
-from covidct.models import load_model, save_model
+from bundle_weights import bundle, read_json
 work, weights = Path(sys.argv[1]), Path(sys.argv[2])
-model, card = load_model(work / "covid19net" / "model", device="cpu")
-test = json.loads((work / "covid19net-eval" / "report.json").read_text(encoding="utf-8"))
-history = json.loads((work / "covid19net" / "history.json").read_text(encoding="utf-8"))
+test = read_json(work / "covid19net-eval" / "report.json")
+history = read_json(work / "covid19net" / "history.json")
 best = max(history, key=lambda h: h["val_auc"])
-card.name = "covid19net-demo"
-card.weights = "covid19net-demo.pt"
-card.description = ("COVID-19Net (Wang et al. 2020: lung-ROI crop, non-lung suppression, z-score, DenseNet-like 3D CNN, "
-                    "64-d deep feature, one output) demonstration weights, trained on a 2-core CPU at 24 x 96 x 144 "
-                    "(the paper: 48 x 240 x 360) without augmentation, to show the pipeline working. It has only ever "
-                    "seen synthetic lesions.")
-card.training_data = ("Synthetic COVID-19-like lesions (ground-glass opacity, consolidation, crazy paving; covidct synth, "
-                      "seed 3, 6-12 lesions of 30-80 mm per positive) inserted into the lungs of seven backgrounds made "
-                      "from three real non-COVID CTs: POPI 4D-CT phase 00 (resampled to 256 x 256 x 4 mm over its 500 mm "
-                      "field of view and over a 350 mm crop, and mirrored copies of both), the CIP COPDGene 10002K CT "
-                      "(64 x 64 x 79, and a mirrored copy) and the TotalSegmentator example CT (lung bases); 140 volumes "
-                      "with lesions and 140 without, positives and negatives sharing backgrounds; lung masks from "
-                      f"covidct's threshold method; 15 % held out for validation; {len(history)} epochs at lr 1e-4, best "
-                      "validation epoch kept. No auxiliary pre-training (the paper's first step needs a labelled "
-                      "auxiliary cohort). Never trained on real COVID-19 (COVID-CT-MD P001/P002) nor on normal001, the "
-                      "background of the test set.")
-card.training_sources = ["POPI-model 4D-CT phase 00 (via ITKElastix history; free for research, cite the POPI model)",
-                         "CIP COPDGene 10002K ct-64 (Chest Imaging Platform, CIP licence, research use only)",
-                         "TotalSegmentator example CT (CC BY 4.0 image, Apache-2.0 repository)"]
-card.licence = ("Apache-2.0 for the weights; the training CTs' own terms apply to their use (POPI: cite; CIP: research "
-                "purposes only, CIP licence; TotalSegmentator example: CC BY 4.0).")
-card.threshold = 0.5
-card.metrics = {
+description = ("COVID-19Net (Wang et al. 2020: lung-ROI crop, non-lung suppression, z-score, DenseNet-like 3D CNN, "
+               "64-d deep feature, one output) demonstration weights, trained on a 2-core CPU at 24 x 96 x 144 "
+               "(the paper: 48 x 240 x 360) without augmentation, to show the pipeline working. It has only ever "
+               "seen synthetic lesions.")
+training_data = ("Synthetic COVID-19-like lesions (ground-glass opacity, consolidation, crazy paving; covidct synth, "
+                 "seed 3, 6-12 lesions of 30-80 mm per positive) inserted into the lungs of seven backgrounds made "
+                 "from three real non-COVID CTs: POPI 4D-CT phase 00 (resampled to 256 x 256 x 4 mm over its 500 mm "
+                 "field of view and over a 350 mm crop, and mirrored copies of both), the CIP COPDGene 10002K CT "
+                 "(64 x 64 x 79, and a mirrored copy) and the TotalSegmentator example CT (lung bases); 140 volumes "
+                 "with lesions and 140 without, positives and negatives sharing backgrounds; lung masks from "
+                 f"covidct's threshold method; 15 % held out for validation; {len(history)} epochs at lr 1e-4, best "
+                 "validation epoch kept. No auxiliary pre-training (the paper's first step needs a labelled "
+                 "auxiliary cohort). Never trained on real COVID-19 (COVID-CT-MD P001/P002) nor on normal001, the "
+                 "background of the test set.")
+training_sources = ["POPI-model 4D-CT phase 00 (via ITKElastix history; free for research, cite the POPI model)",
+                    "CIP COPDGene 10002K ct-64 (Chest Imaging Platform, CIP licence, research use only)",
+                    "TotalSegmentator example CT (CC BY 4.0 image, Apache-2.0 repository)"]
+licence = ("Apache-2.0 for the weights; the training CTs' own terms apply to their use (POPI: cite; CIP: research "
+           "purposes only, CIP licence; TotalSegmentator example: CC BY 4.0).")
+threshold = 0.5
+metrics = {
     "synthetic_test_roc_auc": round(test["roc_auc"], 4),
     "synthetic_test_pr_auc": round(test["pr_auc"]["average_precision"], 4),
     "synthetic_test_set": "20 + 20 volumes with/without synthetic lesions in normal001 (resampled to 256 x 256 x 4 mm), seed 2, 6-12 lesions of 30-80 mm",
@@ -246,46 +241,44 @@ card.metrics = {
     "best_epoch": best["epoch"],
     "epochs": len(history),
 }
-save_model(model, card, weights, card_file="covid19net-demo.json")
-print(json.dumps({k: v for k, v in card.__dict__.items() if k != "path"}, indent=1, default=str))
+bundle(work / "covid19net" / "model", weights, "covid19net-demo", description=description,
+       training_data=training_data, training_sources=training_sources, licence=licence, threshold=threshold,
+       metrics=metrics)
 PY
 fi
 
 if [[ $step == all || $step == bundle-unet ]]; then
-  python - "$work" "$weights" <<'PY'
-import json, sys
+  PYTHONPATH="$repo/tools${PYTHONPATH:+:$PYTHONPATH}" python - "$work" "$weights" <<'PY'
+import sys
 from pathlib import Path
-from covidct.models import load_model, save_model
+from bundle_weights import bundle, read_json
 work, weights = Path(sys.argv[1]), Path(sys.argv[2])
-model, card = load_model(work / "unet-ft" / "model", device="cpu")
-stage1 = json.loads((work / "unet" / "history.json").read_text(encoding="utf-8"))
-history = json.loads((work / "unet-ft" / "history.json").read_text(encoding="utf-8"))
+stage1 = read_json(work / "unet" / "history.json")
+history = read_json(work / "unet-ft" / "history.json")
 best = max(history, key=lambda h: h["val_dice"])
-card.name = "unet-lungs"
-card.weights = "unet-lungs.pt"
-card.description = ("2D lung UNet (DeCoVNet paper's lung segmentation step; 4 levels, base 8 channels, 0.12 M "
-                    "parameters) on 128 x 128 slices windowed -1200..600 HU, each slice first padded with air to a "
-                    "field of view of at least 450 mm; lighter and smaller than the paper's 368 x 368 so that a CT "
-                    "segments in about a second on a CPU.")
-card.training_data = ("Axial slices of two real CTs: POPI 4D-CT phase 00 with lung masks from covidct's threshold "
-                      "method (pseudo-labels, as in the DeCoVNet paper) and the TotalSegmentator example CT (abdomen "
-                      "with lung bases) with the union of its five model-made lobe masks; half of the training slices "
-                      "got 1-3 synthetic consolidation or ground-glass lesions (10-40 mm) touching the pleura while the "
-                      "target kept the clean lung mask, lesion pixels weighted 10 in the loss; affine augmentation with "
-                      f"scale 0.6-1.4; {len(stage1)} epochs at lr 1e-3, batch 16. Then {len(history)} epochs at lr 3e-4 "
-                      "with lesions in 80 % of the slices, weighted 30. COVID-CT-MD normal001 (threshold pseudo-labels, "
-                      "each slice clean and with lesions) was the validation CT that picked the best epoch of each "
-                      "stage. Never trained on the CIP CT (its real mask is the Dice test) nor on P001/P002 (real "
-                      "COVID-19).")
-card.training_sources = ["POPI-model 4D-CT phase 00 (via ITKElastix history; free for research, cite the POPI model)",
-                         "TotalSegmentator example CT and lobe masks (CC BY 4.0 image, Apache-2.0 repository)",
-                         "COVID-CT-MD normal001 (CC BY 4.0; validation only)"]
-card.licence = "Apache-2.0 for the weights; the training CTs' own terms apply (CC BY 4.0: attribute; POPI: cite)."
-card.metrics = {"validation_dice": round(best["val_dice"], 4), "validation_dice_clean": round(best["val_dice_clean"], 4),
-                "validation_dice_lesions": round(best["val_dice_lesions"], 4),
-                "validation_lesion_coverage": round(best["val_lesion_coverage"], 4), "best_epoch": best["epoch"],
-                "epochs": len(stage1) + len(history)}
-save_model(model, card, weights, card_file="unet-lungs.json")
-print(json.dumps({k: v for k, v in card.__dict__.items() if k != "path"}, indent=1, default=str))
+description = ("2D lung UNet (DeCoVNet paper's lung segmentation step; 4 levels, base 8 channels, 0.12 M "
+               "parameters) on 128 x 128 slices windowed -1200..600 HU, each slice first padded with air to a "
+               "field of view of at least 450 mm; lighter and smaller than the paper's 368 x 368 so that a CT "
+               "segments in about a second on a CPU.")
+training_data = ("Axial slices of two real CTs: POPI 4D-CT phase 00 with lung masks from covidct's threshold "
+                 "method (pseudo-labels, as in the DeCoVNet paper) and the TotalSegmentator example CT (abdomen "
+                 "with lung bases) with the union of its five model-made lobe masks; half of the training slices "
+                 "got 1-3 synthetic consolidation or ground-glass lesions (10-40 mm) touching the pleura while the "
+                 "target kept the clean lung mask, lesion pixels weighted 10 in the loss; affine augmentation with "
+                 f"scale 0.6-1.4; {len(stage1)} epochs at lr 1e-3, batch 16. Then {len(history)} epochs at lr 3e-4 "
+                 "with lesions in 80 % of the slices, weighted 30. COVID-CT-MD normal001 (threshold pseudo-labels, "
+                 "each slice clean and with lesions) was the validation CT that picked the best epoch of each "
+                 "stage. Never trained on the CIP CT (its real mask is the Dice test) nor on P001/P002 (real "
+                 "COVID-19).")
+training_sources = ["POPI-model 4D-CT phase 00 (via ITKElastix history; free for research, cite the POPI model)",
+                    "TotalSegmentator example CT and lobe masks (CC BY 4.0 image, Apache-2.0 repository)",
+                    "COVID-CT-MD normal001 (CC BY 4.0; validation only)"]
+licence = "Apache-2.0 for the weights; the training CTs' own terms apply (CC BY 4.0: attribute; POPI: cite)."
+metrics = {"validation_dice": round(best["val_dice"], 4), "validation_dice_clean": round(best["val_dice_clean"], 4),
+           "validation_dice_lesions": round(best["val_dice_lesions"], 4),
+           "validation_lesion_coverage": round(best["val_lesion_coverage"], 4), "best_epoch": best["epoch"],
+           "epochs": len(stage1) + len(history)}
+bundle(work / "unet-ft" / "model", weights, "unet-lungs", description=description, training_data=training_data,
+       training_sources=training_sources, licence=licence, metrics=metrics)
 PY
 fi
