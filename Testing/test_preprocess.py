@@ -140,7 +140,7 @@ def test_model_input_dispatch_and_errors(cip, decovnet_cip):
 
 
 def test_unet_input_pads_a_narrow_field_of_view_with_air(cip):
-    from covidct.preprocess.unet import AIR_HU, MIN_FOV_MM, fov_padding, to_working_grid, unet_input
+    from covidct.preprocess.unet import PAD_HU, MIN_FOV_MM, fov_padding, to_working_grid, unet_input
 
     ct, lungs = cip
     image, grid = unet_input(ct, (128, 128))
@@ -151,7 +151,7 @@ def test_unet_input_pads_a_narrow_field_of_view_with_air(cip):
     assert image.shape == (79, 1, 128, 128)
     # the padding is air: every input column in the left margin reads the air value
     margin = int(128 * x0 / (64 + x0 + x1)) - 1
-    assert np.allclose(image[:, 0, :, :margin], hu_window(np.full(1, AIR_HU, np.float32))[0])
+    assert np.allclose(image[:, 0, :, :margin], hu_window(np.full(1, PAD_HU, np.float32))[0])
     # wide fields of view are left alone (normal001: 325 mm is padded, a 500 mm one is not)
     assert fov_padding((10, 512, 512), (0.98, 0.98, 2.0)) == ((0, 0), (0, 0), (0, 0))
     assert sum(fov_padding((10, 512, 512), (0.635, 0.635, 2.0))[2]) == 197  # 709 columns of 0.635 mm

@@ -21,7 +21,7 @@ from covidct.lungs import grid, segment_lungs
 from covidct.lungs.unet_infer import MODEL_NAME, unet_labels
 from covidct.models import build_model, find_model
 from covidct.models.unet import UNet2D
-from covidct.preprocess.unet import AIR_HU, INPUT_HW, INPUT_SPEC, to_working_grid, unet_input, unet_size
+from covidct.preprocess.unet import PAD_HU, INPUT_HW, INPUT_SPEC, to_working_grid, unet_input, unet_size
 from covidct.preprocess.window import hu_window
 
 
@@ -67,7 +67,7 @@ def test_preprocessing_round_trip(cip_ct):
     # the same numbers as the geometry module's pad and resize (which the training masks use): the
     # 267 mm field of view is padded with air to 450 mm first
     window = hu_window(sitk.GetArrayViewFromImage(cip_ct))
-    air = float(hu_window(np.full(1, AIR_HU, np.float32))[0])
+    air = float(hu_window(np.full(1, PAD_HU, np.float32))[0])
     assert sum(model_grid.pad[2]) == 44 and model_grid.padded_shape == (79, 108, 108)
     np.testing.assert_allclose(slices[:, 0], model_grid.to_model(window, fill=air), atol=1e-5)
     np.testing.assert_allclose(model_grid.to_model(window, fill=air),

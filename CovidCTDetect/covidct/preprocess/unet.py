@@ -36,8 +36,8 @@ from .window import HU_WINDOW, hu_window
 INPUT_HW = (368, 368)
 #: narrowest in-plane field of view (mm) the UNet sees; narrower slices are padded with air
 MIN_FOV_MM = 450.0
-#: HU of the padding
-AIR_HU = -1024.0
+#: HU of the padding (air)
+PAD_HU = -1024.0
 INPUT_SPEC = {
     "shape": [1, INPUT_HW[0], INPUT_HW[1]],
     "channels": ["CT slice, HU window -1200..600 HU mapped to 0..1"],
@@ -65,7 +65,7 @@ def unet_input(ct: sitk.Image, size: tuple[int, int] = INPUT_HW) -> tuple[np.nda
     grid = ModelGrid.full(array.shape, (array.shape[0], *size), fov_padding(array.shape, canonical.GetSpacing()))
     out = np.empty((array.shape[0], 1, *size), np.float32)
     for start, stop in _chunks(array.shape[0]):
-        padded = np.pad(array[start:stop], grid.pad, constant_values=AIR_HU)
+        padded = np.pad(array[start:stop], grid.pad, constant_values=PAD_HU)
         out[start:stop] = _resize(hu_window(padded)[:, None], size)
     return out, grid
 
