@@ -307,6 +307,7 @@ def test_bundled_weights_load_and_say_what_they_are(name, architecture):
     card = find_model(name)
     assert card.path.parent == BUNDLED_DIR and card.architecture == architecture
     assert file_sha256(BUNDLED_DIR / card.weights) == card.sha256
+    assert f"sha256 `{card.sha256}`" in (BUNDLED_DIR / "README.md").read_text(encoding="utf-8")  # the README is current
     assert "not clinically validated" in card.not_clinically_validated
     assert card.licence and card.training_sources
     assert architecture == "unet" or "synthetic" in card.training_data.lower()

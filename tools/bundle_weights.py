@@ -16,12 +16,17 @@ def read_json(path: str | Path):
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-def bundle(run_model: str | Path, weights: str | Path, name: str, **card_fields) -> None:
+def bundle(run_model: str | Path, weights: str | Path, name: str, lungs_method: str | None = None,
+           **card_fields) -> None:
     """Load the model in ``run_model`` (a run's ``model`` folder), set its card's ``name``, weights file
-    ``<name>.pt`` and ``card_fields`` (description, training_data, licence, metrics, ...), write both
-    into ``weights`` as ``<name>.pt`` / ``<name>.json`` (sha256 filled in) and print the card."""
+    ``<name>.pt``, the lung segmentation its training masks came from (``input.lungs_method``, which
+    detection then uses by default) and ``card_fields`` (description, training_data, licence, metrics,
+    ...), write both into ``weights`` as ``<name>.pt`` / ``<name>.json`` (sha256 filled in) and print
+    the card."""
     model, card = load_model(run_model, device="cpu")
     card.name, card.weights = name, f"{name}.pt"
+    if lungs_method:
+        card.input = {**card.input, "lungs_method": lungs_method}
     for field, value in card_fields.items():
         if not hasattr(card, field):
             raise SystemExit(f"bundle_weights: model cards have no field '{field}'")

@@ -198,9 +198,9 @@ metrics = {
     "best_validation_roc_auc": round(max(h["val_auc"] for h in stage2), 4),
     "epochs": len(stage1) + len(stage2),
 }
-bundle(work / "decovnet" / "model", weights, "decovnet-demo", description=description,
-       training_data=training_data, training_sources=training_sources, licence=licence, threshold=threshold,
-       metrics=metrics)
+bundle(work / "decovnet" / "model", weights, "decovnet-demo", lungs_method="threshold",
+       description=description, training_data=training_data, training_sources=training_sources, licence=licence,
+       threshold=threshold, metrics=metrics)
 PY
 fi
 
@@ -241,9 +241,9 @@ metrics = {
     "best_epoch": best["epoch"],
     "epochs": len(history),
 }
-bundle(work / "covid19net" / "model", weights, "covid19net-demo", description=description,
-       training_data=training_data, training_sources=training_sources, licence=licence, threshold=threshold,
-       metrics=metrics)
+bundle(work / "covid19net" / "model", weights, "covid19net-demo", lungs_method="threshold",
+       description=description, training_data=training_data, training_sources=training_sources, licence=licence,
+       threshold=threshold, metrics=metrics)
 PY
 fi
 

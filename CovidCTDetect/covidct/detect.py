@@ -141,8 +141,9 @@ def detect(ct, model="decovnet", lungs=None, threshold: float | None = None, dev
     name, a model folder), or an already loaded ``(model, card)`` pair (batch runs load it once).
     ``lungs``: a labelmap image or path (any value > 0 is lung; resampled onto the CT when on another
     grid); ``None`` segments the lungs with ``lungs_method`` (``"unet"``, or ``"threshold"``, the
-    unsupervised method; None: unet when its weights are installed, else threshold — an explicit
-    ``"unet"`` without weights is an error, never a silent fallback). ``threshold``: operating
+    unsupervised method; None: the method the model card's ``input`` names as the one its training
+    masks came from (``lungs_method``), else unet when its weights are installed, else threshold — an
+    explicit ``"unet"`` without weights is an error, never a silent fallback). ``threshold``: operating
     threshold in (0, 1), default the model card's. ``device``: ``auto``, ``cpu``, ``cuda[:N]`` or ``mps``
     (ignored for a loaded model, which stays where it is). ``heatmap``: compute the Grad-CAM heat map
     and suspicious regions. ``progress``: a :class:`covidct.progress.Progress`.
@@ -181,7 +182,8 @@ def detect(ct, model="decovnet", lungs=None, threshold: float | None = None, dev
         if lungs is None:
             from .lungs import segment_lungs
 
-            mask = segment_lungs(image, method=lungs_method, device=str(model_device), progress=progress)
+            method = lungs_method or (card.input or {}).get("lungs_method")
+            mask = segment_lungs(image, method=method, device=str(model_device), progress=progress)
         else:
             mask = lungs_on_ct_grid(lungs if isinstance(lungs, sitk.Image) else read_image(lungs), image)
         if not sitk.GetArrayViewFromImage(mask).any():

@@ -48,7 +48,7 @@ def infection_slices(labels_csv: Path, depth: int) -> np.ndarray:
     return positive
 
 
-def real_case(name: str, loaded, lungs_method: str) -> dict:
+def real_case(name: str, loaded, lungs_method: str | None) -> dict:
     """Heat share vs. lung-volume share in the infection-positive slices of one COVID-CT-MD case."""
     from covidct.detect import detect
     from covidct.explain import heat_share
@@ -72,7 +72,7 @@ def synth_folder(args, tmp: Path) -> Path:
     from covidct.data.synth import make_synth_dataset
 
     return Path(make_synth_dataset(args.backgrounds, tmp / "synth", n_pos=args.count, n_neg=0, seed=args.seed,
-                                   lungs_method=args.lungs_method, device=args.device)).parent
+                                   lungs_method=args.lungs_method or "threshold", device=args.device)).parent
 
 
 def synth_cases(folder: Path, split: str | None, count: int) -> list[dict]:
@@ -103,8 +103,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="catalogue name or model folder (e.g. the demo weights)")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--lungs-method", choices=("unet", "threshold"), default="unet",
-                        help="lung segmentation for the real cases and generated synthetic volumes")
+    parser.add_argument("--lungs-method", choices=("unet", "threshold"),
+                        help="lung segmentation for the real cases and generated synthetic volumes (default: the "
+                             "one the model's training masks came from, else unet; threshold for generated volumes)")
     parser.add_argument("--real", nargs="*", default=["P001", "P002"], help="COVID-CT-MD cases (default P001 P002)")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--synth", help="synthetic dataset folder (manifest.csv with lesions)")
