@@ -32,7 +32,7 @@ from covidct.errors import CovidCTError
 from covidct.geometry import ijk_to_ras_matrix
 from CovidCTDetectLib import about, dependencies, testdata
 from CovidCTDetectLib.detect_logic import (DEFAULT_OPACITY, DEVICES, LUNGS_METHODS, SUSPICIOUS_SEGMENTS, DetectionLogic,
-                                           classifier_models, default_lungs_method)
+                                           classifier_models)
 from CovidCTDetectLib.heatmaps import HEAT_COLOR_NODE_IDS, heat_map_volume, show_heat_map
 from CovidCTDetectLib.prognosis_logic import PrognosisLogic, clinical_fields, load_model
 from CovidCTDetectLib.segmentations import SegmentSpec, labelmap_array_from_segmentation, segmentation_from_labelmap
@@ -478,10 +478,7 @@ class CovidCTDetectLogic(ScriptedLoadableModuleLogic, DetectionLogic):
 
     def setDefaultParameters(self, parameterNode):
         if not parameterNode.GetParameter("LungsMethod"):
-            try:
-                parameterNode.SetParameter("LungsMethod", default_lungs_method())
-            except CovidCTError:  # a damaged model card: the model list says so
-                parameterNode.SetParameter("LungsMethod", LUNGS_METHODS[0])
+            parameterNode.SetParameter("LungsMethod", LUNGS_METHODS[0])  # auto: the model's own
         if not parameterNode.GetParameter("Device"):
             parameterNode.SetParameter("Device", "auto")
 

@@ -30,7 +30,7 @@ from covidct.detect import detect  # noqa: E402
 from covidct.errors import CTInputError, ModelError, UsageError  # noqa: E402
 from CovidCTDetectLib import detect_logic  # noqa: E402
 from CovidCTDetectLib.detect_logic import (RESULTS_TABLE_NAME, SUSPICIOUS_SEGMENTS, DetectionLogic,  # noqa: E402
-                                           classifier_models, default_lungs_method, lung_segment_ids)
+                                           classifier_models, lung_segment_ids)
 from CovidCTDetectLib.process import CommandCancelled, CommandFailed  # noqa: E402
 from CovidCTDetectLib.segmentations import (LUNG_SEGMENTS, SegmentSpec, labelmap_array_from_segmentation,  # noqa: E402
                                             segmentation_from_labelmap)
@@ -225,15 +225,15 @@ def test_background_job_polls_cancels_and_reports_errors(scene, models_dir, tmp_
 def test_model_choices_are_the_libraries(scene, models_dir):
     """The logic mirrors covidct.detect's choices without importing it (it needs scipy, which Slicer may lack)."""
     assert detect_logic.CLASSIFIERS == detect_module.CLASSIFIERS
-    assert detect_logic.LUNGS_METHODS == detect_module.LUNGS_METHODS
+    assert detect_logic.LUNGS_METHODS == ("auto", *detect_module.LUNGS_METHODS)
     assert [card.name for card in classifier_models()][-2:] == ["random-decovnet", "tiny-covid19net"]
     volume = ct_node()
     with pytest.raises(ModelError, match="Unknown model 'no-such-model'"):
         DetectionLogic().startDetection(volume, "no-such-model")
 
 
-def test_the_panels_lung_method_is_unet_once_a_lung_unet_is_installed(tmp_path, monkeypatch):
-    from covidct.models import catalogue
+def test_the_default_lung_method_is_unet_once_a_lung_unet_is_installed(tmp_path, monkeypatch):
+    from covidct.models import catalogue, default_lungs_method
 
     monkeypatch.setenv("COVIDCT_MODELS_DIR", str(tmp_path))
     assert default_lungs_method() == "unet"  # the bundled unet-lungs
@@ -356,3 +356,16 @@ def test_example_batch_script(scene, models_dir, tmp_path, monkeypatch, capsys):
         [row] = list(csv.DictReader(stream))
     assert row["Volume"] == "ct" and row["Model"] == MODEL
     assert float(row["Probability"]) == pytest.approx(report["probability"], abs=1e-4)
+
+
+@needs_lungs
+def test_auto_lung_method_segments_the_way_the_models_training_masks_were(scene, tmp_path):
+    from covidct.lungs import segment_lungs
+
+    volume = ct_node()
+    result = DetectionLogic().detect(volume, "decovnet-demo", lungsMethod="auto", device="cpu", heatmap=False,
+                                     outputFolder=tmp_path)
+    written = sitk.GetArrayFromImage(sitk.ReadImage(str(result.outputFolder / "lungs.nii.gz")))
+    expected = sitk.GetArrayFromImage(segment_lungs(sitk.ReadImage(str(CT)), method="threshold"))
+    np.testing.assert_array_equal(written, expected)  # decovnet-demo was trained on threshold masks
+    np.testing.assert_array_equal(labelmap_array_from_segmentation(result.lungSegmentationNode, volume), expected)

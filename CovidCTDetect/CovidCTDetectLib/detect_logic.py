@@ -43,11 +43,10 @@ import vtk
 from covidct.batch import RESULT_COLUMNS, case_names
 from covidct.device import DEVICE_CHOICES
 from covidct.errors import CTInputError, ModelError, UsageError
-from covidct.models.catalogue import default_lungs_method  # re-exported for the panel
 
 from .heatmaps import heat_map_volume, show_heat_map
 from .jobs import CommandJob
-from .lung_segmentation_logic import METHODS as LUNGS_METHODS
+from .lung_segmentation_logic import METHODS as SEGMENTATION_METHODS
 from .lung_segmentation_logic import show_segmentation
 from .process import BackgroundProcess, CommandFailed, start_covidct
 from .segmentations import LUNG_SEGMENTS, SegmentSpec, labelmap_array_from_segmentation, segmentation_from_labelmap
@@ -74,6 +73,11 @@ SUSPICIOUS_SEGMENTS = (
 CLASSIFIERS = ("decovnet", "covid19net")
 #: Columns of ``results.csv`` that hold numbers (empty for a failed case).
 _NUMERIC_RESULT_COLUMNS = ("probability", "threshold", "seconds")
+
+#: lung segmentation for detection without a lung segmentation: ``auto`` = the method the model's
+#: training masks came from (its card's ``input.lungs_method``), else ``unet`` when installed, else
+#: ``threshold`` — what ``covidct detect`` does without ``--lungs-method``; or a method by name.
+LUNGS_METHODS = ("auto", *SEGMENTATION_METHODS)
 
 
 def classifier_models() -> list:
@@ -300,7 +304,7 @@ class DetectionLogic:
 
         ``model``: see :func:`classifier_card`; ``lungSegmentationNode``: a segmentation with lung
         segments (:func:`lung_segment_ids`), or None to segment the lungs with ``lungsMethod``
-        (``unet`` or ``threshold``); ``threshold``: operating threshold in (0, 1), None for the model
+        (:data:`LUNGS_METHODS`: ``auto``, ``unet`` or ``threshold``); ``threshold``: operating threshold in (0, 1), None for the model
         card's; ``heatmap``: compute the Grad-CAM heat map; ``outputFolder``: where the outputs are
         kept, in the sub-folder named after the volume (letters, digits, ``-_.``; default: a new temporary
         folder). Raises a :class:`covidct.errors.CovidCTError` with
@@ -322,7 +326,7 @@ class DetectionLogic:
                 sitk.WriteImage(lungs, str(workdir / "lungs.nrrd"))
                 args += ["--lungs", workdir / "lungs.nrrd"]
             else:
-                args += ["--lungs-method", lungsMethod]
+                args += _lungs_method_args(lungsMethod)
             if threshold is not None:
                 args += ["--threshold", repr(threshold)]
             if not heatmap:
@@ -374,7 +378,7 @@ class DetectionLogic:
         _check_options(lungsMethod, device)
         threshold = _checked_threshold(threshold)
         args = ["detect", inputPath, "--out", outputFolder, "--model", card.path, "--device", device,
-                "--lungs-method", lungsMethod]
+                *_lungs_method_args(lungsMethod)]
         if threshold is not None:
             args += ["--threshold", repr(threshold)]
         if not heatmap:
@@ -389,6 +393,11 @@ class DetectionLogic:
         job = self.startBatch(inputPath, outputFolder, model, lungsMethod, device, threshold, heatmap, scene)
         _wait(job, onEvent)
         return job.finish()
+
+
+def _lungs_method_args(lungs_method: str) -> list[str]:
+    """The ``covidct`` option for a :data:`LUNGS_METHODS` choice (none for ``auto``: the command's default)."""
+    return [] if lungs_method == "auto" else ["--lungs-method", lungs_method]
 
 
 def _check_options(lungs_method: str, device: str) -> None:

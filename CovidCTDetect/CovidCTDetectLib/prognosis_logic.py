@@ -126,7 +126,7 @@ class PrognosisLogic:
         self.detectionLogic = detectionLogic or DetectionLogic()
 
     # -- deep features ---------------------------------------------------------------------------
-    def startFeatures(self, volumeNode, model="covid19net", lungSegmentationNode=None, lungsMethod: str = "unet",
+    def startFeatures(self, volumeNode, model="covid19net", lungSegmentationNode=None, lungsMethod: str = "auto",
                       device: str = "auto") -> DetectionJob:
         """Start computing ``volumeNode``'s 64-d COVID-19Net feature in the background (detection without heat
         map); :meth:`featuresFromJob` reads it when the job is done. ``model``: a COVID-19Net catalogue name,
@@ -150,7 +150,7 @@ class PrognosisLogic:
         """Once the job of :meth:`startFeatures` is done: the 64 feature values (its outputs are deleted)."""
         return list(job.report()["features"])
 
-    def computeFeatures(self, volumeNode, model="covid19net", lungSegmentationNode=None, lungsMethod: str = "unet",
+    def computeFeatures(self, volumeNode, model="covid19net", lungSegmentationNode=None, lungsMethod: str = "auto",
                         device: str = "auto", onEvent: Callable[[dict], None] | None = None) -> list[float]:
         """``volumeNode``'s 64-d COVID-19Net feature (blocks until done)."""
         job = self.startFeatures(volumeNode, model, lungSegmentationNode, lungsMethod, device)

@@ -48,12 +48,13 @@ def is_predictions_file(path: str | os.PathLike) -> bool:
     return "probability" in header and "ct" not in header
 
 
-def start_evaluation(test_data, out, weights=None, device: str = "auto", lungs_method: str = "unet",
+def start_evaluation(test_data, out, weights=None, device: str = "auto", lungs_method: str = "auto",
                      bootstrap: int = 2000) -> "EvaluationJob":
     """Start ``covidct evaluate`` into the folder ``out`` and return its job.
 
     ``test_data``: a labelled dataset manifest (then ``weights``, a model folder or catalogue name, is run
-    over it on ``device``; cases without a lung mask are segmented with ``lungs_method``) or a predictions
+    over it on ``device``; cases without a lung mask are segmented with ``lungs_method``, ``auto`` being the
+    method the model's training masks came from) or a predictions
     file (``case_id,label,probability`` CSV or the DeCoVNet authors' ``.txt``; ``weights`` is not used).
     """
     test_data = Path(test_data)
@@ -68,7 +69,7 @@ def start_evaluation(test_data, out, weights=None, device: str = "auto", lungs_m
         raise UsageError("Choose the model to evaluate on the test manifest (a model folder such as RUN/model, "
                          "or a model name).")
     args = ["evaluate", "--manifest", test_data, "--weights", weights, "--device", device,
-            "--lungs-method", lungs_method, *common]
+            *([] if lungs_method == "auto" else ["--lungs-method", lungs_method]), *common]
     return EvaluationJob(start_covidct(args), out, out / "predictions.csv",
                          f"{_model_label(weights)} on {test_data.stem}", test_data)
 

@@ -408,7 +408,7 @@ class TrainLogic:
         return job.finish()
 
     # -- evaluation and saving -------------------------------------------------------------------
-    def startEvaluation(self, testData, out, weights=None, device: str = "auto", lungsMethod: str = "unet",
+    def startEvaluation(self, testData, out, weights=None, device: str = "auto", lungsMethod: str = "auto",
                         bootstrap: int = 2000) -> EvaluationJob:
         """Start ``covidct evaluate`` of ``weights`` (model folder or name) on a test manifest, or of released
         predictions (``testData`` a predictions CSV/.txt; ``weights`` unused). Results go to ``out``."""
@@ -418,7 +418,7 @@ class TrainLogic:
         """ROC and PR plot charts, the threshold table and the operating points of ``result`` as nodes."""
         return show_evaluation(result, name or result.name, self.scene)
 
-    def evaluate(self, testData, out, weights=None, device: str = "auto", lungsMethod: str = "unet",
+    def evaluate(self, testData, out, weights=None, device: str = "auto", lungsMethod: str = "auto",
                  bootstrap: int = 2000, name: str | None = None):
         """Evaluate and show the results (blocks): ``(EvaluationResult, EvaluationNodes)``."""
         job = self.startEvaluation(testData, out, weights, device, lungsMethod, bootstrap)

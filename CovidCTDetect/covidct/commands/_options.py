@@ -15,9 +15,11 @@ def add_device_option(parser: argparse.ArgumentParser) -> None:
 
 
 def add_lungs_method_option(parser: argparse.ArgumentParser) -> None:
-    """``--lungs-method unet|threshold`` (default None: unet when its weights are installed, else threshold)."""
+    """``--lungs-method unet|threshold`` (default None: the method the model's training masks came from, as
+    its card says, else unet when its weights are installed, else threshold)."""
     parser.add_argument("--lungs-method", choices=("unet", "threshold"), default=None,
-                        help="lung segmentation method (default: unet when its weights are installed, else threshold)")
+                        help="lung segmentation method (default: the one the model's training masks came from, as "
+                             "its card says; else unet when its weights are installed, else threshold)")
 
 
 def add_progress_options(parser: argparse.ArgumentParser) -> None:
