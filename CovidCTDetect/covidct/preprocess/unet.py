@@ -43,7 +43,8 @@ INPUT_SPEC = {
     "channels": ["CT slice, HU window -1200..600 HU mapped to 0..1"],
     "hu_window": list(HU_WINDOW),
     "per_slice": True,
-    "slices": "every canonical axial slice (LPS order), whole field of view, in-plane resize only",
+    "slices": f"every canonical axial slice (LPS order), whole field of view padded with air to at least "
+              f"{MIN_FOV_MM:g} mm, in-plane resize only",
 }
 
 

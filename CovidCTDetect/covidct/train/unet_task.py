@@ -18,8 +18,7 @@ cross-entropy weighs ``config.lesion_weight`` times a plain pixel's. The target 
 lesion), 1 (other lung), 0 (background). Validation scores every validation slice twice, clean and
 with lesions (fixed seeds): ``val_dice`` is the Dice of the lung class over both,
 ``val_dice_clean``/``val_dice_lesions`` the two parts, and ``val_lesion_coverage`` the share of lesion
-pixels predicted lung. Then a random affine acts on image and mask
-alike (:data:`UNET_RANGES`).
+pixels predicted lung. Then a random affine acts on image and mask alike (:data:`UNET_RANGES`).
 
 Field of view: slices narrower than 450 mm are padded with air before the resize
 (:func:`covidct.preprocess.unet.fov_padding`, the same in training and in use); on top of that,
@@ -117,7 +116,8 @@ class SegmentationTask:
                 "lesions": bool(item["lesions"])}
 
     def inputs(self, batch: dict, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(x (N, 1, H, W), target (N, H, W) long)`` on the device; the paper's augmentation when training."""
+        """``(x (N, 1, H, W), target (N, H, W) long, 0/1/2)`` on the device; :data:`UNET_RANGES` augmentation
+        when training."""
         stack = batch["x"].to(self.device, non_blocking=True).float()
         if train and self.config.augment:
             stack = torch.stack([random_augmentation(s[:, None], torch.Generator().manual_seed(seed), UNET_RANGES,
