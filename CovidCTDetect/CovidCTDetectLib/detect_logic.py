@@ -48,7 +48,7 @@ from .heatmaps import heat_map_volume, show_heat_map
 from .jobs import CommandJob
 from .lung_segmentation_logic import METHODS as SEGMENTATION_METHODS
 from .lung_segmentation_logic import show_segmentation
-from .process import BackgroundProcess, CommandFailed, start_covidct
+from .process import AUTO_LUNGS, BackgroundProcess, CommandFailed, lungs_method_args, start_covidct
 from .segmentations import LUNG_SEGMENTS, SegmentSpec, labelmap_array_from_segmentation, segmentation_from_labelmap
 from .tables import append_result_row
 from .volumes import image_from_volume
@@ -77,7 +77,7 @@ _NUMERIC_RESULT_COLUMNS = ("probability", "threshold", "seconds")
 #: lung segmentation for detection without a lung segmentation: ``auto`` = the method the model's
 #: training masks came from (its card's ``input.lungs_method``), else ``unet`` when installed, else
 #: ``threshold`` — what ``covidct detect`` does without ``--lungs-method``; or a method by name.
-LUNGS_METHODS = ("auto", *SEGMENTATION_METHODS)
+LUNGS_METHODS = (AUTO_LUNGS, *SEGMENTATION_METHODS)
 
 
 def classifier_models() -> list:
@@ -326,7 +326,7 @@ class DetectionLogic:
                 sitk.WriteImage(lungs, str(workdir / "lungs.nrrd"))
                 args += ["--lungs", workdir / "lungs.nrrd"]
             else:
-                args += _lungs_method_args(lungsMethod)
+                args += lungs_method_args(lungsMethod)
             if threshold is not None:
                 args += ["--threshold", repr(threshold)]
             if not heatmap:
@@ -378,7 +378,7 @@ class DetectionLogic:
         _check_options(lungsMethod, device)
         threshold = _checked_threshold(threshold)
         args = ["detect", inputPath, "--out", outputFolder, "--model", card.path, "--device", device,
-                *_lungs_method_args(lungsMethod)]
+                *lungs_method_args(lungsMethod)]
         if threshold is not None:
             args += ["--threshold", repr(threshold)]
         if not heatmap:
@@ -393,11 +393,6 @@ class DetectionLogic:
         job = self.startBatch(inputPath, outputFolder, model, lungsMethod, device, threshold, heatmap, scene)
         _wait(job, onEvent)
         return job.finish()
-
-
-def _lungs_method_args(lungs_method: str) -> list[str]:
-    """The ``covidct`` option for a :data:`LUNGS_METHODS` choice (none for ``auto``: the command's default)."""
-    return [] if lungs_method == "auto" else ["--lungs-method", lungs_method]
 
 
 def _check_options(lungs_method: str, device: str) -> None:

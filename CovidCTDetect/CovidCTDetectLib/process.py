@@ -79,6 +79,16 @@ def covidct_environment(base: dict | None = None) -> dict:
     return env
 
 
+#: the Slicer modules' lung method that leaves the choice to ``covidct`` (no ``--lungs-method``): the
+#: method the model's training masks came from (its card), else unet when installed, else threshold
+AUTO_LUNGS = "auto"
+
+
+def lungs_method_args(lungs_method: str) -> list[str]:
+    """The ``covidct detect``/``evaluate`` option for a lung method: none for :data:`AUTO_LUNGS`."""
+    return [] if lungs_method == AUTO_LUNGS else ["--lungs-method", lungs_method]
+
+
 def start_covidct(args: Sequence[str], progress_json: bool = True, python: str | None = None) -> "BackgroundProcess":
     """Start ``python -m covidct <args> --progress-json`` in the background and return its handle.
 

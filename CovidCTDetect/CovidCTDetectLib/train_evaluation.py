@@ -25,7 +25,7 @@ from covidct.errors import ModelError, UsageError
 from covidct.outputs import atomic_path, write_json
 
 from .jobs import CommandJob
-from .process import start_covidct
+from .process import AUTO_LUNGS, lungs_method_args, start_covidct
 from .tables import add_plot_series, new_chart, set_table_columns
 from .volumes import scene_or_default
 
@@ -48,7 +48,7 @@ def is_predictions_file(path: str | os.PathLike) -> bool:
     return "probability" in header and "ct" not in header
 
 
-def start_evaluation(test_data, out, weights=None, device: str = "auto", lungs_method: str = "auto",
+def start_evaluation(test_data, out, weights=None, device: str = "auto", lungs_method: str = AUTO_LUNGS,
                      bootstrap: int = 2000) -> "EvaluationJob":
     """Start ``covidct evaluate`` into the folder ``out`` and return its job.
 
@@ -69,7 +69,7 @@ def start_evaluation(test_data, out, weights=None, device: str = "auto", lungs_m
         raise UsageError("Choose the model to evaluate on the test manifest (a model folder such as RUN/model, "
                          "or a model name).")
     args = ["evaluate", "--manifest", test_data, "--weights", weights, "--device", device,
-            *([] if lungs_method == "auto" else ["--lungs-method", lungs_method]), *common]
+            *lungs_method_args(lungs_method), *common]
     return EvaluationJob(start_covidct(args), out, out / "predictions.csv",
                          f"{_model_label(weights)} on {test_data.stem}", test_data)
 
