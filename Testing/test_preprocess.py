@@ -9,9 +9,9 @@ from conftest import shared_file
 
 from covidct.errors import CTInputError, UsageError
 from covidct.geometry import from_canonical, image_from_array, to_canonical
-from covidct.preprocess import model_input
+from covidct.preprocess import input_options, model_input
 from covidct.preprocess.covid19net import FILL_HU, covid19net_input
-from covidct.preprocess.decovnet import decovnet_input
+from covidct.preprocess.decovnet import MARGIN_MM, decovnet_input
 from covidct.preprocess.window import hu_window
 
 CIP = "cip-copdgene-10002K-ct64"
@@ -71,6 +71,34 @@ def test_decovnet_grid_maps_back_onto_ct(cip, decovnet_cip):
     assert _dice(sitk.GetArrayFromImage(image), sitk.GetArrayFromImage(cip[1]) > 0) >= 0.95
 
 
+def test_decovnet_lung_box_crop(cip, decovnet_cip):
+    x, grid = decovnet_input(*cip, size=(96, 144), crop="lung_box")
+    assert x.shape == (2, 79, 96, 144)
+    lungs = sitk.GetArrayFromImage(to_canonical(cip[1])) > 0
+    # every slice kept; rows and columns cut to the lungs' box grown by 10 mm (3 voxels at ~4.17 mm)
+    spacing_yx = to_canonical(cip[0]).GetSpacing()[1::-1]
+    margin = [int(np.ceil(MARGIN_MM / s)) for s in spacing_yx]
+    assert grid.box[0] == slice(0, 79)
+    nz = np.nonzero(lungs)
+    for axis in (1, 2):
+        assert grid.box[axis].start == max(nz[axis].min() - margin[axis - 1], 0)
+        assert grid.box[axis].stop == min(nz[axis].max() + 1 + margin[axis - 1], lungs.shape[axis])
+    assert lungs[grid.box].sum() == lungs.sum()
+    # the lungs fill more of the cropped input than of the whole field of view, and map back
+    assert x[1].mean() > decovnet_cip[0][1].mean() + 0.05
+    assert _dice(grid.to_ct(x[1]) >= 0.5, lungs) >= 0.95
+    # the card's input spec names the crop; model_input passes it on
+    options = input_options("decovnet", {"shape": [2, "T", 96, 144], "crop": "lung_box"})
+    assert options == {"size": (96, 144), "crop": "lung_box"}
+    x2, grid2 = model_input("decovnet", *cip, **options)
+    assert np.array_equal(x, x2) and grid == grid2
+    assert input_options("covid19net", None) == {"size": None, "crop": None}
+    with pytest.raises(UsageError, match="Unknown DeCoVNet input crop 'lungs'"):
+        decovnet_input(*cip, crop="lungs")
+    with pytest.raises(UsageError, match="COVID-19Net always crops to its lung-ROI"):
+        model_input("covid19net", *cip, crop="lung_box")
+
+
 def test_covid19net_input_shape_and_values(cip, covid19net_cip):
     x, grid = covid19net_cip
     assert x.shape == (1, 48, 240, 360) and x.dtype == np.float32
@@ -111,7 +139,9 @@ def test_covid19net_grid_maps_back_onto_ct(cip, covid19net_cip):
     assert _dice(grid.to_ct(model_mask.astype(np.float32)) >= 0.5, truth) >= 0.9
 
 
-@pytest.mark.parametrize("make_input", [decovnet_input, covid19net_input], ids=["decovnet", "covid19net"])
+@pytest.mark.parametrize("make_input", [decovnet_input, covid19net_input,
+                                        lambda ct, lungs: decovnet_input(ct, lungs, (64, 96), crop="lung_box")],
+                         ids=["decovnet", "covid19net", "decovnet-lung-box"])
 def test_ras_copy_gives_identical_input(cip, make_input):
     ct, lungs = cip
     x, grid = make_input(ct, lungs)

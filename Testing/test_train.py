@@ -217,6 +217,8 @@ def test_clear_errors(synth, tmp_path):
     assert result.returncode == 2 and "line 2, column 'ct'" in result.stderr and "Traceback" not in result.stderr
     result = _cli("--model", "decovnet", "--manifest", bad, "--out", tmp_path / "c", "--input-size", "8x8")
     assert result.returncode == 2 and "--input-size 8x8" in result.stderr
+    result = _cli("--model", "covid19net", "--manifest", synth["small"], "--out", tmp_path / "d", "--input-crop", "lung_box")
+    assert result.returncode == 2 and "only DeCoVNet takes --input-crop lung_box" in result.stderr
 
 
 def test_config_round_trip_and_resume_check(tmp_path):
@@ -228,6 +230,8 @@ def test_config_round_trip_and_resume_check(tmp_path):
     changed = TrainConfig(model="covid19net", manifest=tmp_path / "m.csv", out=tmp_path / "o", lr=1e-4,
                           input_size=(24, 64, 96), epochs=7)
     assert changed.differences(config) == ["lr"]  # epochs may change on resume, lr may not
+    cropped = TrainConfig(model="decovnet", manifest=tmp_path / "m.csv", out=tmp_path / "o", input_crop="lung_box")
+    assert cropped.differences(TrainConfig(model="decovnet", manifest=tmp_path / "m.csv", out=tmp_path / "o")) == ["input_crop"]
     narrow = TrainConfig(model="unet", manifest="m", out="o", arch_options=parse_arch_options(["base=8", "levels=3"]))
     assert narrow.arch_options == {"base": 8, "levels": 3} and TrainConfig(model="unet", manifest="m", out="o",
                                                                           arch_options={"base": 8}).differences(narrow) == ["arch_options"]

@@ -44,8 +44,8 @@ METRICS = {"decovnet": ("val_auc", "validation AUC"), "covid19net": ("val_auc", 
            "unet": ("val_dice", "validation Dice")}
 #: ``covidct train`` options (TrainConfig fields) the logic passes on; values None are left out (command default).
 TRAIN_OPTIONS = ("epochs", "lr", "batch_size", "val_fraction", "seed", "augment", "device", "amp", "num_workers",
-                 "init_from", "pretrain_manifest", "pretrain_epochs", "input_size", "lungs_method", "cache_dir",
-                 "checkpoint_every", "lesion_augment", "name", "deterministic")
+                 "init_from", "pretrain_manifest", "pretrain_epochs", "input_size", "input_crop", "lungs_method",
+                 "cache_dir", "checkpoint_every", "lesion_augment", "name", "deterministic")
 #: Options whose flag is given only when True (``store_true``), and the flags of the ones given only when False.
 _SWITCHES = ("deterministic", "resume")
 _OFF_FLAGS = {"augment": "--no-augment"}

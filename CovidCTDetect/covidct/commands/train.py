@@ -43,6 +43,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--pretrain-epochs", type=int, help="epochs of the pre-training step (default: --epochs)")
     parser.add_argument("--input-size", metavar="HxW",
                         help="model input size override, e.g. 112x168 (DeCoVNet in-plane; COVID-19Net HxW or DxHxW)")
+    parser.add_argument("--input-crop", choices=("lung_box",), default=None,
+                        help="DeCoVNet: crop every slice to the lungs' in-plane box, as the authors' released "
+                             "scripts did (default: the whole field of view, as the paper's text)")
     parser.add_argument("--arch-option", action="append", metavar="NAME=VALUE",
                         help="architecture constructor argument, repeatable: UNet base=8 levels=4, DeCoVNet "
                              "dropout=0.5 running_stats=false (kept in the model card)")
@@ -73,7 +76,8 @@ def run(args) -> int:
         batch_size=args.batch_size, val_fraction=args.val_fraction, seed=args.seed, augment=args.augment,
         device=args.device, amp=args.amp, num_workers=args.num_workers, init_from=args.init_from,
         pretrain_manifest=args.pretrain_manifest, pretrain_epochs=args.pretrain_epochs,
-        input_size=parse_input_size(args.input_size), lungs_method=args.lungs_method, cache_dir=args.cache_dir,
+        input_size=parse_input_size(args.input_size), input_crop=args.input_crop,
+        lungs_method=args.lungs_method, cache_dir=args.cache_dir,
         checkpoint_every=args.checkpoint_every, lesion_augment=args.lesion_augment,
         lesion_weight=args.lesion_weight, name=args.name,
         deterministic=args.deterministic, resume=args.resume, arch_options=parse_arch_options(args.arch_option))

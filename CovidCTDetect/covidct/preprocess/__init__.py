@@ -9,30 +9,34 @@
 from __future__ import annotations
 
 
-def model_input(arch: str, ct, lungs, size: tuple[int, ...] | None = None):
+def model_input(arch: str, ct, lungs, size: tuple[int, ...] | None = None, crop: str | None = None):
     """``(float32 array, ModelGrid)`` input of classifier ``arch`` (``decovnet`` or ``covid19net``)
     for a CT (SimpleITK image, HU) and its lung mask; see the per-model modules for shapes.
 
-    ``size`` overrides the paper's size: DeCoVNet's in-plane ``(H, W)``, COVID-19Net's ``(D, H, W)``
-    (:func:`input_size` reads it from a model card). One interpolation either way.
+    ``size`` overrides the paper's size: DeCoVNet's in-plane ``(H, W)``, COVID-19Net's ``(D, H, W)``.
+    ``crop``: DeCoVNet's in-plane crop (None or ``"lung_box"``, :func:`.decovnet.decovnet_input`);
+    COVID-19Net always crops to its lung-ROI. :func:`input_options` reads both from a model card.
+    One interpolation either way.
     """
+    from ..errors import UsageError
+
     if arch == "decovnet":
         from .decovnet import INPUT_HW, decovnet_input
-        return decovnet_input(ct, lungs, size=tuple(size) if size else INPUT_HW)
+        return decovnet_input(ct, lungs, size=tuple(size) if size else INPUT_HW, crop=crop)
     if arch == "covid19net":
+        if crop is not None:
+            raise UsageError("COVID-19Net always crops to its lung-ROI; leave the input crop unset.")
         from .covid19net import INPUT_SHAPE, covid19net_input
         return covid19net_input(ct, lungs, shape=tuple(size) if size else INPUT_SHAPE)
-    from ..errors import UsageError
     raise UsageError(f"No whole-CT model input for architecture '{arch}'; use decovnet or covid19net "
                      "(the lung UNet takes 2D slices, see covidct.preprocess.unet).")
 
 
-def input_size(arch: str, input_spec: dict | None) -> tuple[int, ...] | None:
-    """The size override a model card's ``input`` spec asks of :func:`model_input`, or None for the
-    paper's: the last two entries of ``shape`` for DeCoVNet (``[2, "T", H, W]``), the last three for
-    COVID-19Net (``[1, D, H, W]``)."""
-    shape = (input_spec or {}).get("shape")
-    if not shape:
-        return None
+def input_options(arch: str, input_spec: dict | None) -> dict:
+    """The ``size`` and ``crop`` keyword arguments of :func:`model_input` a model card's ``input`` spec
+    asks for: ``size`` from the last two entries of ``shape`` for DeCoVNet (``[2, "T", H, W]``), the
+    last three for COVID-19Net (``[1, D, H, W]``), None for the paper's; ``crop`` from ``crop``."""
+    spec = input_spec or {}
+    shape = spec.get("shape")
     n = 3 if arch == "covid19net" else 2
-    return tuple(int(v) for v in shape[-n:])
+    return {"size": tuple(int(v) for v in shape[-n:]) if shape else None, "crop": spec.get("crop")}

@@ -4,8 +4,11 @@ DeCoVNet paper, "Preprocessing of DeCoVNet": "the CT volume was concatenated wit
 to obtain a CT-Mask volume. Finally, the CT-Mask volume was resampled into a fixed spatial
 resolution (e.g., 224 × 336) without changing the number of slices". The CT channel is the paper's
 HU window (−1200…600 HU → 0…1, :func:`covidct.preprocess.window.hu_window`), the mask channel is
-0/1. The whole canonical field of view is used (the paper's text names no crop); the authors'
-released scripts also cropped to the lung bounding box, which this function does not do.
+0/1. By default the whole canonical field of view is used (the paper's text names no crop). With
+``crop="lung_box"`` every slice is first cropped in-plane to the lung mask's bounding box grown by
+``MARGIN_MM`` (the authors' released scripts also cropped to the lungs' box): the network then sees
+the lungs at a resolution that does not depend on the scanner's field of view, and less of the body
+around them. A model card names the crop in its ``input`` spec (``"crop": "lung_box"``).
 """
 
 from __future__ import annotations
@@ -13,7 +16,10 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from ..geometry import ModelGrid
+import math
+
+from ..errors import UsageError
+from ..geometry import ModelGrid, bounding_box
 from .canonical import canonical_ct_and_lungs
 from .window import HU_WINDOW, hu_window
 
@@ -25,22 +31,38 @@ INPUT_SPEC = {
     "hu_window": list(HU_WINDOW),
     "slices": "every CT slice, canonical LPS order (inferior to superior); in-plane resize only",
 }
+#: in-plane crops :func:`decovnet_input` knows: None (whole field of view) or the lungs' box
+CROPS = (None, "lung_box")
+#: margin (mm) around the lung mask's in-plane bounding box for ``crop="lung_box"``
+MARGIN_MM = 10.0
 
 
 def decovnet_input(ct: sitk.Image, lungs: sitk.Image,
-                   size: tuple[int, int] = INPUT_HW) -> tuple[np.ndarray, ModelGrid]:
+                   size: tuple[int, int] = INPUT_HW, crop: str | None = None) -> tuple[np.ndarray, ModelGrid]:
     """``(float32 array (2, T, 224, 336), ModelGrid)`` for DeCoVNet from a CT (HU) and its lung mask.
 
     ``size`` is the in-plane ``(H, W)``: the paper's 224 × 336 unless a model card names another
     (a model trained at a smaller size for a CPU, see :func:`covidct.preprocess.model_input`).
+    ``crop``: None (the whole field of view) or ``"lung_box"`` (every slice cut to the lungs' in-plane
+    bounding box grown by ``MARGIN_MM`` mm, see the module docstring).
 
     ``T`` is the CT's number of slices along the canonical z (inferior→superior) axis; rows run
     anterior→posterior and columns right→left (canonical LPS). The :class:`ModelGrid` maps the whole
-    canonical CT array ``(T, Y, X)`` to ``(T, 224, 336)`` and back (:meth:`ModelGrid.to_ct`), e.g. for
-    heat maps. Raises :class:`~covidct.errors.CTInputError` when the mask holds no lung voxel.
+    canonical CT array ``(T, Y, X)`` (or its lung box) to ``(T, 224, 336)`` and back
+    (:meth:`ModelGrid.to_ct`), e.g. for heat maps. Raises :class:`~covidct.errors.CTInputError` when
+    the mask holds no lung voxel, :class:`~covidct.errors.UsageError` for an unknown ``crop``.
     """
-    _, ct_array, lung_array = canonical_ct_and_lungs(ct, lungs)
-    grid = ModelGrid.full(ct_array.shape, (ct_array.shape[0], *size))
+    if crop not in CROPS:
+        raise UsageError(f"Unknown DeCoVNet input crop '{crop}'; use lung_box or none.")
+    canonical, ct_array, lung_array = canonical_ct_and_lungs(ct, lungs)
+    model_shape = (ct_array.shape[0], *size)
+    if crop == "lung_box":
+        spacing_yx = canonical.GetSpacing()[1::-1]
+        margin = (0, *(int(math.ceil(MARGIN_MM / s)) for s in spacing_yx))
+        _, rows, columns = bounding_box(lung_array, margin)
+        grid = ModelGrid(tuple(ct_array.shape), (slice(0, ct_array.shape[0]), rows, columns), model_shape)
+    else:
+        grid = ModelGrid.full(ct_array.shape, model_shape)
     out = np.empty((2, *grid.model_shape), dtype=np.float32)
     out[0] = grid.to_model(hu_window(ct_array))
     out[1] = grid.to_model(lung_array, order=0)

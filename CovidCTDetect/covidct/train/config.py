@@ -21,7 +21,7 @@ ARCHS = ("decovnet", "covid19net", "unet")
 DEFAULT_BATCH = {"decovnet": 1, "covid19net": 1, "unet": 16}
 #: Fields that must match when a run is resumed (the others, e.g. ``epochs`` or ``device``, may change).
 FIXED_ON_RESUME = ("model", "manifest", "lr", "batch_size", "val_fraction", "seed", "augment", "input_size",
-                   "init_from", "pretrain_manifest", "lungs_method", "lesion_augment", "lesion_weight",
+                   "input_crop", "init_from", "pretrain_manifest", "lungs_method", "lesion_augment", "lesion_weight",
                    "arch_options")
 
 
@@ -34,6 +34,8 @@ class TrainConfig:
     ``batch_size``: None = :data:`DEFAULT_BATCH`. ``amp``: None = bfloat16 autocast on CUDA only.
     ``input_size``: in-plane ``(H, W)`` override of the model input (DeCoVNet's adaptive pooling takes
     any size; for small GPUs and tests), or ``(D, H, W)`` for COVID-19Net; None = the paper's.
+    ``input_crop``: DeCoVNet only, ``"lung_box"`` crops every slice to the lungs' in-plane box
+    (:func:`covidct.preprocess.decovnet.decovnet_input`); None = the whole field of view.
     ``init_from``: a checkpoint (``.pt``) or model folder to start from. ``pretrain_manifest``:
     COVID-19Net's first step, an auxiliary binary task trained (``pretrain_epochs``, default
     ``epochs``) in ``out/pretrain`` before fine-tuning on ``manifest``. ``lungs_method``: segmentation
@@ -64,6 +66,7 @@ class TrainConfig:
     pretrain_manifest: str | None = None
     pretrain_epochs: int | None = None
     input_size: tuple[int, ...] | None = None
+    input_crop: str | None = None
     lungs_method: str | None = None
     cache_dir: str | None = None
     checkpoint_every: int = 50
@@ -109,6 +112,9 @@ class TrainConfig:
             (self.checkpoint_every >= 0, f"--checkpoint-every must be 0 or more (got {self.checkpoint_every})."),
             (0.0 <= self.lesion_augment <= 1.0, f"--lesion-augment must lie in [0, 1] (got {self.lesion_augment})."),
             (self.lesion_weight >= 1.0, f"--lesion-weight must be at least 1 (got {self.lesion_weight})."),
+            (self.input_crop is None or (self.model == "decovnet" and self.input_crop == "lung_box"),
+             f"--input-crop {self.input_crop} is not valid for {self.model}; only DeCoVNet takes --input-crop lung_box "
+             "(COVID-19Net always crops to its lung-ROI)."),
             (self.lungs_method in (None, "unet", "threshold"),
              f"--lungs-method must be unet or threshold (got {self.lungs_method})."),
             (self.pretrain_epochs is None or self.pretrain_epochs >= 1,

@@ -310,6 +310,8 @@ class _Run:
             shape = list(spec["shape"])
             shape[-len(config.input_size):] = list(config.input_size)
             spec["shape"] = shape
+        if config.input_crop:
+            spec["crop"] = config.input_crop
         cases = self.train_cases + self.val_cases
         labels = [c.label for c in cases if c.label is not None]
         described = (f"{len(cases)} cases of manifest {Path(config.manifest).name} ({len(self.train_cases)} training, "

@@ -109,12 +109,12 @@ class ClassifierTask:
 
         parts = {"kind": "input", "arch": self.config.model, "ct": file_identity(case.ct),
                  "lungs": lungs_key(case, self.config.lungs_method), "input_size": self.size,
-                 "code": code_version(preprocess, geometry)}
+                 "input_crop": self.config.input_crop, "code": code_version(preprocess, geometry)}
 
         def compute():
             ct = load_ct(case.ct)
             lungs = lungs_for(case, ct, cache, self.config.lungs_method, self.device)
-            return model_input(self.config.model, ct, lungs, self.size)[0], {"case": case.id}
+            return model_input(self.config.model, ct, lungs, self.size, self.config.input_crop)[0], {"case": case.id}
 
         path = cache.get(parts, compute)
         return [{"path": str(path), "label": int(case.label), "case": case.id}]
