@@ -23,7 +23,8 @@ POSITIVE_AT, NEGATIVE_AT = (2, 3, 4), (6, 7, 9)
 class KnownEvidence(nn.Module):
     """``cam_layer`` = [x⁺, x⁻] (1×1×1 convolution + ReLU); the COVID logit is mean(x⁺) − mean(x⁻), so
     bright voxels are evidence for COVID-19 and dark voxels evidence against it. ``outputs`` = 1 (the
-    logit) or 2 (negative, COVID logits, the second the COVID one)."""
+    logit) or 2 (negative, COVID logits, the second the COVID one, the first its negation: log-odds
+    2 × (mean(x⁺) − mean(x⁻)))."""
 
     def __init__(self, outputs: int):
         super().__init__()
@@ -48,7 +49,7 @@ def test_grad_cam_marks_the_evidence_for_covid_and_not_the_evidence_against(outp
     assert cam.shape == (8, 10, 12)
     assert np.unravel_index(np.argmax(cam), cam.shape) == POSITIVE_AT
     n = x.numel()
-    assert cam[POSITIVE_AT] == pytest.approx(3.0 / n)        # alpha_+ = 1/N, A_+ = 3
+    assert cam[POSITIVE_AT] == pytest.approx(outputs * 3.0 / n)  # alpha_+ = 1/N (2/N: log-odds of two), A_+ = 3
     assert cam[NEGATIVE_AT] == 0.0                           # ReLU removes evidence against COVID-19
     assert np.count_nonzero(cam) == 1
     covid_logit = logits[0, -1]
