@@ -30,7 +30,7 @@ from covidct.detect import detect  # noqa: E402
 from covidct.errors import CTInputError, ModelError, UsageError  # noqa: E402
 from CovidCTDetectLib import detect_logic  # noqa: E402
 from CovidCTDetectLib.detect_logic import (RESULTS_TABLE_NAME, SUSPICIOUS_SEGMENTS, DetectionLogic,  # noqa: E402
-                                           classifier_models, lung_segment_ids)
+                                           classifier_card, classifier_models, lung_segment_ids)
 from CovidCTDetectLib.process import CommandCancelled, CommandFailed  # noqa: E402
 from CovidCTDetectLib.segmentations import (LUNG_SEGMENTS, SegmentSpec, labelmap_array_from_segmentation,  # noqa: E402
                                             segmentation_from_labelmap)
@@ -224,7 +224,12 @@ def test_background_job_polls_cancels_and_reports_errors(scene, models_dir, tmp_
 
 def test_model_choices_are_the_libraries(scene, models_dir):
     """The logic mirrors covidct.detect's choices without importing it (it needs scipy, which Slicer may lack)."""
-    assert detect_logic.CLASSIFIERS == detect_module.CLASSIFIERS
+    assert detect_logic.CLASSIFIERS == ("decovnet", "covid19net")
+    # an architecture name stands for the installed model of that architecture, as in covidct detect --model
+    assert classifier_card("decovnet").name == "decovnet-demo"
+    assert classifier_card("covid19net").name == "covid19net-demo"
+    with pytest.raises(UsageError, match="is a unet model, not a COVID-19 classifier"):
+        classifier_card("unet-lungs")
     assert detect_logic.LUNGS_METHODS == ("auto", *detect_module.LUNGS_METHODS)
     assert [card.name for card in classifier_models()][-2:] == ["random-decovnet", "tiny-covid19net"]
     volume = ct_node()

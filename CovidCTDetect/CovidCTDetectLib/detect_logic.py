@@ -43,6 +43,7 @@ import vtk
 from covidct.batch import RESULT_COLUMNS, case_names
 from covidct.device import DEVICE_CHOICES
 from covidct.errors import CTInputError, ModelError, UsageError
+from covidct.models.catalogue import CLASSIFIERS
 
 from .heatmaps import heat_map_volume, show_heat_map
 from .jobs import CommandJob
@@ -68,9 +69,6 @@ SUSPICIOUS_SEGMENTS = (
                 "Segmentation category and type - DICOM master list~SCT^49755003^Morphologically Altered Structure"
                 "~SCT^52988006^Lesion~^^~Anatomic codes - DICOM master list~SCT^39607008^Lung~^^"),
 )
-#: Architectures of COVID-19 classifiers (``covidct.detect.CLASSIFIERS``; that module imports scipy, which
-#: Slicer may not have until the user agreed to install the requirements).
-CLASSIFIERS = ("decovnet", "covid19net")
 #: Columns of ``results.csv`` that hold numbers (empty for a failed case).
 _NUMERIC_RESULT_COLUMNS = ("probability", "threshold", "seconds")
 
@@ -88,9 +86,10 @@ def classifier_models() -> list:
 
 
 def classifier_card(model=None):
-    """The card of ``model``: a card (returned as is), a catalogue name, a model folder or card file, or
-    None for the first installed classifier. Raises :class:`ModelError` / :class:`UsageError` with one sentence."""
-    from covidct.models import ModelCard, find_model
+    """The card of ``model``: a card (returned as is), a catalogue or architecture name, a model folder or
+    card file (:func:`covidct.models.find_classifier`), or None for the first installed classifier.
+    Raises :class:`ModelError` / :class:`UsageError` with one sentence."""
+    from covidct.models import ModelCard, find_classifier
 
     if isinstance(model, ModelCard):
         return model
@@ -100,11 +99,7 @@ def classifier_card(model=None):
             raise ModelError("No COVID-19 classifier is installed; train one with the CovidCT Train module or "
                              "'covidct train', or copy a model folder into the user models folder.")
         return models[0]
-    card = find_model(model)
-    if card.architecture not in CLASSIFIERS:
-        raise UsageError(f"Model '{card.name}' is a {card.architecture} model, not a COVID-19 classifier; "
-                         "choose a decovnet or covid19net model.")
-    return card
+    return find_classifier(model)
 
 
 def lung_segment_ids(segmentation_node) -> list[str]:

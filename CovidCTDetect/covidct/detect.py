@@ -36,7 +36,6 @@ from .geometry import orientation_code, resample_to_reference
 STAGES = ("load", "lungs", "preprocess", "forward", "heatmap", "save")
 LUNGS_METHODS = ("unet", "threshold")
 #: architectures that classify a CT (the third, ``unet``, segments lungs)
-CLASSIFIERS = ("decovnet", "covid19net")
 
 
 @dataclass
@@ -155,7 +154,7 @@ def detect(ct, model="decovnet", lungs=None, threshold: float | None = None, dev
     import torch
 
     from .io import load_ct, read_image
-    from .preprocess import input_size, model_input
+    from .preprocess import input_options, model_input
     from .validate import validate_ct
 
     if lungs_method is not None and lungs_method not in LUNGS_METHODS:
@@ -192,7 +191,7 @@ def detect(ct, model="decovnet", lungs=None, threshold: float | None = None, dev
 
     with _timed(timings, "preprocess"):
         report("detect", 2, steps, step="preprocess")
-        array, grid = model_input(card.architecture, image, mask, input_size(card.architecture, card.input))
+        array, grid = model_input(card.architecture, image, mask, **input_options(card.architecture, card.input))
         x = torch.from_numpy(array)[None].to(model_device)
 
     features = None
@@ -221,29 +220,12 @@ def detect(ct, model="decovnet", lungs=None, threshold: float | None = None, dev
 
 
 def load_classifier(model, device="auto"):
-    """``(model in eval mode, card)`` of a COVID-19 classifier.
+    """``(model in eval mode, card)`` of the COVID-19 classifier
+    :func:`covidct.models.find_classifier` finds for ``model`` (a name, ``"decovnet"``/``"covid19net"``,
+    a folder or a card file)."""
+    from .models import find_classifier, load_model
 
-    ``model``: a catalogue name; an architecture name, ``"decovnet"`` or ``"covid19net"``, which stands
-    for the installed model of that architecture when no model has that exact name (a bundled one
-    first, e.g. ``decovnet-demo``); a folder holding ``model.json``; or a card file. Raises
-    :class:`~covidct.errors.ModelError` when none is installed and :class:`UsageError` for a model
-    that is not a classifier (the lung UNet).
-    """
-    from .models import find_model, list_models, load_model
-    from .models.catalogue import BUNDLED_DIR
-
-    name = str(model)
-    if name in CLASSIFIERS and not Path(name).exists():
-        cards = list_models()
-        if name not in {card.name for card in cards}:
-            matching = sorted((card.path.parent != BUNDLED_DIR, card.name) for card in cards
-                              if card.architecture == name)
-            name = matching[0][1] if matching else name
-    card = find_model(name)
-    if card.architecture not in CLASSIFIERS:
-        raise UsageError(f"Model '{card.name}' is a {card.architecture} model, not a COVID-19 classifier; "
-                         "choose a decovnet or covid19net model.")
-    return load_model(card.path, device)
+    return load_model(find_classifier(model).path, device)
 
 
 def check_threshold(threshold) -> float:

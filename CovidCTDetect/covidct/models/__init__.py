@@ -4,7 +4,7 @@
 * :class:`~.covid19net.COVID19Net` — lung-ROI → 1 logit and a 64-d feature (Wang et al. 2020).
 * ``UNet2D`` (:mod:`.unet`) — 2D lung segmentation, ``(N, 1, H, W) -> (N, 2, H, W)`` logits.
 * :mod:`.catalogue` — :func:`build_model`, :class:`ModelCard`, :func:`list_models`,
-  :func:`find_model`, :func:`load_model`, :func:`save_model`.
+  :func:`find_model`, :func:`find_classifier`, :func:`load_model`, :func:`save_model`.
 
 Every classifier has ``forward(x) -> logits``, ``probability(logits) -> (N,)`` P(COVID-19),
 ``loss(logits, labels) -> scalar`` and ``cam_layer`` (the module Grad-CAM hooks).
@@ -12,9 +12,11 @@ Every classifier has ``forward(x) -> logits``, ``probability(logits) -> (N,)`` P
 
 from .catalogue import (
     ARCHITECTURES,
+    CLASSIFIERS,
     ModelCard,
     build_model,
     default_lungs_method,
+    find_classifier,
     find_model,
     list_models,
     load_model,
@@ -24,11 +26,13 @@ from .catalogue import (
 
 __all__ = [
     "ARCHITECTURES",
+    "CLASSIFIERS",
     "COVID19Net",
     "DeCoVNet",
     "ModelCard",
     "build_model",
     "default_lungs_method",
+    "find_classifier",
     "find_model",
     "list_models",
     "load_model",

@@ -34,6 +34,8 @@ MODELS_DIR_ENV = "COVIDCT_MODELS_DIR"
 NOT_VALIDATED = ("Research software: these weights are not clinically validated and must not be used "
                  "for diagnosis or any other clinical decision.")
 ARCHITECTURES = ("decovnet", "covid19net", "unet")
+#: the architectures that classify a CT as COVID-19 or not
+CLASSIFIERS = ("decovnet", "covid19net")
 
 
 def model_class(arch: str):
@@ -206,6 +208,31 @@ def find_model(name_or_path: str | os.PathLike) -> ModelCard:
                          f"model names ({available}).")
     raise ModelError(f"Unknown model '{name_or_path}'; available models: {available} "
                      f"(or give a folder holding {USER_CARD}).")
+
+
+def find_classifier(model) -> ModelCard:
+    """The :class:`ModelCard` of a COVID-19 classifier (:data:`CLASSIFIERS`).
+
+    ``model``: a catalogue name; an architecture name, ``"decovnet"`` or ``"covid19net"``, which stands
+    for the installed model of that architecture when no model has that exact name (a bundled one
+    first, e.g. ``decovnet-demo``); a folder holding ``model.json``; or a card file. Raises
+    :class:`ModelError` when none is found and :class:`~covidct.errors.UsageError` for a model that
+    is not a classifier (the lung UNet).
+    """
+    from ..errors import UsageError
+
+    name = str(model)
+    if name in CLASSIFIERS and not Path(name).exists():
+        cards = list_models()
+        if name not in {card.name for card in cards}:
+            matching = sorted((card.path.parent != BUNDLED_DIR, card.name) for card in cards
+                              if card.architecture == name)
+            name = matching[0][1] if matching else name
+    card = find_model(name)
+    if card.architecture not in CLASSIFIERS:
+        raise UsageError(f"Model '{card.name}' is a {card.architecture} model, not a COVID-19 classifier; "
+                         "choose a decovnet or covid19net model.")
+    return card
 
 
 def file_sha256(path: str | os.PathLike) -> str:
