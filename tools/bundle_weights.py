@@ -11,6 +11,29 @@ from pathlib import Path
 from covidct.models import load_model, save_model
 
 
+#: the real CTs behind ``synth-train7`` (the demo classifiers' training set) and their terms
+SYNTH_TRAIN7_SOURCES = [
+    "POPI-model 4D-CT phase 00 (via ITKElastix history; free for research, cite the POPI model)",
+    "CIP COPDGene 10002K ct-64 (Chest Imaging Platform, CIP licence, research use only)",
+    "TotalSegmentator example CT (CC BY 4.0 image, Apache-2.0 repository)",
+]
+SYNTH_TRAIN7_LICENCE = ("Apache-2.0 for the weights; the training CTs' own terms apply to their use (POPI: cite; CIP: "
+                        "research purposes only, CIP licence; TotalSegmentator example: CC BY 4.0).")
+#: what ``synth-train7`` holds, for the ``training_data`` of a card
+SYNTH_TRAIN7 = ("Synthetic COVID-19-like lesions (ground-glass opacity, consolidation, crazy paving; covidct synth, "
+                "seed 3, 6-12 lesions of 30-80 mm per positive) inserted into the lungs of seven backgrounds made "
+                "from three real non-COVID CTs: POPI 4D-CT phase 00 (resampled to 256 x 256 x 4 mm over its 500 mm "
+                "field of view and over a 350 mm crop, and mirrored copies of both), the CIP COPDGene 10002K CT "
+                "(64 x 64 x 79, and a mirrored copy) and the TotalSegmentator example CT (lung bases); 140 volumes "
+                "with lesions and 140 without, positives and negatives sharing backgrounds; lung masks from "
+                "covidct's threshold method; 15 % held out for validation")
+#: the held-out test set both demo classifiers are scored on
+SYNTH_TEST = ("20 + 20 volumes with/without synthetic lesions in normal001 (resampled to 256 x 256 x 4 mm), seed 2, "
+              "6-12 lesions of 30-80 mm")
+NEVER_TRAINED_ON = ("Never trained on real COVID-19 (COVID-CT-MD P001/P002) nor on normal001, the background of the "
+                    "test set.")
+
+
 def read_json(path: str | Path):
     """A JSON file's content (a run's ``history.json``, an evaluation's ``report.json``)."""
     return json.loads(Path(path).read_text(encoding="utf-8"))
@@ -31,5 +54,5 @@ def bundle(run_model: str | Path, weights: str | Path, name: str, lungs_method: 
         if not hasattr(card, field):
             raise SystemExit(f"bundle_weights: model cards have no field '{field}'")
         setattr(card, field, value)
-    save_model(model, card, weights, card_file=f"{name}.json")
-    print(json.dumps({k: v for k, v in card.__dict__.items() if k != "path"}, indent=1, default=str))
+    saved = save_model(model, card, weights, card_file=f"{name}.json")  # the card with the new file's sha256
+    print(json.dumps(saved.to_dict(), indent=1, default=str))

@@ -18,17 +18,22 @@ from .errors import ModelError
 SAMPLE_CT = Path(__file__).resolve().parent / "sample" / "ct-64.nrrd"
 #: seed of the synthetic lesions (fixed, so every demo run shows the same lesions)
 LESION_SEED = 2020
+#: lesions per volume and their size in mm: those of the bundled demo classifiers' synthetic training
+#: and test sets (``tools/make_demo_weights.sh``), the lesions they can be expected to find
+LESIONS = {"n_lesions": (6, 12), "size_mm": (30.0, 80.0)}
 
 
 @dataclass
 class DemoCase:
     """One demo run: its name, the :class:`~covidct.detect.Detection`, the files written, and for the
-    lesion copy the share of heat inside the synthetic lesions and whether the hottest voxel is in one."""
+    lesion copy the share of heat inside the synthetic lesions, the lesions' share of the lung volume
+    (what an evenly spread heat map would give) and whether the hottest voxel is in a lesion."""
 
     name: str
     detection: object
     paths: dict
     lesion_heat_share: float | None = None
+    lesion_volume_share: float | None = None
     peak_in_lesion: bool | None = None
 
 
@@ -49,14 +54,15 @@ def run_demo(out_dir: str | os.PathLike, model: str = "decovnet", device: str = 
     plain = detect(SAMPLE_CT, model=loaded, lungs_method=lungs_method, progress=progress)
     cases = [DemoCase("sample", plain, plain.save(out_dir / "sample"))]
 
-    ct, lesions = insert_lesions(plain.ct, plain.lungs, np.random.default_rng(LESION_SEED))
+    ct, lesions = insert_lesions(plain.ct, plain.lungs, np.random.default_rng(LESION_SEED), **LESIONS)
     result = detect(ct, model=loaded, lungs=plain.lungs, progress=progress)
     result.source = f"{SAMPLE_CT.name} with synthetic lesions (seed {LESION_SEED})"
     paths = result.save(out_dir / "sample-lesions")
     paths["lesions"] = save_image(lesions, out_dir / "sample-lesions" / "lesions.nii.gz")
     region = sitk.GetArrayViewFromImage(lesions) > 0
+    lungs = sitk.GetArrayViewFromImage(plain.lungs) > 0
     cases.append(DemoCase("sample-lesions", result, paths, heat_share(result.heatmap, region),
-                          peak_inside(result.heatmap, region)))
+                          float((region & lungs).sum() / lungs.sum()), peak_inside(result.heatmap, region)))
     return cases
 
 

@@ -31,7 +31,7 @@ def run(args) -> int:
             for case in cases:
                 progress.event("result", case=case.name, probability=case.detection.probability,
                                label=case.detection.label, lesion_heat_share=case.lesion_heat_share,
-                               peak_in_lesion=case.peak_in_lesion, timings=case.detection.timings,
+                               lesion_volume_share=case.lesion_volume_share, peak_in_lesion=case.peak_in_lesion, timings=case.detection.timings,
                                files={kind: str(path) for kind, path in case.paths.items()})
             return 0
     for case in cases:
@@ -39,7 +39,8 @@ def run(args) -> int:
         print(f"{case.name}: {r.source}")
         print(f"  P(COVID-19) = {r.probability:.3f} -> {r.label} (threshold {r.threshold:g}, model {r.model})")
         if case.lesion_heat_share is not None:
-            print(f"  heat inside the synthetic lesions: {100 * case.lesion_heat_share:.1f} % of the heat-map mass; "
+            print(f"  heat inside the synthetic lesions: {100 * case.lesion_heat_share:.1f} % of the heat-map mass "
+                  f"(they are {100 * case.lesion_volume_share:.1f} % of the lung volume); "
                   f"hottest voxel in a lesion: {'yes' if case.peak_in_lesion else 'no'}")
         print("  timings: " + ", ".join(f"{stage} {seconds:.2f} s" for stage, seconds in r.timings.items())
               + f" (total {sum(r.timings.values()):.2f} s)")
