@@ -35,7 +35,6 @@ from .geometry import orientation_code, resample_to_reference
 #: stages of :attr:`Detection.timings`, in pipeline order
 STAGES = ("load", "lungs", "preprocess", "forward", "heatmap", "save")
 LUNGS_METHODS = ("unet", "threshold")
-#: architectures that classify a CT (the third, ``unet``, segments lungs)
 
 
 @dataclass

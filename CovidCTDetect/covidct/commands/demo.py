@@ -31,7 +31,8 @@ def run(args) -> int:
             for case in cases:
                 progress.event("result", case=case.name, probability=case.detection.probability,
                                label=case.detection.label, lesion_heat_share=case.lesion_heat_share,
-                               lesion_volume_share=case.lesion_volume_share, peak_in_lesion=case.peak_in_lesion, timings=case.detection.timings,
+                               lesion_volume_share=case.lesion_volume_share, peak_in_lesion=case.peak_in_lesion,
+                               timings=case.detection.timings,
                                files={kind: str(path) for kind, path in case.paths.items()})
             return 0
     for case in cases:

@@ -13,10 +13,10 @@ around them. A model card names the crop in its ``input`` spec (``"crop": "lung_
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import SimpleITK as sitk
-
-import math
 
 from ..errors import UsageError
 from ..geometry import ModelGrid, bounding_box
@@ -29,7 +29,7 @@ INPUT_SPEC = {
     "shape": [2, "T", INPUT_HW[0], INPUT_HW[1]],
     "channels": ["CT, HU window -1200..600 HU mapped to 0..1", "lung mask 0/1"],
     "hu_window": list(HU_WINDOW),
-    "slices": "every CT slice, canonical LPS order (inferior to superior); in-plane resize only",
+    "slices": "every CT slice, canonical LPS order (inferior to superior); no resampling along z",
 }
 #: in-plane crops :func:`decovnet_input` knows: None (whole field of view) or the lungs' box
 CROPS = (None, "lung_box")
@@ -53,7 +53,7 @@ def decovnet_input(ct: sitk.Image, lungs: sitk.Image,
     the mask holds no lung voxel, :class:`~covidct.errors.UsageError` for an unknown ``crop``.
     """
     if crop not in CROPS:
-        raise UsageError(f"Unknown DeCoVNet input crop '{crop}'; use lung_box or none.")
+        raise UsageError(f"Unknown DeCoVNet input crop '{crop}'; use 'lung_box', or None for the whole field of view.")
     canonical, ct_array, lung_array = canonical_ct_and_lungs(ct, lungs)
     model_shape = (ct_array.shape[0], *size)
     if crop == "lung_box":
