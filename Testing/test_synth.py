@@ -119,6 +119,19 @@ def test_2d_pleural_lesions_touch_the_lung_boundary(cip):
     assert all(boundary[components == i].any() for i in range(1, count + 1))
 
 
+def test_ground_glass_over_tissue_as_dense_as_fluid_leaves_it_unchanged():
+    """GGO and crazy paving blend towards fluid (20 HU); lung already at 20 HU or denser (a lesion painted
+    over consolidation) gets nothing added, instead of a division by zero (found in a UNet training run)."""
+    hu = np.full((40, 40), 20.0, np.float32)
+    lung = np.zeros((40, 40), np.uint8)
+    lung[5:35, 5:35] = 1
+    options = LesionOptions(kinds=("ggo", "crazy_paving"), n_lesions=(3, 3), size_mm=(10, 20))
+    out, labels = paint_lesions(hu, lung, (1.0, 1.0), np.random.default_rng(0), options)
+    assert labels.any()
+    lesion = labels > 0
+    assert abs(float(out[lesion].mean()) - 20.0) < 5.0  # only the restored noise, no new density
+
+
 def test_bad_inputs_raise_dataset_errors(cip):
     ct, lungs = cip
     with pytest.raises(DatasetError, match="empty"):

@@ -269,17 +269,25 @@ def _paint_one(out, labels, side_mask, placement: _Placement, side: int, spacing
         parenchyma = float(np.median(region[core]))
         ggo = rng.uniform(*GGO_HU)
         target = np.full(region.shape, FLUID_HU, np.float32)
-        fill = np.full(region.shape, np.clip((ggo - parenchyma) / (FLUID_HU - parenchyma), 0.0, 1.0), np.float32)
+        fill = np.full(region.shape, _fluid_fraction(ggo, parenchyma), np.float32)
         if kind == "crazy_paving":
             septa = np.abs(_smooth_field(region.shape, spacing, 3.0, rng)) < 0.25
             septum = rng.uniform(*SEPTA_HU)
-            fill[septa] = np.clip((septum - parenchyma) / (FLUID_HU - parenchyma), fill[septa], 1.0)
+            fill[septa] = np.maximum(fill[septa], _fluid_fraction(septum, parenchyma))
     weight = np.clip(alpha * fill * options.strength, 0.0, 1.0)
     painted = region + weight * (target - region)
     # restore the noise that the filling removed: var(noise) = sigma^2 (1 - (1 - w)^2)
     painted += sigma * np.sqrt(1.0 - (1.0 - weight) ** 2) * texture_noise(region.shape, rng)
     out[box] = painted
     labels[box][core] = LESION_LABELS[kind]
+
+
+def _fluid_fraction(hu: float, parenchyma: float) -> float:
+    """Blend weight (0…1) towards :data:`FLUID_HU` that takes tissue of ``parenchyma`` HU to ``hu`` HU;
+    0 when the tissue is already at least as dense as fluid (e.g. a lesion painted over consolidation)."""
+    if parenchyma >= FLUID_HU:
+        return 0.0
+    return float(np.clip((hu - parenchyma) / (FLUID_HU - parenchyma), 0.0, 1.0))
 
 
 def _smooth_field(shape, spacing, correlation_mm: float, rng: np.random.Generator) -> np.ndarray:
