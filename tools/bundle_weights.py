@@ -39,6 +39,23 @@ def read_json(path: str | Path):
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+def classifier_metrics(run: str | Path, evaluation: str | Path) -> tuple[dict, dict]:
+    """``(best epoch's history record, card metrics)`` of a classifier training run folder and of its
+    ``covidct evaluate`` folder on the synthetic test set (:data:`SYNTH_TEST`). The best epoch is the
+    one the training loop kept: highest validation AUC, then lowest validation loss."""
+    test = read_json(Path(evaluation) / "report.json")
+    history = read_json(Path(run) / "history.json")
+    best = max(history, key=lambda h: (h["val_auc"], -h["val_loss"]))
+    return best, {
+        "synthetic_test_roc_auc": round(test["roc_auc"], 4),
+        "synthetic_test_pr_auc": round(test["pr_auc"]["average_precision"], 4),
+        "synthetic_test_set": SYNTH_TEST,
+        "best_validation_roc_auc": round(best["val_auc"], 4),
+        "best_epoch": best["epoch"],
+        "epochs": len(history),
+    }
+
+
 def bundle(run_model: str | Path, weights: str | Path, name: str, lungs_method: str | None = None,
            **card_fields) -> None:
     """Load the model in ``run_model`` (a run's ``model`` folder), set its card's ``name``, weights file
