@@ -223,7 +223,8 @@ def test_background_job_polls_cancels_and_reports_errors(scene, models_dir, tmp_
 
 
 def test_model_choices_are_the_libraries(scene, models_dir):
-    """The logic mirrors covidct.detect's choices without importing it (it needs scipy, which Slicer may lack)."""
+    """The logic offers the library's choices: the catalogue's classifiers and its model lookup, and
+    covidct.detect's lung methods mirrored without importing it (it needs scipy, which Slicer may lack)."""
     assert detect_logic.CLASSIFIERS == ("decovnet", "covid19net")
     # an architecture name stands for the installed model of that architecture, as in covidct detect --model
     assert classifier_card("decovnet").name == "decovnet-demo"
