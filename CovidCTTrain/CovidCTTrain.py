@@ -125,6 +125,7 @@ class CovidCTTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             installed = []
         self.ui.initFromComboBox.addItems([SCRATCH, *installed, FROM_PATH])
         self.ui.pretrainPathLineEdit.enabled = model == "covid19net"
+        self.ui.inputCropCheckBox.enabled = model == "decovnet"
         self.updateButtons()
 
     def updateButtons(self, *unused):
@@ -213,7 +214,8 @@ class CovidCTTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                     val_fraction=ui.valFractionSpinBox.value, augment=ui.augmentCheckBox.checked,
                     device=self.selectedDevice(), amp=AMP_CHOICES[ui.ampComboBox.currentText], init_from=initFrom,
                     pretrain_manifest=(ui.pretrainPathLineEdit.currentPath or None) if model == "covid19net" else None,
-                    input_size=ui.inputSizeLineEdit.text.strip() or None)
+                    input_size=ui.inputSizeLineEdit.text.strip() or None,
+                    input_crop="lung_box" if model == "decovnet" and ui.inputCropCheckBox.checked else None)
 
     def onTrain(self):
         if not dependencies.ensure_requirements():

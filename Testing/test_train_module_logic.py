@@ -209,6 +209,8 @@ def test_arguments_messages_and_device_probe(mrml_scene):
                                                           "init_from": None, "batch_size": 2}, resume=True)
     assert args == ["train", "--model", "covid19net", "--manifest", "m.csv", "--out", "out", "--epochs", "3",
                     "--no-augment", "--amp", "--input-size", "24x32x48", "--batch-size", "2", "--resume"]
+    cropped = train_arguments("m.csv", "out", "decovnet", {"input_size": "96x144", "input_crop": "lung_box"})
+    assert cropped[-4:] == ["--input-size", "96x144", "--input-crop", "lung_box"]
     with pytest.raises(UsageError, match="Unknown training option"):
         train_arguments("m.csv", "out", "decovnet", {"learning_rate": 1e-4})
     with pytest.raises(UsageError, match="Unknown model 'resnet'"):
