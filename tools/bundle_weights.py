@@ -73,3 +73,13 @@ def bundle(run_model: str | Path, weights: str | Path, name: str, lungs_method: 
         setattr(card, field, value)
     saved = save_model(model, card, weights, card_file=f"{name}.json")  # the card with the new file's sha256
     print(json.dumps(saved.to_dict(), indent=1, default=str))
+
+
+def bundle_demo_classifier(work: Path, weights: Path, arch: str, metrics: dict, description: str,
+                           training: str) -> None:
+    """Bundle the ``arch`` run in ``work/<arch>`` (trained on ``synth-train7``) as ``<arch>-demo``: threshold
+    lung masks, threshold 0.5, synth-train7's sources and licence; ``training`` (epochs, learning rate,
+    ...) goes between :data:`SYNTH_TRAIN7` and :data:`NEVER_TRAINED_ON` in the card's training data."""
+    bundle(work / arch / "model", weights, f"{arch}-demo", lungs_method="threshold", description=description,
+           training_data=f"{SYNTH_TRAIN7}; {training} {NEVER_TRAINED_ON}", training_sources=SYNTH_TRAIN7_SOURCES,
+           licence=SYNTH_TRAIN7_LICENCE, threshold=0.5, metrics=metrics)

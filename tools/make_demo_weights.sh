@@ -184,8 +184,7 @@ import csv
 import statistics
 import sys
 from pathlib import Path
-from bundle_weights import (NEVER_TRAINED_ON, SYNTH_TRAIN7, SYNTH_TRAIN7_LICENCE, SYNTH_TRAIN7_SOURCES, bundle,
-                            classifier_metrics)
+from bundle_weights import bundle_demo_classifier, classifier_metrics
 work, weights = Path(sys.argv[1]), Path(sys.argv[2])
 best, metrics = classifier_metrics(work / "decovnet", work / "decovnet-eval")
 with open(work / "decovnet-eval" / "predictions.csv", newline="") as stream:
@@ -197,11 +196,8 @@ description = ("DeCoVNet (Zheng et al. 2020, Table 1) demonstration weights, tra
                "synthetic lesions. Its probabilities are not calibrated for a CT it has not seen: on the normal001 "
                f"test set the lesion-free volumes scored about {negatives:.2f} (the threshold is 0.5), with ROC AUC "
                f"{metrics['synthetic_test_roc_auc']:.3f}.")
-training_data = (f"{SYNTH_TRAIN7}; {metrics['epochs']} epochs at lr 1e-4, best validation epoch ({best['epoch']}) "
-                 "kept. " + NEVER_TRAINED_ON)
-bundle(work / "decovnet" / "model", weights, "decovnet-demo", lungs_method="threshold",
-       description=description, training_data=training_data, training_sources=SYNTH_TRAIN7_SOURCES,
-       licence=SYNTH_TRAIN7_LICENCE, threshold=0.5, metrics=metrics)
+bundle_demo_classifier(work, weights, "decovnet", metrics, description,
+                       f"{metrics['epochs']} epochs at lr 1e-4, best validation epoch ({best['epoch']}) kept.")
 PY
 fi
 
@@ -209,19 +205,16 @@ if [[ $step == all || $step == bundle-covid19net ]]; then
   PYTHONPATH="$repo/tools${PYTHONPATH:+:$PYTHONPATH}" python - "$work" "$weights" <<'PY'
 import sys
 from pathlib import Path
-from bundle_weights import (NEVER_TRAINED_ON, SYNTH_TRAIN7, SYNTH_TRAIN7_LICENCE, SYNTH_TRAIN7_SOURCES, bundle,
-                            classifier_metrics)
+from bundle_weights import bundle_demo_classifier, classifier_metrics
 work, weights = Path(sys.argv[1]), Path(sys.argv[2])
 _, metrics = classifier_metrics(work / "covid19net", work / "covid19net-eval")
 description = ("COVID-19Net (Wang et al. 2020: lung-ROI crop, non-lung suppression, z-score, DenseNet-like 3D CNN, "
                "64-d deep feature, one output) demonstration weights, trained on a 2-core CPU at 24 x 96 x 144 "
                "(the paper: 48 x 240 x 360) without augmentation, to show the pipeline working. It has only ever "
                "seen synthetic lesions.")
-training_data = (f"{SYNTH_TRAIN7}; {metrics['epochs']} epochs at lr 1e-4, best validation epoch kept. No auxiliary "
-                 "pre-training (the paper's first step needs a labelled auxiliary cohort). " + NEVER_TRAINED_ON)
-bundle(work / "covid19net" / "model", weights, "covid19net-demo", lungs_method="threshold",
-       description=description, training_data=training_data, training_sources=SYNTH_TRAIN7_SOURCES,
-       licence=SYNTH_TRAIN7_LICENCE, threshold=0.5, metrics=metrics)
+bundle_demo_classifier(work, weights, "covid19net", metrics, description,
+                       f"{metrics['epochs']} epochs at lr 1e-4, best validation epoch kept. No auxiliary pre-training "
+                       "(the paper's first step needs a labelled auxiliary cohort).")
 PY
 fi
 
