@@ -47,7 +47,7 @@ class CovidCTDetect(ScriptedLoadableModule):
         self.parent.dependencies = []
         self.parent.contributors = list(about.CONTRIBUTORS)
         self.parent.helpText = about.help_text(
-            "COVID-19 detection on chest CT: the probability of COVID-19 from DeCoVNet or COVID-19Net, a Grad-CAM heat "
+            "COVID-19 detection on chest CT: the probability of COVID-19 from DeCoVNet or COVID-19Net, a HiResCAM heat "
             "map of the lung areas that drove it (shown over the CT) and the suspicious region as a segment; a results "
             "table with one row per run; batch runs over a folder of CTs; and, with a fitted Cox model, the patient's "
             "prognostic hazard and risk group and the model's Kaplan-Meier curves. Long work runs in a background "

@@ -1,4 +1,4 @@
-"""Grad-CAM heat maps: the COVID class and sign on a model whose evidence is known, the way back onto
+"""HiResCAM heat maps: the COVID class and sign on a model whose evidence is known, only the voxels the score uses, the way back onto
 the CT grid (LPS and RAS copies of the real CIP CT), suspicious regions, and the montage's orientation."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from conftest import TEST_DATA
-from covidct.explain import (GradCAM, grad_cam, heat_share, heatmap_on_ct, peak_inside, region_summary,
+from covidct.explain import (HiResCAM, heat_share, heatmap_on_ct, hires_cam, peak_inside, region_summary,
                              suspicious_regions)
 from covidct.geometry import resample_to_reference, to_canonical
 from covidct.montage import axial_panels, hottest_slices
@@ -40,12 +40,12 @@ class KnownEvidence(nn.Module):
 
 
 @pytest.mark.parametrize("outputs", [1, 2])
-def test_grad_cam_marks_the_evidence_for_covid_and_not_the_evidence_against(outputs):
+def test_cam_marks_the_evidence_for_covid_and_not_the_evidence_against(outputs):
     model = KnownEvidence(outputs)
     x = torch.zeros(1, 1, 8, 10, 12)
     x[(0, 0, *POSITIVE_AT)] = 3.0
     x[(0, 0, *NEGATIVE_AT)] = -5.0
-    cam, logits = grad_cam(model, x)
+    cam, logits = hires_cam(model, x)
     assert cam.shape == (8, 10, 12)
     assert np.unravel_index(np.argmax(cam), cam.shape) == POSITIVE_AT
     n = x.numel()
@@ -58,16 +58,40 @@ def test_grad_cam_marks_the_evidence_for_covid_and_not_the_evidence_against(outp
     assert all(p.requires_grad and p.grad is None for p in model.parameters())
 
 
-def test_gradcam_forward_and_cam_can_be_split_and_the_hook_is_removed():
+def test_cam_forward_and_cam_can_be_split_and_the_hook_is_removed():
     model = KnownEvidence(2)
     x = torch.rand(1, 1, 4, 4, 4)
-    with GradCAM(model) as explainer:
+    with HiResCAM(model) as explainer:
         logits = explainer.forward(x)
         cam = explainer.cam(logits)
     assert cam.shape == (4, 4, 4) and (cam > 0).all()
     assert not model.cam_layer._forward_hooks
     with pytest.raises(ValueError, match="one input"):
-        grad_cam(model, torch.rand(2, 1, 4, 4, 4))
+        hires_cam(model, torch.rand(2, 1, 4, 4, 4))
+
+
+
+class HalfUsed(nn.Module):
+    """``cam_layer`` = ReLU(x); the COVID logit is the mean of the layer over the first half of the
+    depth only: bright voxels in the second half are activation that never reaches the score."""
+
+    def __init__(self):
+        super().__init__()
+        self.cam_layer = nn.ReLU()
+
+    def forward(self, x):
+        a = self.cam_layer(x)
+        return a[:, :, : a.shape[2] // 2].mean(dim=(1, 2, 3, 4))
+
+
+def test_cam_marks_only_the_voxels_that_reach_the_score():
+    """HiResCAM keeps the gradient per voxel, so the unused bright voxel gets no heat (Grad-CAM's
+    voxel-averaged gradient would light both equally), and the map adds up to the logit."""
+    x = torch.zeros(1, 1, 8, 4, 4)
+    x[0, 0, 1, 2, 2] = x[0, 0, 6, 2, 2] = 5.0
+    cam, logits = hires_cam(HalfUsed(), x)
+    assert cam[1, 2, 2] > 0 and cam[6, 2, 2] == 0.0
+    assert cam.sum() == pytest.approx(float(logits[0]))
 
 
 def _cip(orientation: str):

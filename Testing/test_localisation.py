@@ -58,8 +58,8 @@ def test_heat_map_maximum_falls_inside_synthetic_lesions(decovnet, tmp_path):
     print(figures)
     assert len(figures) == 4
     assert all(f["probability"] > 0.5 for f in figures)
-    # 17 of the 20 held-out test volumes have their maximum in a lesion (heatmap_sanity.py); all 4 here
-    assert sum(f["peak_in_lesion"] for f in figures) >= 3
+    # all 20 held-out test volumes have their maximum in a lesion (heatmap_sanity.py), and all 4 here
+    assert all(f["peak_in_lesion"] for f in figures)
     assert all(f["heat_share"] > f["lesion_volume_share"] for f in figures)
 
 

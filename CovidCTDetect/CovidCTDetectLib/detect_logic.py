@@ -300,7 +300,7 @@ class DetectionLogic:
         ``model``: see :func:`classifier_card`; ``lungSegmentationNode``: a segmentation with lung
         segments (:func:`lung_segment_ids`), or None to segment the lungs with ``lungsMethod``
         (:data:`LUNGS_METHODS`: ``auto``, ``unet`` or ``threshold``); ``threshold``: operating threshold in (0, 1), None for the model
-        card's; ``heatmap``: compute the Grad-CAM heat map; ``outputFolder``: where the outputs are
+        card's; ``heatmap``: compute the HiResCAM heat map; ``outputFolder``: where the outputs are
         kept, in the sub-folder named after the volume (letters, digits, ``-_.``; default: a new temporary
         folder). Raises a :class:`covidct.errors.CovidCTError` with
         one sentence for a bad input or option.

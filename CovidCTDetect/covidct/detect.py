@@ -9,7 +9,7 @@
 
 Pipeline: :func:`covidct.io.load_ct` → :func:`covidct.lungs.segment_lungs` (unless a mask is given)
 → :func:`covidct.preprocess.model_input` (the model's paper-exact input and its
-:class:`~covidct.geometry.ModelGrid`) → forward pass → P(COVID-19) → Grad-CAM heat map on the CT grid
+:class:`~covidct.geometry.ModelGrid`) → forward pass → P(COVID-19) → HiResCAM heat map on the CT grid
 (:mod:`covidct.explain`). A case is *positive* when ``probability > threshold`` (the DeCoVNet paper's
 rule); the default threshold is the model card's operating threshold.
 
@@ -28,7 +28,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .errors import CTInputError, UsageError
-from .explain import (SUSPICIOUS_LEVEL, SUSPICIOUS_MIN_ML, GradCAM, heatmap_on_ct, region_summary,
+from .explain import (SUSPICIOUS_LEVEL, SUSPICIOUS_MIN_ML, HiResCAM, heatmap_on_ct, region_summary,
                       suspicious_regions, voxel_volume_ml)
 from .geometry import orientation_code, resample_to_reference
 
@@ -44,7 +44,7 @@ class Detection:
     ``probability``: P(COVID-19) in 0…1; ``label``: ``"positive"`` when ``probability > threshold``,
     else ``"negative"``; ``model``: the catalogue name of the model; ``lungs``: UInt8 labelmap on the
     CT grid (1 right, 2 left lung when segmented here; a given mask keeps its values);
-    ``heatmap``: float32 image on the CT grid, 0…1 inside the lungs (Grad-CAM scaled by its maximum
+    ``heatmap``: float32 image on the CT grid, 0…1 inside the lungs (HiResCAM scaled by its maximum
     inside the lungs), 0 outside, or ``None``; ``suspicious``: UInt8 labelmap (1 = heat ≥
     ``SUSPICIOUS_LEVEL`` in regions ≥ ``SUSPICIOUS_MIN_ML`` mL) or ``None``; ``features``: the 64-d
     deep feature of COVID-19Net (``None`` for other models); ``timings``: seconds per stage
@@ -94,7 +94,7 @@ class Detection:
         }
         if self.heatmap is not None:
             report["heatmap"] = {
-                "method": "Grad-CAM of the COVID-19 class at the model's cam_layer",
+                "method": "HiResCAM (gradient x activation) of the COVID-19 log-odds at the model's cam_layer",
                 "scaling": "0 outside the lungs; divided by its maximum inside the lungs (relative to this CT)",
                 "suspicious_level": SUSPICIOUS_LEVEL,
                 "suspicious_min_ml": SUSPICIOUS_MIN_ML,
@@ -143,7 +143,7 @@ def detect(ct, model="decovnet", lungs=None, threshold: float | None = None, dev
     masks came from (``lungs_method``), else unet when its weights are installed, else threshold — an
     explicit ``"unet"`` without weights is an error, never a silent fallback). ``threshold``: operating
     threshold in (0, 1), default the model card's. ``device``: ``auto``, ``cpu``, ``cuda[:N]`` or ``mps``
-    (ignored for a loaded model, which stays where it is). ``heatmap``: compute the Grad-CAM heat map
+    (ignored for a loaded model, which stays where it is). ``heatmap``: compute the HiResCAM heat map
     and suspicious regions. ``progress``: a :class:`covidct.progress.Progress`.
 
     Raises :class:`~covidct.errors.CTInputError` for unusable input,
@@ -194,7 +194,7 @@ def detect(ct, model="decovnet", lungs=None, threshold: float | None = None, dev
         x = torch.from_numpy(array)[None].to(model_device)
 
     features = None
-    with _feature_capture(net) as captured, (GradCAM(net) if heatmap else nullcontext()) as explainer:
+    with _feature_capture(net) as captured, (HiResCAM(net) if heatmap else nullcontext()) as explainer:
         with _timed(timings, "forward"):
             report("detect", 3, steps, step="forward")
             if heatmap:

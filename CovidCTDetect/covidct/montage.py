@@ -100,7 +100,7 @@ def save_heatmap_montage(path: str | os.PathLike, ct: sitk.Image, heatmap: sitk.
     top = 1.0 - 0.5 / figure.get_figheight()
     figure.subplots_adjust(left=0.01, right=0.89, bottom=0.01, top=top, wspace=0.04, hspace=0.14)
     if overlay is not None:
-        figure.colorbar(overlay, cax=figure.add_axes((0.91, 0.15, 0.015, 0.7)), label="heat (Grad-CAM, 0–1)")
+        figure.colorbar(overlay, cax=figure.add_axes((0.91, 0.15, 0.015, 0.7)), label="heat (HiResCAM, 0–1)")
     if title:
         figure.suptitle(title, fontsize=10, y=1.0 - 0.15 / figure.get_figheight(), va="top")
     with atomic_path(path) as tmp:

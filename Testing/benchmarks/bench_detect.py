@@ -8,8 +8,8 @@ those of :attr:`covidct.detect.Detection.timings`, plus the model load, measured
 * ``load``: :func:`covidct.io.load_ct` of the CT (P001: 512×512×148 int16 gzip NIfTI);
 * ``lungs``: :func:`covidct.lungs.segment_lungs` with the configuration's method;
 * ``preprocess``: the model's paper input (DeCoVNet: 2×148×224×336; COVID-19Net: 1×48×240×360);
-* ``forward``: the forward pass (kept for Grad-CAM) and the probability;
-* ``heatmap``: Grad-CAM back-propagation, mapping onto the CT grid, suspicious regions;
+* ``forward``: the forward pass (kept for HiResCAM) and the probability;
+* ``heatmap``: HiResCAM back-propagation, mapping onto the CT grid, suspicious regions;
 * ``save``: :meth:`Detection.save` (three gzip NIfTI volumes, montage PNG, report.json);
 * ``total``: load … save (the model load excluded: a batch loads it once);
 * ``peak MB``: peak resident memory of the process (``VmHWM``); ``GPU MB``: peak CUDA memory.

@@ -2,7 +2,7 @@
 
 The sample is a small real chest CT from the Chest Imaging Platform (a non-COVID COPDGene scan,
 64×64×79 voxels of ~4 mm; CIP licence, see covidct/sample/README.md). The demo segments its lungs,
-computes P(COVID-19) and a Grad-CAM heat map, then repeats on a copy with synthetic COVID-19-like
+computes P(COVID-19) and a HiResCAM heat map, then repeats on a copy with synthetic COVID-19-like
 lesions so the heat map has lesions to point at, and prints the probabilities, stage timings and
 the output files. Research use only: the bundled weights are not clinically validated.
 """

@@ -27,7 +27,7 @@ def add_arguments(parser) -> None:
     add_lungs_method_option(parser)
     parser.add_argument("--threshold", type=float, metavar="T",
                         help="operating threshold in (0, 1); positive when probability > T (default: the model's)")
-    parser.add_argument("--no-heatmap", action="store_true", help="skip the Grad-CAM heat map (faster)")
+    parser.add_argument("--no-heatmap", action="store_true", help="skip the HiResCAM heat map (faster)")
     add_device_option(parser)
     add_progress_options(parser)
 

@@ -7,7 +7,7 @@
   :func:`find_model`, :func:`find_classifier`, :func:`load_model`, :func:`save_model`.
 
 Every classifier has ``forward(x) -> logits``, ``probability(logits) -> (N,)`` P(COVID-19),
-``loss(logits, labels) -> scalar`` and ``cam_layer`` (the module Grad-CAM hooks).
+``loss(logits, labels) -> scalar`` and ``cam_layer`` (the module HiResCAM hooks).
 """
 
 from .catalogue import (

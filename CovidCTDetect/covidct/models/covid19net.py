@@ -137,7 +137,7 @@ class COVID19Net(nn.Module):
 
     @property
     def cam_layer(self) -> nn.Module:
-        """The module whose activations and gradients Grad-CAM uses (``dense3``, see module docstring)."""
+        """The module whose activations and gradients HiResCAM uses (``dense3``, see module docstring)."""
         return self.dense3
 
     def features(self, x: torch.Tensor) -> torch.Tensor:

@@ -126,7 +126,7 @@ class DeCoVNet(nn.Module):
 
     @property
     def cam_layer(self) -> nn.Module:
-        """The module whose activations and gradients Grad-CAM uses (``res2``, see module docstring)."""
+        """The module whose activations and gradients HiResCAM uses (``res2``, see module docstring)."""
         return self.res2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
