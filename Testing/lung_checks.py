@@ -96,17 +96,18 @@ def centre_x(mask: np.ndarray) -> float:
 
 
 def costal_lesions(hu: np.ndarray, lungs: np.ndarray, spacing, rng: np.random.Generator, n: int,
-                   size_mm=(10.0, 40.0), hu_range=(-100.0, 50.0), wall_mm: float = 40.0):
+                   size_mm=(10.0, 40.0), hu_range=(-100.0, 50.0), wall_mm: float = 40.0, cut: np.ndarray | None = None):
     """Dense ellipsoids touching the costal pleura, inside the lung: ``(new hu, lesion mask)``.
 
     Centres: lung boundary voxels within ``wall_mm`` of the skin (the chest wall side, measured with
     an in-plane distance map of the body), in the middle 70 % of the lungs' height, moved inwards by
     0–0.8 × the smallest semi-axis so each lesion crosses the pleura; diameters uniform in
-    ``size_mm`` (semi-axes ×0.7–1.3, random orientation); cut to the lung; density uniform in
-    ``hu_range`` with 15 HU noise.
+    ``size_mm`` (semi-axes ×0.7–1.3, random orientation); cut to the lung (or to ``cut``, e.g. its
+    aerated voxels); density uniform in ``hu_range`` with 15 HU noise.
     """
     sx, sy, sz = spacing
     lung = lungs > 0
+    allowed = lung if cut is None else cut > 0
     body = body_mask(hu)
     skin = np.stack([ndi.distance_transform_edt(plane[::4, ::4], sampling=(4 * sy, 4 * sx)) for plane in body])
     surface = np.argwhere(lung & ~ndi.binary_erosion(lung))
@@ -131,7 +132,7 @@ def costal_lesions(hu: np.ndarray, lungs: np.ndarray, spacing, rng: np.random.Ge
         grids = np.meshgrid(*[np.arange(s.start, s.stop) * d for s, d in zip(box, step)], indexing="ij")
         rotation, _ = np.linalg.qr(rng.standard_normal((3, 3)))
         local = np.stack([g - c for g, c in zip(grids, centre)], axis=-1) @ rotation
-        inside = (((local / radii) ** 2).sum(axis=-1) <= 1.0) & lung[box]
+        inside = (((local / radii) ** 2).sum(axis=-1) <= 1.0) & allowed[box]
         region = out[box]
         region[inside] = rng.uniform(*hu_range) + 15.0 * rng.standard_normal(int(inside.sum()))
         lesions[box] |= inside

@@ -5,13 +5,11 @@
   right, no air from outside the body, no trachea above the carina, and the same lungs from a copy
   reoriented to RAS.
 * Lesions: dense consolidation (−100…+50 HU, 1–4 cm) inserted into the real lungs of P001 and
-  normal001, touching the pleura, while the rest of the lung keeps Dice ≥ 0.97 against the clean
-  CT's mask. The threshold method puts back part of the lesions at the **costal** pleura only
-  (chest-wall side); those at the mediastinal and diaphragmatic pleura are the UNet's job (see
-  :mod:`covidct.lungs.pleura`). The UNet, trained with such lesions, holds more of the costal ones
-  than the threshold method but, on a 2-core CPU's training budget, still far from the issue's 95 %
-  target: :data:`COSTAL_COVERAGE` and :data:`UNET_COVERAGE` guard what was measured. Coverages are
-  printed (``pytest -s``).
+  normal001 (:func:`real_lungs`), touching the costal pleura or the pleura anywhere, while the rest of
+  the lung keeps Dice ≥ 0.97 against the clean CT's mask. The threshold method puts back part of the
+  lesions at the **costal** pleura only (:mod:`covidct.lungs.pleura`); the UNet method, trained with
+  such lesions and finished by a concavity fill (:mod:`covidct.lungs.concavity`), holds them on every
+  side. :data:`COVERAGE` guards what was measured. Coverages are printed (``pytest -s``).
 
 The big CTs are loaded and segmented once per module and method (:func:`segmented`).
 """
@@ -32,14 +30,15 @@ from covidct.lungs import METHODS, lung_volumes_ml, segment_lungs
 
 CASES = ("P001", "P002", "normal001")
 LESION_CASES = ("P001", "normal001")
-#: share of costal-lesion voxels each method's mask must hold. Threshold, measured: P001 64 %,
-#: normal001 63 % (without the costal fill: about 5 %); lesions at the retrosternal junction of the
-#: two lungs, in the thin anterior recesses (the lesion takes the lung's whole thickness) and over the
-#: liver dome are missed. Bundled UNet, measured: P001 74 %, normal001 68 % (the issue asks 95 %).
-COSTAL_COVERAGE = {"threshold": 0.5, "unet": 0.6}
-#: share of lesion voxels the UNet mask must hold for lesions anywhere on the pleura. Measured:
-#: P001 57 %, normal001 83 % (threshold method: 68 %, 53 %); the issue asks 95 %.
-UNET_COVERAGE = 0.5
+#: lesion volumes per test (random seeds), their lesions pooled: 5 × 8 costal or 5 × 6 anywhere lesions per CT
+SEEDS = (7, 8, 9, 10, 11)
+#: lesions replace aerated lung: voxels of the clean CT below this density (HU)
+AERATED_HU = -300.0
+#: share of lesion voxels each method's mask must hold. Measured (costal / anywhere): UNet P001
+#: 96.1 / 95.9 %, normal001 94.3 / 99.9 % (the issue asks 95 %; the network alone held 57–83 %);
+#: threshold P001 84.9 / 76.6 %, normal001 69.0 / 81.2 %. Misses: lesions that take the whole thickness
+#: of a thin anterior recess, and a rim of a few mm at the mouth of wide bites.
+COVERAGE = {"unet": 0.93, "threshold": 0.65}
 
 
 @functools.lru_cache(maxsize=None)
@@ -130,47 +129,61 @@ def test_same_lungs_from_a_copy_reoriented_to_ras(case):
         assert checks.dice(back == value, original == value) >= 0.99
 
 
-@pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("name", LESION_CASES)
-def test_consolidation_at_the_costal_pleura_is_inside_the_mask(name, method):
-    ct, labels = segmented(name, method)
-    hu, clean, spacing = checks.arrays(ct, labels)
-    new_hu, lesions = checks.costal_lesions(hu, clean, spacing, np.random.default_rng(7), n=8)
-    result = sitk.GetArrayFromImage(segment_lungs(checks.image_like(new_hu, ct), method=method)) > 0
-    coverage = float(result[lesions].mean())
-    rest = checks.dice(result & ~lesions, (clean > 0) & ~lesions)
-    print(f"{name}: costal lesions {lesions.sum() * np.prod(spacing) / 1000:.1f} ml, "
-          f"{100 * coverage:.1f} % inside the {method} mask; rest of the lung Dice {rest:.4f}")
-    assert rest >= 0.97
-    assert coverage >= COSTAL_COVERAGE[method]
+@functools.lru_cache(maxsize=None)
+def real_lungs(name: str) -> tuple[sitk.Image, sitk.Image]:
+    """Where the lesions go: ``(lungs, aerated)`` labelmaps on the CT grid with the UNet's right/left
+    labels. ``lungs``: voxels both methods call lung on the clean CT (lesion centres are drawn at its
+    surface); ``aerated``: those of them below :data:`AERATED_HU` (lesion voxels). Consolidation
+    fills air spaces; this keeps lesions out of tissue one method's mask wrongly holds (e.g.
+    retrosternal fat) and out of vessels."""
+    ct, unet = segmented(name, "unet")
+    _, threshold = segmented(name, "threshold")
+    both = sitk.GetArrayFromImage(unet) * (sitk.GetArrayViewFromImage(threshold) > 0)
+    images = []
+    for array in (both, both * (sitk.GetArrayViewFromImage(ct) < AERATED_HU)):
+        image = sitk.GetImageFromArray(array.astype(np.uint8))
+        image.CopyInformation(unet)
+        images.append(image)
+    return images[0], images[1]
+
+
+def _costal(name: str, seed: int) -> tuple[sitk.Image, np.ndarray]:
+    """8 consolidations at the costal pleura (:func:`lung_checks.costal_lesions`): CT and canonical lesion mask."""
+    ct = load_case(name)
+    lungs, aerated = real_lungs(name)
+    hu, surface, spacing = checks.arrays(ct, lungs)
+    new_hu, lesions = checks.costal_lesions(hu, surface, spacing, np.random.default_rng(seed), n=8,
+                                            cut=checks.arrays(ct, aerated)[1])
+    return checks.image_like(new_hu, ct), lesions
+
+
+def _anywhere(name: str, seed: int) -> tuple[sitk.Image, np.ndarray]:
+    """6 consolidations touching the pleura anywhere (:func:`covidct.data.synth.insert_lesions`)."""
+    ct = load_case(name)
+    with_lesions, lesion_mask = insert_lesions(ct, real_lungs(name)[1], np.random.default_rng(seed),
+                                               kinds=("consolidation",), n_lesions=(6, 6), size_mm=(10.0, 40.0),
+                                               subpleural=1.0)
+    return with_lesions, checks.arrays(ct, lesion_mask)[1] > 0
 
 
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("name", LESION_CASES)
-def test_consolidation_anywhere_on_the_pleura_keeps_the_rest_of_the_lung(name, method):
+@pytest.mark.parametrize("where", ["costal", "anywhere"])
+def test_consolidation_touching_the_pleura_is_inside_the_mask(where, name, method):
+    """Lesions of :data:`SEEDS` volumes pooled: the share of their voxels inside the mask, and the rest
+    of the lung's Dice against the clean CT's mask in each volume."""
     ct, labels = segmented(name, method)
-    with_lesions, lesion_mask = insert_lesions(ct, labels, np.random.default_rng(11), kinds=("consolidation",),
-                                               n_lesions=(6, 6), size_mm=(10.0, 40.0), subpleural=1.0)
-    result = sitk.GetArrayFromImage(segment_lungs(with_lesions, method=method)) > 0
-    lesions = sitk.GetArrayFromImage(lesion_mask) > 0
-    clean = sitk.GetArrayFromImage(labels) > 0
-    coverage = float(result[lesions].mean())
-    rest = checks.dice(result & ~lesions, clean & ~lesions)
-    print(f"{name}: lesions anywhere on the pleura {lesions.sum() * np.prod(ct.GetSpacing()) / 1000:.1f} ml, "
-          f"{100 * coverage:.1f} % inside the {method} mask; rest of the lung Dice {rest:.4f}")
-    assert rest >= 0.97
-    if method == "unet":
-        assert coverage >= UNET_COVERAGE
-    else:
-        plain = _without_pleural_fill(with_lesions)
-        assert coverage > float(plain[lesions].mean()), "the costal fill must put back part of the lesions"
-
-
-def _without_pleural_fill(ct: sitk.Image) -> np.ndarray:
-    """The threshold mask of ``ct`` with the costal lesion fill switched off (for comparison)."""
-    from unittest import mock
-
-    from covidct.lungs import postprocess
-
-    with mock.patch.object(postprocess, "fill_pleural_lesions", lambda labels, *args, **kwargs: labels):
-        return sitk.GetArrayFromImage(segment_lungs(ct, method="threshold")) > 0
+    clean = checks.arrays(ct, labels)[1] > 0
+    inside = total = 0
+    rests = []
+    for seed in SEEDS:
+        with_lesions, lesions = (_costal if where == "costal" else _anywhere)(name, seed)
+        result = checks.arrays(ct, segment_lungs(with_lesions, method=method))[1] > 0
+        inside += int(result[lesions].sum())
+        total += int(lesions.sum())
+        rests.append(checks.dice(result & ~lesions, clean & ~lesions))
+    coverage = inside / total
+    print(f"{name}: {where} lesions ({len(SEEDS)} volumes, {total * np.prod(ct.GetSpacing()) / 1000:.0f} ml) "
+          f"{100 * coverage:.1f} % inside the {method} mask; rest of the lung Dice >= {min(rests):.4f}")
+    assert min(rests) >= 0.97
+    assert coverage >= COVERAGE[method]

@@ -11,7 +11,8 @@ Python process, so that one run's peak memory cannot hide another's. Stages:
   lesions put back), ``expand`` (labels back on the full grid);
 * UNet method: ``preprocess`` (window, air padding, slice resize), ``network`` (forward passes),
   ``map back`` (logit margin onto the working grid), ``trachea`` (trachea and main bronchi found in the
-  CT and taken out), ``components``, ``sides``, ``holes``, ``expand``;
+  CT and taken out), ``components``, ``sides``, ``holes``, ``concavities`` (each lung's concavities of
+  lesion density filled), ``expand``;
 * ``back``: :func:`covidct.geometry.from_canonical` and the SimpleITK labelmap;
 * ``total``: everything after ``load``; ``peak MB``: the process's peak resident memory (``VmHWM``),
   ``traced MB``: the peak of Python/numpy allocations during segmentation (``tracemalloc``, second run).
@@ -47,8 +48,8 @@ DATA = Path(os.environ.get("COVIDCT_SHARED_DATA", REPO.parent / "shared" / "data
 P001 = DATA / "covid-ct-md-sample" / "P001.nii.gz"
 STAGES = {
     "threshold": ("load", "canonical", "threshold", "airways", "components", "sides", "holes", "pleura", "expand", "back"),
-    "unet": ("load", "canonical", "preprocess", "network", "map back", "trachea", "components", "sides", "holes", "expand",
-             "back"),
+    "unet": ("load", "canonical", "preprocess", "network", "map back", "trachea", "components", "sides", "holes",
+             "concavities", "expand", "back"),
 }
 
 
@@ -90,6 +91,7 @@ def measure(ct: str, method: str, size: int, base: int, device: str, repeat: int
     clock.wrap(postprocess, "label_sides", "sides")
     clock.wrap(postprocess, "fill_lung_holes", "holes")
     clock.wrap(postprocess, "fill_pleural_lesions", "pleura")
+    clock.wrap(postprocess, "fill_concavities", "concavities")
     clock.wrap(grid, "expand", "expand")
     clock.wrap(threshold, "find_airways", "airways")
     clock.wrap(unet_preprocess, "unet_input", "preprocess")

@@ -4,48 +4,44 @@ The threshold method feeds the aerated lung (without the airways); the UNet feed
 probability. Then: keep the lungs (the two largest components, the second only if it is at least
 ``SECOND_LUNG_FRACTION`` of the first — a smaller one is gas in the bowel, not a lung), give each
 lung its side (:mod:`.sides`), fill each lung's holes slice by slice (vessels, bronchi, lesions
-enclosed by lung), and put back consolidation that touches the costal pleura (:mod:`.pleura`),
-then fill holes once more (a bite closed at the pleura can leave a hole behind it).
+enclosed by lung), put back consolidation that touches the costal pleura (:mod:`.pleura`, the threshold
+method) or dense tissue in each lung's concavities (:mod:`.concavity`, the UNet method: lesions on any
+side of the lung), then fill holes once more (a bite closed at the pleura can leave a hole behind it).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage as ndi
 
+from .concavity import fill_concavities
 from .morphology import fill_holes_inplane, largest_components
 from .pleura import PleuraOptions, fill_pleural_lesions
-from .sides import LEFT, RIGHT, label_sides
+from .sides import grow_each_lung, label_sides
 
 #: a second component counts as a lung when it is at least this fraction of the largest
 SECOND_LUNG_FRACTION = 0.1
 
 
-def finish_lungs(lung: np.ndarray, hu: np.ndarray, spacing_xyz, pleura: bool = True,
+def finish_lungs(lung: np.ndarray, hu: np.ndarray, spacing_xyz, *, pleura: bool, concavities: bool,
                  options: PleuraOptions = PleuraOptions()) -> np.ndarray:
-    """UInt8 labelmap (0, :data:`RIGHT`, :data:`LEFT`) from a boolean lung mask.
+    """UInt8 labelmap (0, right lung 1, left lung 2: :mod:`.sides`) from a boolean lung mask.
 
     ``lung`` and ``hu`` are canonical ``(z, y, x)`` arrays on one grid (HU for ``hu``);
-    ``spacing_xyz`` is that grid's voxel size in mm. Returns zeros when ``lung`` is empty.
+    ``spacing_xyz`` is that grid's voxel size in mm. ``pleura``: the costal lesion fill;
+    ``concavities``: the concavity fill. Returns zeros when ``lung`` is empty.
     """
     components = largest_components(lung, 2, SECOND_LUNG_FRACTION)
     if not components:
         return np.zeros(lung.shape, np.uint8)
     labels = fill_lung_holes(label_sides(components, spacing_xyz))
     if pleura:
-        labels = fill_lung_holes(fill_pleural_lesions(labels, hu, spacing_xyz, options))
-    return labels
+        labels = fill_pleural_lesions(labels, hu, spacing_xyz, options)
+    if concavities:
+        labels = fill_concavities(labels, hu, spacing_xyz)
+    return fill_lung_holes(labels) if pleura or concavities else labels
 
 
 def fill_lung_holes(labels: np.ndarray) -> np.ndarray:
     """Each lung's in-plane holes filled with its label, inside that lung's bounding box (voxels
     already holding the other lung keep their label)."""
-    out = labels.copy()
-    for value in (RIGHT, LEFT):
-        mask = labels == value
-        box = ndi.find_objects(mask.astype(np.uint8))
-        if not box or box[0] is None:
-            continue
-        region = out[box[0]]
-        region[fill_holes_inplane(mask[box[0]]) & (region == 0)] = value
-    return out
+    return grow_each_lung(labels, lambda mask, box: fill_holes_inplane(mask))

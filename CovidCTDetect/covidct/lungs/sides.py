@@ -47,6 +47,25 @@ def label_sides(lungs: list[np.ndarray], spacing_xyz) -> np.ndarray:
     return labels
 
 
+def grow_each_lung(labels: np.ndarray, additions) -> np.ndarray:
+    """``labels`` (0, :data:`RIGHT`, :data:`LEFT`) with each lung grown by the voxels ``additions`` picks.
+
+    ``additions(mask, box)`` gets one lung's boolean mask inside its bounding box ``box`` (a tuple of
+    slices of ``labels``) and returns a boolean array of the same shape; those voxels get the lung's
+    label where they are still background (the other lung keeps its voxels).
+    """
+    out = labels.copy()
+    for value in (RIGHT, LEFT):
+        mask = labels == value
+        found = ndi.find_objects(mask.astype(np.uint8))
+        if not found or found[0] is None:
+            continue
+        box = found[0]
+        region = out[box]
+        region[additions(mask[box], box) & (region == 0)] = value
+    return out
+
+
 def _centre_x(mask: np.ndarray) -> float:
     """Mean x index of a mask's voxels."""
     return float(np.dot(mask.sum(axis=(0, 1)), np.arange(mask.shape[2])) / max(mask.sum(), 1))

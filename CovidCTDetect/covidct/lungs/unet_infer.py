@@ -13,9 +13,10 @@
    (:func:`covidct.lungs.threshold.extrapulmonary_airways`), are taken out: at ~3.5 mm per input
    pixel the network merges the trachea with the apices.
 4. The threshold method's finishing steps follow (:func:`covidct.lungs.postprocess.finish_lungs`:
-   two largest components, left/right labels by patient side, holes filled), without its costal
-   lesion fill — the network was trained to include lesions itself — and the labels are repeated
-   back onto the full grid.
+   two largest components, left/right labels by patient side, holes filled); instead of its costal
+   lesion fill, each lung's concavities of lesion density are filled (:mod:`covidct.lungs.concavity`:
+   lesions the network still leaves out, on any side of the lung). The labels are repeated back onto
+   the full grid.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def unet_labels(ct: sitk.Image, device="auto", progress=None, model=None, card_i
     hu = sitk.GetArrayViewFromImage(small)
     lung, _, _ = remove_inplane_border(working_margin > 0)
     lung &= ~extrapulmonary_airways(hu, small.GetSpacing())
-    labels = finish_lungs(lung, hu, small.GetSpacing(), pleura=False)
+    labels = finish_lungs(lung, hu, small.GetSpacing(), pleura=False, concavities=True)
     _report(progress, 3)
     return grid.expand(labels, factor, tuple(reversed(ct.GetSize())))
 
