@@ -24,6 +24,7 @@ logit minus the negative logit of a two-output model (softmax, P = sigmoid(l₁ 
 not the COVID logit alone, is what moves the probability: a feature raising both logits alike is no
 evidence for COVID-19 (with the COVID logit alone the maximum fell in a lesion in 11 of 20 of those
 volumes, on an earlier model).
+
 The cam (at the layer's resolution) is then
 
 1. mapped back by the preprocessing's own inverse onto the canonical CT array: one edge-aligned
