@@ -12,7 +12,7 @@ Python process, so that one run's peak memory cannot hide another's. Stages:
 * UNet method: ``preprocess`` (window, air padding, slice resize), ``network`` (forward passes),
   ``map back`` (logit margin onto the working grid), ``trachea`` (trachea and main bronchi found in the
   CT and taken out), ``components``, ``sides``, ``holes``, ``concavities`` (each lung's concavities of
-  lesion density filled), ``expand``;
+  lesion density filled, then the lesions' rims), ``expand``;
 * ``back``: :func:`covidct.geometry.from_canonical` and the SimpleITK labelmap;
 * ``total``: everything after ``load``; ``peak MB``: the process's peak resident memory (``VmHWM``),
   ``traced MB``: the peak of Python/numpy allocations during segmentation (``tracemalloc``, second run).

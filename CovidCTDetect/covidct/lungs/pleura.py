@@ -40,6 +40,11 @@ from scipy.spatial import ConvexHull, QhullError
 LESION_HU = (-400.0, 250.0)
 
 
+def lesion_density(hu: np.ndarray) -> np.ndarray:
+    """Voxels (bool) whose density (HU) lies in :data:`LESION_HU`: neither air nor bone."""
+    return (hu > LESION_HU[0]) & (hu < LESION_HU[1])
+
+
 @dataclass(frozen=True)
 class PleuraOptions:
     """Parameters of :func:`fill_pleural_lesions` (lengths in mm)."""
@@ -189,5 +194,5 @@ def _paint(out, hu, z0, rays: _Rays, surface: _Surface, level, options: PleuraOp
     for zi in np.flatnonzero(dip.any(axis=1)):
         z = z0 + zi
         band = dip[zi][ray] & (radius > surface.outer[zi][ray]) & (radius <= limit[zi][ray])
-        add = band & (hu[z] > LESION_HU[0]) & (hu[z] < LESION_HU[1]) & (out[z] == 0)
+        add = band & lesion_density(hu[z]) & (out[z] == 0)
         out[z][add] = surface.label[zi][ray][add]

@@ -5,8 +5,8 @@ probability. Then: keep the lungs (the two largest components, the second only i
 ``SECOND_LUNG_FRACTION`` of the first — a smaller one is gas in the bowel, not a lung), give each
 lung its side (:mod:`.sides`), fill each lung's holes slice by slice (vessels, bronchi, lesions
 enclosed by lung), put back consolidation that touches the costal pleura (:mod:`.pleura`, the threshold
-method) or dense tissue in each lung's concavities (:mod:`.concavity`, the UNet method: lesions on any
-side of the lung), then fill holes once more (a bite closed at the pleura can leave a hole behind it).
+method) or dense tissue in each lung's concavities and the rims of its lesions (:mod:`.concavity`, the UNet
+method: lesions on any side of the lung), then fill holes once more (a bite closed at the pleura can leave a hole behind it).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def finish_lungs(lung: np.ndarray, hu: np.ndarray, spacing_xyz, *, pleura: bool,
 
     ``lung`` and ``hu`` are canonical ``(z, y, x)`` arrays on one grid (HU for ``hu``);
     ``spacing_xyz`` is that grid's voxel size in mm. ``pleura``: the costal lesion fill;
-    ``concavities``: the concavity fill. Returns zeros when ``lung`` is empty.
+    ``concavities``: the concavity fill and lesion rims. Returns zeros when ``lung`` is empty.
     """
     components = largest_components(lung, 2, SECOND_LUNG_FRACTION)
     if not components:

@@ -47,12 +47,13 @@ def label_sides(lungs: list[np.ndarray], spacing_xyz) -> np.ndarray:
     return labels
 
 
-def grow_each_lung(labels: np.ndarray, additions) -> np.ndarray:
+def grow_each_lung(labels: np.ndarray, additions, margin: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
     """``labels`` (0, :data:`RIGHT`, :data:`LEFT`) with each lung grown by the voxels ``additions`` picks.
 
     ``additions(mask, box)`` gets one lung's boolean mask inside its bounding box ``box`` (a tuple of
-    slices of ``labels``) and returns a boolean array of the same shape; those voxels get the lung's
-    label where they are still background (the other lung keeps its voxels).
+    slices of ``labels``), widened by ``margin`` voxels ``(z, y, x)`` on each side within the array,
+    and returns a boolean array of the same shape; those voxels get the lung's label where they are
+    still background (the other lung keeps its voxels).
     """
     out = labels.copy()
     for value in (RIGHT, LEFT):
@@ -60,7 +61,7 @@ def grow_each_lung(labels: np.ndarray, additions) -> np.ndarray:
         found = ndi.find_objects(mask.astype(np.uint8))
         if not found or found[0] is None:
             continue
-        box = found[0]
+        box = tuple(slice(max(s.start - m, 0), min(s.stop + m, n)) for s, m, n in zip(found[0], margin, labels.shape))
         region = out[box]
         region[additions(mask[box], box) & (region == 0)] = value
     return out
