@@ -2,9 +2,10 @@
 
 Two methods (DeCoVNet paper, "The Proposed DeCoVNet" and Fig. 2):
 
-* ``"unet"`` (the default once its weights are installed) — the 2D UNet run slice by slice (:mod:`.unet_infer`), trained on pseudo-labels
-  of the threshold method with synthetic pleural lesions inserted, then each lung's concavities of
-  lesion density filled and the rims of the lesions it holds grown (:mod:`.concavity`); needs the bundled ``unet-lungs`` weights.
+* ``"unet"`` (the default once its weights are installed) — the 2D UNet run slice by slice
+  (:mod:`.unet_infer`), trained on pseudo-labels of the threshold method with synthetic pleural
+  lesions inserted, then each lung's concavities of lesion density filled and the rims of the lesions
+  it holds grown (:mod:`.concavity`); needs the bundled ``unet-lungs`` weights.
 * ``"threshold"`` — the unsupervised method (:mod:`.threshold`): HU threshold, outside air, trachea
   and main bronchi removed, holes filled, consolidation at the costal pleura put back.
 

@@ -4,9 +4,10 @@ The threshold method feeds the aerated lung (without the airways); the UNet feed
 probability. Then: keep the lungs (the two largest components, the second only if it is at least
 ``SECOND_LUNG_FRACTION`` of the first — a smaller one is gas in the bowel, not a lung), give each
 lung its side (:mod:`.sides`), fill each lung's holes slice by slice (vessels, bronchi, lesions
-enclosed by lung), put back consolidation that touches the costal pleura (:mod:`.pleura`, the threshold
-method) or dense tissue in each lung's concavities and the rims of its lesions (:mod:`.concavity`, the UNet
-method: lesions on any side of the lung), then fill holes once more (a bite closed at the pleura can leave a hole behind it).
+enclosed by lung), put back consolidation that touches the costal pleura (:mod:`.pleura`, the
+threshold method) or dense tissue in each lung's concavities and the rims of its lesions
+(:mod:`.concavity`, the UNet method: lesions on any side of the lung), then fill holes once more (a
+bite closed at the pleura can leave a hole behind it).
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@
 4. The threshold method's finishing steps follow (:func:`covidct.lungs.postprocess.finish_lungs`:
    two largest components, left/right labels by patient side, holes filled); instead of its costal
    lesion fill, each lung's concavities of lesion density are filled and the lesions' rims grown
-   (:mod:`covidct.lungs.concavity`: lesions the network still leaves out, on any side of the lung). The labels are repeated back onto
-   the full grid.
+   (:mod:`covidct.lungs.concavity`: lesions the network still leaves out, on any side of the lung).
+   The labels are repeated back onto the full grid.
 """
 
 from __future__ import annotations
