@@ -24,15 +24,25 @@ import qt
 import SimpleITK as sitk
 import slicer
 import vtk
-from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
-                                           ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
 from slicer.util import VTKObservationMixin
 
 from covidct.errors import CovidCTError
 from covidct.geometry import ijk_to_ras_matrix
 from CovidCTDetectLib import about, dependencies, testdata
-from CovidCTDetectLib.detect_logic import (DEFAULT_OPACITY, DEVICES, LUNGS_METHODS, SUSPICIOUS_SEGMENTS, DetectionLogic,
-                                           classifier_models)
+from CovidCTDetectLib.detect_logic import (
+    DEFAULT_OPACITY,
+    DEVICES,
+    LUNGS_METHODS,
+    SUSPICIOUS_SEGMENTS,
+    DetectionLogic,
+    classifier_models,
+)
 from CovidCTDetectLib.heatmaps import HEAT_COLOR_NODE_IDS, heat_map_volume, show_heat_map
 from CovidCTDetectLib.prognosis_logic import PrognosisLogic, clinical_fields, load_model
 from CovidCTDetectLib.segmentations import SegmentSpec, labelmap_array_from_segmentation, segmentation_from_labelmap
@@ -51,7 +61,8 @@ class CovidCTDetect(ScriptedLoadableModule):
             "map of the lung areas that drove it (shown over the CT) and the suspicious region as a segment; a results "
             "table with one row per run; batch runs over a folder of CTs; and, with a fitted Cox model, the patient's "
             "prognostic hazard and risk group and the model's Kaplan-Meier curves. Long work runs in a background "
-            "process and can be cancelled.")
+            "process and can be cancelled."
+        )
         self.parent.acknowledgementText = about.ACKNOWLEDGEMENT
 
 
@@ -106,8 +117,9 @@ class CovidCTDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.batchCancelButton.connect("clicked(bool)", lambda: self.cancelJob("batch", self.ui.batchStatusLabel))
         self.ui.prognosisModelPathLineEdit.connect("currentPathChanged(QString)", self.onPrognosisModelChanged)
         self.ui.prognosisComputeButton.connect("clicked(bool)", self.onPrognosisComputeButton)
-        self.ui.prognosisCancelButton.connect("clicked(bool)",
-                                              lambda: self.cancelJob("features", self.ui.prognosisResultLabel))
+        self.ui.prognosisCancelButton.connect(
+            "clicked(bool)", lambda: self.cancelJob("features", self.ui.prognosisResultLabel)
+        )
         self.ui.cohortButton.connect("clicked(bool)", self.onCohortButton)
         self.initializeParameterNode()
         self.onPrognosisModelChanged()
@@ -142,7 +154,10 @@ class CovidCTDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.models = []
             self.ui.statusLabel.text = str(error)
         self.featureModels = [card for card in self.models if card.architecture == "covid19net"]
-        for comboBox, cards in ((self.ui.modelComboBox, self.models), (self.ui.featureModelComboBox, self.featureModels)):
+        for comboBox, cards in (
+            (self.ui.modelComboBox, self.models),
+            (self.ui.featureModelComboBox, self.featureModels),
+        ):
             wasBlocked = comboBox.blockSignals(True)
             comboBox.clear()
             for card in cards:
@@ -193,7 +208,9 @@ class CovidCTDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         parameters = self._parameterNode
         self.ui.inputVolumeSelector.setCurrentNode(parameters.GetNodeReference("InputVolume"))
         self.ui.lungSegmentationSelector.setCurrentNode(parameters.GetNodeReference("LungSegmentation"))
-        self.ui.lungsMethodComboBox.setCurrentIndex(self.ui.lungsMethodComboBox.findText(parameters.GetParameter("LungsMethod")))
+        self.ui.lungsMethodComboBox.setCurrentIndex(
+            self.ui.lungsMethodComboBox.findText(parameters.GetParameter("LungsMethod"))
+        )
         self.ui.deviceComboBox.setCurrentIndex(self.ui.deviceComboBox.findText(parameters.GetParameter("Device")))
         modelNames = [card.name for card in self.models]
         if parameters.GetParameter("Model") in modelNames:
@@ -223,8 +240,13 @@ class CovidCTDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         hasModel = self.selectedModel() is not None
         detecting, batching, featuring = ("detect" in self.jobs), ("batch" in self.jobs), ("features" in self.jobs)
         self.ui.applyButton.enabled = hasInput and hasModel and not detecting
-        self.ui.applyButton.toolTip = ("Detect COVID-19 on the input CT in the background." if hasInput and hasModel
-                                       else "Select an input CT volume." if hasModel else "Install a COVID-19 classifier.")
+        self.ui.applyButton.toolTip = (
+            "Detect COVID-19 on the input CT in the background."
+            if hasInput and hasModel
+            else "Select an input CT volume."
+            if hasModel
+            else "Install a COVID-19 classifier."
+        )
         self.ui.cancelButton.enabled = detecting
         self.ui.inputsCollapsibleButton.enabled = not (detecting or batching)
         self.ui.progressBar.visible = detecting
@@ -233,8 +255,9 @@ class CovidCTDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.batchCancelButton.enabled = batching
         self.ui.batchProgressBar.visible = batching
         hasPrognosisModel = self.clinicalForm is not None
-        self.ui.prognosisComputeButton.enabled = (hasInput and hasPrognosisModel and self.selectedFeatureModel() is not None
-                                                  and not featuring)
+        self.ui.prognosisComputeButton.enabled = (
+            hasInput and hasPrognosisModel and self.selectedFeatureModel() is not None and not featuring
+        )
         self.ui.prognosisCancelButton.enabled = featuring
         self.ui.prognosisProgressBar.visible = featuring
         self.ui.cohortButton.enabled = hasPrognosisModel
@@ -293,9 +316,14 @@ class CovidCTDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         volumeNode = self.ui.inputVolumeSelector.currentNode()
         try:
             job = self.logic.startDetection(
-                volumeNode, self.selectedModel(), self.ui.lungSegmentationSelector.currentNode(),
-                self.ui.lungsMethodComboBox.currentText, self.ui.deviceComboBox.currentText,
-                self.ui.thresholdSpinBox.value, self.ui.heatmapCheckBox.checked)
+                volumeNode,
+                self.selectedModel(),
+                self.ui.lungSegmentationSelector.currentNode(),
+                self.ui.lungsMethodComboBox.currentText,
+                self.ui.deviceComboBox.currentText,
+                self.ui.thresholdSpinBox.value,
+                self.ui.heatmapCheckBox.checked,
+            )
         except CovidCTError as error:
             self.showError(error)
             return
@@ -311,15 +339,22 @@ class CovidCTDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if result.features is not None:
             self.features[(result.volumeNode.GetID(), result.model)] = result.features
         self.ui.statusLabel.text = f"Done in {result.seconds:.1f} s."
-        lines = [f"<b>P(COVID-19) = {result.probability:.3f}</b>: <b>{result.label}</b> at threshold "
-                 f"{result.threshold:g} ({result.model}; research use only, not clinically validated)."]
+        lines = [
+            f"<b>P(COVID-19) = {result.probability:.3f}</b>: <b>{result.label}</b> at threshold "
+            f"{result.threshold:g} ({result.model}; research use only, not clinically validated)."
+        ]
         if result.heatMapNode is not None:
             regions = result.suspiciousRegions
-            lines.append(f"Suspicious region: {regions.get('regions', 0)} region(s), {regions.get('volume_ml', 0):.1f} mL."
-                         if result.suspiciousSegmentationNode is not None else "No suspicious region.")
+            lines.append(
+                f"Suspicious region: {regions.get('regions', 0)} region(s), {regions.get('volume_ml', 0):.1f} mL."
+                if result.suspiciousSegmentationNode is not None
+                else "No suspicious region."
+            )
         if result.montagePath is not None:
-            lines.append(f'<a href="{qt.QUrl.fromLocalFile(str(result.montagePath)).toString()}">Montage</a> · '
-                         f'<a href="{qt.QUrl.fromLocalFile(str(result.outputFolder)).toString()}">all outputs</a>')
+            lines.append(
+                f'<a href="{qt.QUrl.fromLocalFile(str(result.montagePath)).toString()}">Montage</a> · '
+                f'<a href="{qt.QUrl.fromLocalFile(str(result.outputFolder)).toString()}">all outputs</a>'
+            )
         self.ui.resultLabel.text = "<br>".join(lines)
         self.logic.setHeatMapOpacity(self.ui.opacitySlider.value)
         showTable(result.tableNode)
@@ -330,9 +365,14 @@ class CovidCTDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         try:
             job = self.logic.startBatch(
-                self.ui.batchInputPathLineEdit.currentPath, self.ui.batchOutputPathLineEdit.currentPath,
-                self.selectedModel(), self.ui.lungsMethodComboBox.currentText, self.ui.deviceComboBox.currentText,
-                self.ui.thresholdSpinBox.value, self.ui.heatmapCheckBox.checked)
+                self.ui.batchInputPathLineEdit.currentPath,
+                self.ui.batchOutputPathLineEdit.currentPath,
+                self.selectedModel(),
+                self.ui.lungsMethodComboBox.currentText,
+                self.ui.deviceComboBox.currentText,
+                self.ui.thresholdSpinBox.value,
+                self.ui.heatmapCheckBox.checked,
+            )
         except CovidCTError as error:
             self.showError(error)
             return
@@ -349,9 +389,11 @@ class CovidCTDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         errors = table.GetColumnByName("error")
         failed = sum(1 for row in range(table.GetNumberOfRows()) if errors is not None and errors.GetValue(row))
         csvUrl = qt.QUrl.fromLocalFile(str(job.output_folder / "results.csv")).toString()
-        self.ui.batchStatusLabel.text = (f"{table.GetNumberOfRows() - failed} of {table.GetNumberOfRows()} CTs done "
-                                         f"in {job.elapsed:.0f} s; table '{tableNode.GetName()}', "
-                                         f'<a href="{csvUrl}">results.csv</a>.')
+        self.ui.batchStatusLabel.text = (
+            f"{table.GetNumberOfRows() - failed} of {table.GetNumberOfRows()} CTs done "
+            f"in {job.elapsed:.0f} s; table '{tableNode.GetName()}', "
+            f'<a href="{csvUrl}">results.csv</a>.'
+        )
         showTable(tableNode)
 
     # -- prognosis -------------------------------------------------------------------------------
@@ -376,8 +418,10 @@ class CovidCTDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 if not self.clinicalEditors:
                     formLayout.addRow(qt.QLabel("The model uses deep features only."))
                 self.ui.clinicalGroupBox.layout().addWidget(self.clinicalForm)
-                self.ui.prognosisResultLabel.text = (f"Model: hazard of '{model.event_column}' over '{model.time_column}'"
-                                                     f"; {len(model.features)} covariate(s) selected.")
+                self.ui.prognosisResultLabel.text = (
+                    f"Model: hazard of '{model.event_column}' over '{model.time_column}'"
+                    f"; {len(model.features)} covariate(s) selected."
+                )
         self.ui.clinicalHintLabel.visible = self.clinicalForm is None
         self.updateButtons()
 
@@ -397,8 +441,10 @@ class CovidCTDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         return editor
 
     def clinicalValues(self):
-        return {name: editor.currentText if isinstance(editor, qt.QComboBox) else editor.value
-                for name, editor in self.clinicalEditors.items()}
+        return {
+            name: editor.currentText if isinstance(editor, qt.QComboBox) else editor.value
+            for name, editor in self.clinicalEditors.items()
+        }
 
     def onPrognosisComputeButton(self):
         if not self.ready(self.ui.prognosisResultLabel):
@@ -410,15 +456,20 @@ class CovidCTDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.showPrognosis(features)
             return
         try:
-            job = self.logic.prognosis.startFeatures(volumeNode, card, self.ui.lungSegmentationSelector.currentNode(),
-                                                     self.ui.lungsMethodComboBox.currentText,
-                                                     self.ui.deviceComboBox.currentText)
+            job = self.logic.prognosis.startFeatures(
+                volumeNode,
+                card,
+                self.ui.lungSegmentationSelector.currentNode(),
+                self.ui.lungsMethodComboBox.currentText,
+                self.ui.deviceComboBox.currentText,
+            )
         except CovidCTError as error:
             self.showError(error)
             return
         self.ui.prognosisResultLabel.text = f"Computing the deep feature of '{volumeNode.GetName()}' ({card.name})..."
-        self.startJob("features", job, self.ui.prognosisProgressBar,
-                      lambda job: self.onFeaturesDone(job, volumeNode, card))
+        self.startJob(
+            "features", job, self.ui.prognosisProgressBar, lambda job: self.onFeaturesDone(job, volumeNode, card)
+        )
 
     def onFeaturesDone(self, job, volumeNode, card):
         features = self.logic.prognosis.featuresFromJob(job)
@@ -427,19 +478,24 @@ class CovidCTDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def showPrognosis(self, features):
         try:
-            result = self.logic.prognosis.predict(self.ui.prognosisModelPathLineEdit.currentPath, self.clinicalValues(),
-                                                  features)
+            result = self.logic.prognosis.predict(
+                self.ui.prognosisModelPathLineEdit.currentPath, self.clinicalValues(), features
+            )
         except CovidCTError as error:
             self.ui.prognosisResultLabel.text = str(error)
             self.showError(error)
             return
         side = "above" if result.highHazard else "at or below"
         median = "not reached" if math.isinf(result.medianTime) else f"{result.medianTime:g}"
-        note = (f" (for the favourable event '{result.eventColumn}', a low hazard means a long wait: high risk)"
-                if result.eventIsFavourable else "")
+        note = (
+            f" (for the favourable event '{result.eventColumn}', a low hazard means a long wait: high risk)"
+            if result.eventIsFavourable
+            else ""
+        )
         self.ui.prognosisResultLabel.text = (
             f"<b>{result.riskGroup}</b>{note}: hazard {result.hazard:.3g}, {side} the training median "
-            f"{result.cutoff:.3g}; predicted median '{result.timeColumn}' to '{result.eventColumn}': {median}.")
+            f"{result.cutoff:.3g}; predicted median '{result.timeColumn}' to '{result.eventColumn}': {median}."
+        )
 
     def onCohortButton(self):
         try:
@@ -448,8 +504,10 @@ class CovidCTDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.showError(error)
             return
         p = "n/a" if view.logrankP is None else f"{view.logrankP:.2g}"
-        self.ui.cohortLabel.text = (f"Training set: concordance {view.concordance:.3f}, log-rank p = {p}; chart "
-                                    f"'{view.chartNode.GetName()}', table '{view.hazardRatioTableNode.GetName()}'.")
+        self.ui.cohortLabel.text = (
+            f"Training set: concordance {view.concordance:.3f}, log-rank p = {p}; chart "
+            f"'{view.chartNode.GetName()}', table '{view.hazardRatioTableNode.GetName()}'."
+        )
         slicer.modules.plots.logic().ShowChartInLayout(view.chartNode)
         showTable(view.hazardRatioTableNode, switchLayout=False)
 
@@ -491,8 +549,12 @@ class CovidCTDetectTest(ScriptedLoadableModuleTest):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
-        for test in (self.test_slicer_reader_and_simpleitk_agree, self.test_heat_map_over_the_ct,
-                     self.test_detection_flow, self.test_widget_runs_in_background_and_cancels):
+        for test in (
+            self.test_slicer_reader_and_simpleitk_agree,
+            self.test_heat_map_over_the_ct,
+            self.test_detection_flow,
+            self.test_widget_runs_in_background_and_cancels,
+        ):
             self.setUp()
             test()
 
@@ -500,8 +562,10 @@ class CovidCTDetectTest(ScriptedLoadableModuleTest):
         """The first installed COVID-19 classifier's card, or None (after saying that the flow is skipped)."""
         models = classifier_models()
         if not models:
-            self.delayDisplay("Detection flow SKIPPED: no COVID-19 classifier weights are installed "
-                              "(covidct/weights or the user models folder).")
+            self.delayDisplay(
+                "Detection flow SKIPPED: no COVID-19 classifier weights are installed "
+                "(covidct/weights or the user models folder)."
+            )
         return models[0] if models else None
 
     def loadCT(self):
@@ -570,20 +634,24 @@ class CovidCTDetectTest(ScriptedLoadableModuleTest):
         heatMatrix, ctMatrix = vtk.vtkMatrix4x4(), vtk.vtkMatrix4x4()
         heatNode.GetIJKToRASMatrix(heatMatrix)
         volumeNode.GetIJKToRASMatrix(ctMatrix)
-        np.testing.assert_allclose(slicer.util.arrayFromVTKMatrix(heatMatrix), slicer.util.arrayFromVTKMatrix(ctMatrix),
-                                   atol=1e-6)
+        np.testing.assert_allclose(
+            slicer.util.arrayFromVTKMatrix(heatMatrix), slicer.util.arrayFromVTKMatrix(ctMatrix), atol=1e-6
+        )
         for compositeNode in slicer.util.getNodesByClass("vtkMRMLSliceCompositeNode"):
             self.assertEqual(compositeNode.GetForegroundVolumeID(), heatNode.GetID())
             self.assertAlmostEqual(compositeNode.GetForegroundOpacity(), DEFAULT_OPACITY)
         suspicious = sitk.GetArrayFromImage(sitk.ReadImage(str(result.outputFolder / "suspicious.nii.gz")))
         self.assertEqual(result.suspiciousSegmentationNode is not None, bool(suspicious.any()))
         if suspicious.any():
-            np.testing.assert_array_equal(labelmap_array_from_segmentation(
-                result.suspiciousSegmentationNode, volumeNode, SUSPICIOUS_SEGMENTS), suspicious)
+            np.testing.assert_array_equal(
+                labelmap_array_from_segmentation(result.suspiciousSegmentationNode, volumeNode, SUSPICIOUS_SEGMENTS),
+                suspicious,
+            )
         self.assertEqual(result.lungSegmentationNode is None, lungs is not None)
         self.assertTrue(result.montagePath.is_file())
-        self.delayDisplay(f"Detection flow passed: P(COVID-19) = {result.probability:.3f} ({result.label}), "
-                          f"{result.seconds:.1f} s")
+        self.delayDisplay(
+            f"Detection flow passed: P(COVID-19) = {result.probability:.3f} ({result.label}), {result.seconds:.1f} s"
+        )
 
     def test_widget_runs_in_background_and_cancels(self):
         card = self.firstClassifier()

@@ -11,8 +11,12 @@ import numpy as np
 import qt
 import slicer
 import vtk
-from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
-                                           ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
 from slicer.util import VTKObservationMixin
 
 from covidct.errors import CovidCTError
@@ -32,7 +36,8 @@ class CovidCTLungSegmentation(ScriptedLoadableModule):
             "Segments the lungs of a chest CT into the segments <i>Right lung</i> and <i>Left lung</i> (standard "
             "terminology codes), shown in the slice views and in 3D. Method <i>unet</i>: the 2D UNet of Zheng et al. "
             "with bundled weights; <i>threshold</i>: the unsupervised method that made the UNet's training labels. "
-            "The computation runs in a background process and can be cancelled.")
+            "The computation runs in a background process and can be cancelled."
+        )
         self.parent.acknowledgementText = about.ACKNOWLEDGEMENT
 
 
@@ -112,8 +117,12 @@ class CovidCTLungSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservation
             return
         self._updatingGUIFromParameterNode = True
         self.ui.inputVolumeSelector.setCurrentNode(self._parameterNode.GetNodeReference("InputVolume"))
-        self.ui.methodComboBox.setCurrentIndex(self.ui.methodComboBox.findText(self._parameterNode.GetParameter("Method")))
-        self.ui.deviceComboBox.setCurrentIndex(self.ui.deviceComboBox.findText(self._parameterNode.GetParameter("Device")))
+        self.ui.methodComboBox.setCurrentIndex(
+            self.ui.methodComboBox.findText(self._parameterNode.GetParameter("Method"))
+        )
+        self.ui.deviceComboBox.setCurrentIndex(
+            self.ui.deviceComboBox.findText(self._parameterNode.GetParameter("Device"))
+        )
         self._updatingGUIFromParameterNode = False
         self.updateButtons()
 
@@ -131,8 +140,9 @@ class CovidCTLungSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservation
         running = self.job is not None
         hasInput = self.ui.inputVolumeSelector.currentNode() is not None
         self.ui.applyButton.enabled = hasInput and not running
-        self.ui.applyButton.toolTip = ("Segment the lungs of the input CT in the background." if hasInput
-                                       else "Select an input CT volume.")
+        self.ui.applyButton.toolTip = (
+            "Segment the lungs of the input CT in the background." if hasInput else "Select an input CT volume."
+        )
         self.ui.cancelButton.enabled = running
         self.ui.inputsCollapsibleButton.enabled = not running
         self.ui.progressBar.visible = running
@@ -143,8 +153,9 @@ class CovidCTLungSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservation
             self.ui.statusLabel.text = "The required Python packages are not installed."
             return
         try:
-            self.job = self.logic.startSegmentation(volumeNode, self.ui.methodComboBox.currentText,
-                                                    self.ui.deviceComboBox.currentText)
+            self.job = self.logic.startSegmentation(
+                volumeNode, self.ui.methodComboBox.currentText, self.ui.deviceComboBox.currentText
+            )
         except CovidCTError as error:
             self.showError(error)
             return
@@ -223,8 +234,10 @@ class CovidCTLungSegmentationTest(ScriptedLoadableModuleTest):
         segmentationNode = CovidCTLungSegmentationLogic().segmentLungs(volumeNode, method, "cpu")
         self.assertEqual(segmentationNode.GetName(), f"{volumeNode.GetName()} lungs")
         segmentation = segmentationNode.GetSegmentation()
-        self.assertEqual([segmentation.GetNthSegment(n).GetName() for n in range(segmentation.GetNumberOfSegments())],
-                         [spec.name for spec in LUNG_SEGMENTS])
+        self.assertEqual(
+            [segmentation.GetNthSegment(n).GetName() for n in range(segmentation.GetNumberOfSegments())],
+            [spec.name for spec in LUNG_SEGMENTS],
+        )
         self.assertTrue(segmentationNode.GetClosedSurfaceInternalRepresentation(LUNG_SEGMENTS[0].segment_id))
         labels = labelmap_array_from_segmentation(segmentationNode, volumeNode)
         ijkToRAS = vtk.vtkMatrix4x4()
@@ -236,7 +249,9 @@ class CovidCTLungSegmentationTest(ScriptedLoadableModuleTest):
             self.assertGreater(len(i), 1000, f"{spec.name} is (nearly) empty")
             centroidR[spec.name] = (ijkToRAS @ [i.mean(), j.mean(), k.mean(), 1.0])[0]
         # RAS: x grows towards the patient's right
-        self.assertGreater(centroidR["Right lung"], centroidR["Left lung"], "the right lung is not on the patient's right")
+        self.assertGreater(
+            centroidR["Right lung"], centroidR["Left lung"], "the right lung is not on the patient's right"
+        )
         maskPath = testdata.lung_mask_path()
         if maskPath:
             mask = slicer.util.arrayFromVolume(slicer.util.loadVolume(str(maskPath))) > 0

@@ -20,8 +20,12 @@ from pathlib import Path
 
 import qt
 import slicer
-from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
-                                           ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
 from slicer.util import VTKObservationMixin
 
 from covidct.errors import CovidCTError
@@ -46,7 +50,8 @@ class CovidCTTrain(ScriptedLoadableModule):
             "Training of the lung UNet, DeCoVNet and COVID-19Net on your own labelled chest CTs (one GPU or the CPU) "
             "in a background process, with live loss and validation curves, Cancel and Resume; evaluation with ROC/PR "
             "curves and the threshold table; saving the model with your operating threshold so that the CovidCT "
-            "Detect module offers it.")
+            "Detect module offers it."
+        )
         self.parent.acknowledgementText = about.ACKNOWLEDGEMENT
 
 
@@ -134,8 +139,9 @@ class CovidCTTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         out = self.ui.outputPathLineEdit.currentPath
         self.ui.initFromPathLineEdit.visible = self.ui.initFromComboBox.currentText == FROM_PATH
         self.ui.trainButton.enabled = not training and self.manifest is not None and bool(out)
-        self.ui.trainButton.toolTip = ("Start training in a background process." if self.manifest is not None
-                                       else "Load a dataset first.")
+        self.ui.trainButton.toolTip = (
+            "Start training in a background process." if self.manifest is not None else "Load a dataset first."
+        )
         self.ui.cancelButton.enabled = training
         self.ui.resumeButton.enabled = not training and bool(out) and can_resume(out)
         self.ui.datasetCollapsibleButton.enabled = not training and not busy
@@ -146,8 +152,9 @@ class CovidCTTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.synthButton.enabled = not busy
         shown = self.evaluationNodes is not None
         self.ui.showRocButton.enabled = self.ui.showPrButton.enabled = shown
-        self.ui.saveModelButton.enabled = bool(self.ui.evalModelPathLineEdit.currentPath
-                                               and self.ui.modelNameLineEdit.text.strip())
+        self.ui.saveModelButton.enabled = bool(
+            self.ui.evalModelPathLineEdit.currentPath and self.ui.modelNameLineEdit.text.strip()
+        )
 
     # -- dataset ---------------------------------------------------------------------------------
     def onLoadDataset(self):
@@ -157,7 +164,8 @@ class CovidCTTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def loadManifest(self, manifest):
         """Preview ``manifest`` in the table view and make it the training set."""
         self.previewTable, summary = self.logic.previewDataset(
-            manifest, self.ui.modelComboBox.currentText, self.ui.valFractionSpinBox.value, tableNode=self.previewTable)
+            manifest, self.ui.modelComboBox.currentText, self.ui.valFractionSpinBox.value, tableNode=self.previewTable
+        )
         self.manifest = Path(manifest)
         self.ui.datasetSummaryLabel.text = f"{self.manifest.name}: {summary.text()}"
         showTable(self.previewTable)
@@ -167,15 +175,20 @@ class CovidCTTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         volumes = list(self.ui.synthVolumesComboBox.checkedNodes())
         out = self.ui.synthOutputPathLineEdit.currentPath
         if not volumes or not out:
-            slicer.util.errorDisplay("Check at least one lesion-free CT and choose an output folder.",
-                                     windowTitle="Synthetic dataset")
+            slicer.util.errorDisplay(
+                "Check at least one lesion-free CT and choose an output folder.", windowTitle="Synthetic dataset"
+            )
             return
         if not dependencies.ensure_requirements():
             return
         with self.reportErrors("Synthetic dataset"):
-            self.startJob("synth", self.logic.startSynthDataset(
-                volumes, out, self.ui.synthPositivesSpinBox.value, self.ui.synthNegativesSpinBox.value),
-                "Generating the synthetic dataset...")
+            self.startJob(
+                "synth",
+                self.logic.startSynthDataset(
+                    volumes, out, self.ui.synthPositivesSpinBox.value, self.ui.synthNegativesSpinBox.value
+                ),
+                "Generating the synthetic dataset...",
+            )
 
     # -- devices ---------------------------------------------------------------------------------
     def onDetectDevices(self):
@@ -191,8 +204,11 @@ class CovidCTTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         index = self.ui.deviceComboBox.findData(current)
         self.ui.deviceComboBox.setCurrentIndex(max(index, 0))
         gpus = [d for d in devices if d["device"].startswith("cuda")]
-        self.ui.statusLabel.text = (f"PyTorch sees {len(gpus)} CUDA GPU(s)." if gpus else
-                                    "PyTorch sees no CUDA GPU; training runs on the CPU (or Apple MPS).")
+        self.ui.statusLabel.text = (
+            f"PyTorch sees {len(gpus)} CUDA GPU(s)."
+            if gpus
+            else "PyTorch sees no CUDA GPU; training runs on the CPU (or Apple MPS)."
+        )
 
     def selectedDevice(self):
         combo = self.ui.deviceComboBox
@@ -203,19 +219,27 @@ class CovidCTTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         """The Training panel's settings as ``covidct train`` options."""
         ui = self.ui
         start = ui.initFromComboBox.currentText
-        initFrom = None if start == SCRATCH else (ui.initFromPathLineEdit.currentPath or None) if start == FROM_PATH \
-            else start
+        initFrom = (
+            None if start == SCRATCH else (ui.initFromPathLineEdit.currentPath or None) if start == FROM_PATH else start
+        )
         try:
             lr = float(ui.lrLineEdit.text)
         except ValueError:
             raise CovidCTError(f"The learning rate '{ui.lrLineEdit.text}' is not a number; write e.g. 1e-5.") from None
         model = ui.modelComboBox.currentText
-        return dict(epochs=ui.epochsSpinBox.value, lr=lr, batch_size=ui.batchSizeSpinBox.value or None,
-                    val_fraction=ui.valFractionSpinBox.value, augment=ui.augmentCheckBox.checked,
-                    device=self.selectedDevice(), amp=AMP_CHOICES[ui.ampComboBox.currentText], init_from=initFrom,
-                    pretrain_manifest=(ui.pretrainPathLineEdit.currentPath or None) if model == "covid19net" else None,
-                    input_size=ui.inputSizeLineEdit.text.strip() or None,
-                    input_crop="lung_box" if model == "decovnet" and ui.inputCropCheckBox.checked else None)
+        return dict(
+            epochs=ui.epochsSpinBox.value,
+            lr=lr,
+            batch_size=ui.batchSizeSpinBox.value or None,
+            val_fraction=ui.valFractionSpinBox.value,
+            augment=ui.augmentCheckBox.checked,
+            device=self.selectedDevice(),
+            amp=AMP_CHOICES[ui.ampComboBox.currentText],
+            init_from=initFrom,
+            pretrain_manifest=(ui.pretrainPathLineEdit.currentPath or None) if model == "covid19net" else None,
+            input_size=ui.inputSizeLineEdit.text.strip() or None,
+            input_crop="lung_box" if model == "decovnet" and ui.inputCropCheckBox.checked else None,
+        )
 
     def onTrain(self):
         if not dependencies.ensure_requirements():
@@ -224,8 +248,9 @@ class CovidCTTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             out = self.ui.outputPathLineEdit.currentPath
             model = self.ui.modelComboBox.currentText
             self.curves = training_curves(Path(out).name, model)
-            self.startTraining(self.logic.startTraining(self.manifest, out, model, *self.curves,
-                                                        **self.trainingOptions()))
+            self.startTraining(
+                self.logic.startTraining(self.manifest, out, model, *self.curves, **self.trainingOptions())
+            )
 
     def onResume(self):
         if not dependencies.ensure_requirements():
@@ -234,8 +259,9 @@ class CovidCTTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             out = self.ui.outputPathLineEdit.currentPath
             curves = self.curves if self.curves and self.curves[0].GetScene() is slicer.mrmlScene else (None,) * 3
             options = self.trainingOptions()
-            job = self.logic.resumeTraining(out, *curves, epochs=options["epochs"], device=options["device"],
-                                            amp=options["amp"])
+            job = self.logic.resumeTraining(
+                out, *curves, epochs=options["epochs"], device=options["device"], amp=options["amp"]
+            )
             self.curves = (job.chart_node, job.history_table, job.steps_table)
             self.startTraining(job)
 
@@ -273,16 +299,21 @@ class CovidCTTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         testData = self.ui.testDataPathLineEdit.currentPath
         model = self.ui.evalModelPathLineEdit.currentPath or None
         if not testData:
-            slicer.util.errorDisplay("Choose the test data: a labelled manifest or a predictions file.",
-                                     windowTitle="Evaluation")
+            slicer.util.errorDisplay(
+                "Choose the test data: a labelled manifest or a predictions file.", windowTitle="Evaluation"
+            )
             return
         if not dependencies.ensure_requirements():
             return
-        base = Path(model).parent if model and Path(model).name == "model" else \
-            Path(slicer.app.temporaryPath) / "CovidCTTrain"
+        base = (
+            Path(model).parent
+            if model and Path(model).name == "model"
+            else Path(slicer.app.temporaryPath) / "CovidCTTrain"
+        )
         with self.reportErrors("Evaluation"):
-            job = self.logic.startEvaluation(testData, base / "evaluation" / Path(testData).stem, weights=model,
-                                             device=self.selectedDevice())
+            job = self.logic.startEvaluation(
+                testData, base / "evaluation" / Path(testData).stem, weights=model, device=self.selectedDevice()
+            )
             self.evaluatedModel = model
             self.startJob("evaluation", job, f"Evaluating {job.name}...")
 
@@ -301,16 +332,20 @@ class CovidCTTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.operatingPointLabel.text = (
             f"At threshold {threshold:g}: accuracy {at['accuracy']:.3f}, sensitivity {at['sensitivity']:.3f}, "
             f"specificity {at['specificity']:.3f}, PPV {at['ppv']:.3f}, NPV {at['npv']:.3f} "
-            f"(TP {at['tp']}, FP {at['fp']}, TN {at['tn']}, FN {at['fn']}).")
+            f"(TP {at['tp']}, FP {at['fp']}, TN {at['tn']}, FN {at['fn']})."
+        )
 
     def onSaveModel(self):
         model = self.ui.evalModelPathLineEdit.currentPath
         evaluation = self.evaluation if self.evaluation is not None and self.evaluatedModel == model else None
         with self.reportErrors("Save model"):
-            card = self.logic.saveModel(model, self.ui.modelNameLineEdit.text.strip(),
-                                        self.ui.thresholdSliderWidget.value, evaluation)
-            self.ui.evaluationSummaryLabel.text = (f"Saved model '{card.name}' (threshold {card.threshold:g}) in "
-                                                   f"{card.path.parent}; the CovidCT Detect module lists it.")
+            card = self.logic.saveModel(
+                model, self.ui.modelNameLineEdit.text.strip(), self.ui.thresholdSliderWidget.value, evaluation
+            )
+            self.ui.evaluationSummaryLabel.text = (
+                f"Saved model '{card.name}' (threshold {card.threshold:g}) in "
+                f"{card.path.parent}; the CovidCT Detect module lists it."
+            )
             self.updateStartFromChoices()
 
     # -- background jobs -------------------------------------------------------------------------
@@ -398,14 +433,20 @@ def showInLayout(select, propagate, hasView):
 
 def showChart(chartNode):
     """Show ``chartNode`` in the plot view."""
-    showInLayout(lambda selection: selection.SetActivePlotChartID(chartNode.GetID()),
-                 slicer.app.applicationLogic().PropagatePlotChartSelection, lambda lm: lm.plotViewCount > 0)
+    showInLayout(
+        lambda selection: selection.SetActivePlotChartID(chartNode.GetID()),
+        slicer.app.applicationLogic().PropagatePlotChartSelection,
+        lambda lm: lm.plotViewCount > 0,
+    )
 
 
 def showTable(tableNode):
     """Show ``tableNode`` in the table view."""
-    showInLayout(lambda selection: selection.SetActiveTableID(tableNode.GetID()),
-                 slicer.app.applicationLogic().PropagateTableSelection, lambda lm: lm.tableViewCount > 0)
+    showInLayout(
+        lambda selection: selection.SetActiveTableID(tableNode.GetID()),
+        slicer.app.applicationLogic().PropagateTableSelection,
+        lambda lm: lm.tableViewCount > 0,
+    )
 
 
 class CovidCTTrainLogic(ScriptedLoadableModuleLogic, TrainLogic):
@@ -484,8 +525,9 @@ class CovidCTTrainTest(ScriptedLoadableModuleTest):
         self.delayDisplay("Evaluating the model on the manifest and saving it with threshold 0.4")
         ui.evaluateButton.click()
         self.waitFor(lambda: widget.job is None)
-        self.assertTrue(ui.evaluationSummaryLabel.text.startswith("run on manifest: ROC AUC "),
-                        ui.evaluationSummaryLabel.text)
+        self.assertTrue(
+            ui.evaluationSummaryLabel.text.startswith("run on manifest: ROC AUC "), ui.evaluationSummaryLabel.text
+        )
         ui.thresholdSliderWidget.value = 0.4
         self.assertTrue(ui.operatingPointLabel.text.startswith("At threshold 0.4: accuracy "))
         previous = os.environ.get("COVIDCT_MODELS_DIR")

@@ -7,19 +7,20 @@ when it is absent. Small fixtures with their licences live in ``Testing/Data``.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import pytest
 import SimpleITK as sitk
+from real_cts import REPO, SHARED_DATA
 
-REPO = Path(__file__).resolve().parent.parent
 TEST_DATA = REPO / "Testing" / "Data"
-SHARED_DATA = Path(os.environ.get("COVIDCT_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 # The Slicer bridge CovidCTDetectLib sits beside the covidct package (as in an installed extension).
 sys.path.insert(0, str(REPO / "CovidCTDetect"))
+
+#: a small COVID-19Net (same layers, fewer channels) so that tests run in seconds on a CPU
+TINY_COVID19NET = {"growth": 4, "block_layers": [1, 1, 1, 1], "stem_channels": 8}
 
 
 def shared_file(relative: str) -> Path:
@@ -53,7 +54,9 @@ def shared_data() -> Path:
 def mrml_scene():
     """A real MRML scene (``slicer-core`` wheel) set as ``slicer.mrmlScene``, with Slicer's default
     colour nodes, as in the application; skips when ``slicer-core`` is not installed."""
-    slicer = pytest.importorskip("slicer", reason="slicer-core (real MRML without the Slicer application) is not installed")
+    slicer = pytest.importorskip(
+        "slicer", reason="slicer-core (real MRML without the Slicer application) is not installed"
+    )
     scene = slicer.vtkMRMLScene()
     color_logic = slicer.vtkMRMLColorLogic()
     color_logic.SetMRMLScene(scene)
@@ -76,3 +79,33 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory):
+    """``COVIDCT_MODELS_DIR`` (set for the module) holding ``tiny-covid19net`` (card threshold 0.3) and
+    ``random-decovnet`` (full size, threshold 0.5), both randomly initialised with seed 0: detection
+    runs end to end without bundled weights (the probabilities mean nothing)."""
+    import torch
+
+    from covidct.models import ModelCard, build_model, save_model
+
+    root = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    save_model(
+        build_model("covid19net", **TINY_COVID19NET),
+        ModelCard(
+            name="tiny-covid19net",
+            architecture="covid19net",
+            config=TINY_COVID19NET,
+            threshold=0.3,
+            description="random weights for tests",
+        ),
+        root / "tiny-covid19net",
+    )
+    save_model(
+        build_model("decovnet"), ModelCard(name="random-decovnet", architecture="decovnet"), root / "random-decovnet"
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("COVIDCT_MODELS_DIR", str(root))
+        yield root

@@ -9,8 +9,8 @@ is given (it uses the image origin only when the tag is absent).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import SimpleITK as sitk
 
@@ -31,8 +31,9 @@ def write_slice(image: sitk.Image, path: Path) -> None:
     writer.Execute(image)
 
 
-def copy_series(slices: list[sitk.Image], target: Path,
-                edit: Callable[[int, sitk.Image], sitk.Image | None] | None = None) -> Path:
+def copy_series(
+    slices: list[sitk.Image], target: Path, edit: Callable[[int, sitk.Image], sitk.Image | None] | None = None
+) -> Path:
     """Write the slices (from :func:`read_slices`) to ``target``; ``edit(index, copy_of_slice)`` may return
     a changed slice, or None to drop that slice. Returns ``target``."""
     target.mkdir(parents=True, exist_ok=True)

@@ -20,8 +20,7 @@ SLICE[1] = ndi.generate_binary_structure(2, 1)  # in-plane 4-connectivity only
 def arrays(ct: sitk.Image, labels: sitk.Image) -> tuple[np.ndarray, np.ndarray, tuple]:
     """Canonical ``(hu, labels, spacing_xyz)`` of a CT and its labelmap."""
     canonical = to_canonical(ct)
-    return (sitk.GetArrayFromImage(canonical), sitk.GetArrayFromImage(to_canonical(labels)),
-            canonical.GetSpacing())
+    return (sitk.GetArrayFromImage(canonical), sitk.GetArrayFromImage(to_canonical(labels)), canonical.GetSpacing())
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -47,8 +46,9 @@ def body_mask(hu: np.ndarray) -> np.ndarray:
 def border_air(hu: np.ndarray) -> np.ndarray:
     """Air (< −300 HU) connected, within its slice, to the slice border: air around the patient."""
     labels, _ = ndi.label(hu < -300, SLICE)
-    edge = np.unique(np.concatenate([labels[:, 0].ravel(), labels[:, -1].ravel(),
-                                     labels[:, :, 0].ravel(), labels[:, :, -1].ravel()]))
+    edge = np.unique(
+        np.concatenate([labels[:, 0].ravel(), labels[:, -1].ravel(), labels[:, :, 0].ravel(), labels[:, :, -1].ravel()])
+    )
     return np.isin(labels, edge[edge > 0])
 
 
@@ -95,8 +95,17 @@ def centre_x(mask: np.ndarray) -> float:
     return float(np.mean(np.nonzero(mask)[2]))
 
 
-def costal_lesions(hu: np.ndarray, lungs: np.ndarray, spacing, rng: np.random.Generator, n: int,
-                   size_mm=(10.0, 40.0), hu_range=(-100.0, 50.0), wall_mm: float = 40.0, cut: np.ndarray | None = None):
+def costal_lesions(
+    hu: np.ndarray,
+    lungs: np.ndarray,
+    spacing,
+    rng: np.random.Generator,
+    n: int,
+    size_mm=(10.0, 40.0),
+    hu_range=(-100.0, 50.0),
+    wall_mm: float = 40.0,
+    cut: np.ndarray | None = None,
+):
     """Dense ellipsoids touching the costal pleura, inside the lung: ``(new hu, lesion mask)``.
 
     Centres: lung boundary voxels within ``wall_mm`` of the skin (the chest wall side, measured with
@@ -113,8 +122,11 @@ def costal_lesions(hu: np.ndarray, lungs: np.ndarray, spacing, rng: np.random.Ge
     surface = np.argwhere(lung & ~ndi.binary_erosion(lung))
     zs = np.flatnonzero(lung.any(axis=(1, 2)))
     low, high = zs[0] + 0.15 * (zs[-1] - zs[0]), zs[0] + 0.85 * (zs[-1] - zs[0])
-    keep = ((skin[surface[:, 0], surface[:, 1] // 4, surface[:, 2] // 4] <= wall_mm)
-            & (surface[:, 0] > low) & (surface[:, 0] < high))
+    keep = (
+        (skin[surface[:, 0], surface[:, 1] // 4, surface[:, 2] // 4] <= wall_mm)
+        & (surface[:, 0] > low)
+        & (surface[:, 0] < high)
+    )
     surface = surface[keep]
     centre_yx = np.array([np.mean(np.nonzero(lung.any(axis=0))[0]), np.mean(np.nonzero(lung.any(axis=0))[1])])
     out = hu.astype(np.float32).copy()
@@ -128,10 +140,10 @@ def costal_lesions(hu: np.ndarray, lungs: np.ndarray, spacing, rng: np.random.Ge
         centre = point * step + np.concatenate([[0.0], inward * rng.uniform(0.0, 0.8) * radii.min()])
         reach = np.ceil(radii.max() / step).astype(int) + 1
         index = np.rint(centre / step).astype(int)
-        box = tuple(slice(max(i - r, 0), min(i + r + 1, n_)) for i, r, n_ in zip(index, reach, lung.shape))
-        grids = np.meshgrid(*[np.arange(s.start, s.stop) * d for s, d in zip(box, step)], indexing="ij")
+        box = tuple(slice(max(i - r, 0), min(i + r + 1, n_)) for i, r, n_ in zip(index, reach, lung.shape, strict=True))
+        grids = np.meshgrid(*[np.arange(s.start, s.stop) * d for s, d in zip(box, step, strict=True)], indexing="ij")
         rotation, _ = np.linalg.qr(rng.standard_normal((3, 3)))
-        local = np.stack([g - c for g, c in zip(grids, centre)], axis=-1) @ rotation
+        local = np.stack([g - c for g, c in zip(grids, centre, strict=True)], axis=-1) @ rotation
         inside = (((local / radii) ** 2).sum(axis=-1) <= 1.0) & allowed[box]
         region = out[box]
         region[inside] = rng.uniform(*hu_range) + 15.0 * rng.standard_normal(int(inside.sum()))

@@ -8,10 +8,17 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
-
 from conftest import shared_file
-from covidct.data.augment import (AugmentParams, AugmentRanges, PAPER_RANGES, affine_theta, apply_augmentation,
-                                  random_augmentation, sample_params)
+
+from covidct.data.augment import (
+    PAPER_RANGES,
+    AugmentParams,
+    AugmentRanges,
+    affine_theta,
+    apply_augmentation,
+    random_augmentation,
+    sample_params,
+)
 from covidct.preprocess.window import hu_window
 
 
@@ -60,10 +67,12 @@ def test_translation_and_rotation_geometry():
     image[0, 0, 20, 30] = 1.0  # pixel (row 20, column 30); centre is (19.5, 29.5)
     moved = apply_augmentation(image, AugmentParams(translate_x=6 / 60, translate_y=-4 / 40))
     assert tuple(torch.nonzero(moved[0, 0] == moved.max())[0].tolist()) == (16, 36)
-    rotated = apply_augmentation(image.clone().fill_(0).index_put_((torch.tensor([0]), torch.tensor([0]),
-                                                                     torch.tensor([19]), torch.tensor([39])),
-                                                                    torch.tensor(1.0)),
-                                 AugmentParams(rotation_deg=90))
+    rotated = apply_augmentation(
+        image.clone()
+        .fill_(0)
+        .index_put_((torch.tensor([0]), torch.tensor([0]), torch.tensor([19]), torch.tensor([39])), torch.tensor(1.0)),
+        AugmentParams(rotation_deg=90),
+    )
     # a point 10 px right of the centre row goes 10 px down on a non-square image (rotation, not a squash)
     row, col = torch.nonzero(rotated[0, 0] == rotated.max())[0].tolist()
     assert abs(row - 29) <= 1 and abs(col - 29) <= 1
@@ -83,9 +92,15 @@ def test_sampling_is_deterministic_and_within_the_paper_ranges(ct_stack):
     draws = [sample_params(torch.Generator().manual_seed(s)) for s in range(300)]
     assert sample_params(torch.Generator().manual_seed(7)) == draws[7]
     assert draws[0] != draws[1]
-    for name, low, high in [("rotation_deg", -10, 10), ("translate_x", -0.1, 0.1), ("translate_y", -0.1, 0.1),
-                            ("scale", 0.8, 1.2), ("shear_deg", -10, 10), ("brightness", 0.5, 1.5),
-                            ("contrast", 0.7, 1.3)]:
+    for name, low, high in [
+        ("rotation_deg", -10, 10),
+        ("translate_x", -0.1, 0.1),
+        ("translate_y", -0.1, 0.1),
+        ("scale", 0.8, 1.2),
+        ("shear_deg", -10, 10),
+        ("brightness", 0.5, 1.5),
+        ("contrast", 0.7, 1.3),
+    ]:
         values = np.array([getattr(d, name) for d in draws])
         assert values.min() >= low and values.max() <= high
         assert values.max() - values.min() > 0.8 * (high - low), name  # the whole range is used

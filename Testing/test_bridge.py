@@ -12,7 +12,6 @@ import math
 import numpy as np
 import pytest
 import SimpleITK as sitk
-
 from conftest import TEST_DATA
 
 slicer = pytest.importorskip("slicer", reason="slicer-core (real MRML without the Slicer application) is not installed")
@@ -21,8 +20,11 @@ import vtk  # noqa: E402  (installed with slicer-core)
 from covidct.errors import CTInputError  # noqa: E402
 from covidct.geometry import ijk_to_ras_matrix, lps_to_ras  # noqa: E402
 from CovidCTDetectLib.heatmaps import HEAT_COLOR_NODE_IDS, heat_map_volume  # noqa: E402
-from CovidCTDetectLib.segmentations import (LUNG_SEGMENTS, labelmap_array_from_segmentation,  # noqa: E402
-                                            segmentation_from_labelmap)
+from CovidCTDetectLib.segmentations import (
+    LUNG_SEGMENTS,
+    labelmap_array_from_segmentation,  # noqa: E402
+    segmentation_from_labelmap,
+)
 from CovidCTDetectLib.tables import append_result_row, plot_curve  # noqa: E402
 from CovidCTDetectLib.volumes import image_from_volume, volume_from_image  # noqa: E402
 
@@ -148,17 +150,22 @@ def test_labelmap_becomes_named_lung_segments_and_comes_back_voxel_for_voxel(mrm
     # only the segmentation, its display node and the subject hierarchy are left: no temporary nodes
     assert mrml_scene.GetNumberOfNodes() - nodes_before <= 3
     segmentation = segmentation_node.GetSegmentation()
-    assert [segmentation.GetNthSegment(n).GetName() for n in range(segmentation.GetNumberOfSegments())] == \
-        ["Right lung", "Left lung"]
+    assert [segmentation.GetNthSegment(n).GetName() for n in range(segmentation.GetNumberOfSegments())] == [
+        "Right lung",
+        "Left lung",
+    ]
     terminology = slicer.vtkSlicerTerminologiesModuleLogic
-    for spec, modifier in zip(LUNG_SEGMENTS, ("Right", "Left")):
+    for spec, modifier in zip(LUNG_SEGMENTS, ("Right", "Left"), strict=True):
         segment = segmentation.GetSegment(spec.segment_id)
         np.testing.assert_allclose(segment.GetColor(), spec.color)
         entry = slicer.vtkSlicerTerminologyEntry()
         assert terminology.DeserializeTerminologyEntry(segment.GetTerminology(), entry)
         assert entry.GetCategoryObject().GetCodeValue() == "123037004"
-        assert (entry.GetTypeObject().GetCodingSchemeDesignator(), entry.GetTypeObject().GetCodeValue(),
-                entry.GetTypeObject().GetCodeMeaning()) == ("SCT", "39607008", "Lung")
+        assert (
+            entry.GetTypeObject().GetCodingSchemeDesignator(),
+            entry.GetTypeObject().GetCodeValue(),
+            entry.GetTypeObject().GetCodeMeaning(),
+        ) == ("SCT", "39607008", "Lung")
         assert entry.GetTypeModifierObject().GetCodeMeaning() == modifier
     back = labelmap_array_from_segmentation(segmentation_node, ct_node)
     expected = sitk.GetArrayViewFromImage(labels)
@@ -168,7 +175,9 @@ def test_labelmap_becomes_named_lung_segments_and_comes_back_voxel_for_voxel(mrm
 
 
 def test_heat_map_volume_has_a_warm_colour_table_and_window_0_to_1(mrml_scene, ct):
-    values = np.linspace(0.0, 1.0, ct.GetNumberOfPixels(), dtype=np.float32).reshape(sitk.GetArrayViewFromImage(ct).shape)
+    values = np.linspace(0.0, 1.0, ct.GetNumberOfPixels(), dtype=np.float32).reshape(
+        sitk.GetArrayViewFromImage(ct).shape
+    )
     heat = sitk.GetImageFromArray(values)
     heat.CopyInformation(ct)
     node = heat_map_volume(heat, name="CT heat map")
@@ -185,8 +194,12 @@ def test_result_rows_and_plot_chart(mrml_scene):
     table = append_result_row({"case": "P001", "probability": 0.93, "model": "decovnet"})
     append_result_row({"case": "normal001", "probability": 0.12, "seconds": 4.5}, table)
     assert table.GetNumberOfRows() == 2
-    assert [table.GetColumnName(c) for c in range(table.GetNumberOfColumns())] == \
-        ["case", "probability", "model", "seconds"]
+    assert [table.GetColumnName(c) for c in range(table.GetNumberOfColumns())] == [
+        "case",
+        "probability",
+        "model",
+        "seconds",
+    ]
     np.testing.assert_allclose(slicer.util.arrayFromTableColumn(table, "probability"), [0.93, 0.12])
     seconds = slicer.util.arrayFromTableColumn(table, "seconds")
     assert math.isnan(seconds[0]) and seconds[1] == 4.5

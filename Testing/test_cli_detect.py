@@ -9,9 +9,8 @@ import shutil
 
 import pytest
 import SimpleITK as sitk
-
 from conftest import TEST_DATA, shared_file
-from detect_models import models_dir  # noqa: F401 (fixture)
+
 from covidct.batch import case_names, find_cases
 from covidct.cli import main
 
@@ -27,7 +26,9 @@ def _rows(out):
 
 def test_single_ct_with_its_lung_mask(models_dir, tmp_path, capsys):
     out = tmp_path / "out"
-    assert main(["detect", str(CIP_CT), "--lungs", str(CIP_LUNGS), "--out", str(out), "--threshold", "0.25", *QUICK]) == 0
+    assert (
+        main(["detect", str(CIP_CT), "--lungs", str(CIP_LUNGS), "--out", str(out), "--threshold", "0.25", *QUICK]) == 0
+    )
     [row] = _rows(out)
     assert row["case"] == "ct-64" and row["source"] == "ct-64.nrrd" and row["model"] == "tiny-covid19net"
     assert 0 <= float(row["probability"]) <= 1 and row["threshold"] == "0.25" and row["error"] == ""
@@ -66,20 +67,37 @@ def test_batch_folder_with_a_bad_file_records_the_error_and_finishes_the_others(
 def test_all_cases_failing_exits_2(models_dir, tmp_path, capsys):
     for name in ("a.nii.gz", "b.nrrd"):
         (tmp_path / name).write_bytes(b"garbage")
-    assert main(["detect", str(tmp_path / "a.nii.gz"), str(tmp_path / "b.nrrd"), "--out", str(tmp_path / "o"),
-                 *QUICK]) == 2
+    assert (
+        main(["detect", str(tmp_path / "a.nii.gz"), str(tmp_path / "b.nrrd"), "--out", str(tmp_path / "o"), *QUICK])
+        == 2
+    )
     assert [row["error"] != "" for row in _rows(tmp_path / "o")] == [True, True]
 
 
-@pytest.mark.parametrize("options, sentence", [
-    (["--threshold", "1.5"], "The threshold 1.5 is not a probability strictly between 0 and 1"),
-    (["--threshold", "0"], "strictly between 0 and 1"),
-    (["--model", "no-such-model"], "Unknown model 'no-such-model'"),
-    (["--device", "tpu"], "Unknown device 'tpu'"),
-])
+@pytest.mark.parametrize(
+    "options, sentence",
+    [
+        (["--threshold", "1.5"], "The threshold 1.5 is not a probability strictly between 0 and 1"),
+        (["--threshold", "0"], "strictly between 0 and 1"),
+        (["--model", "no-such-model"], "Unknown model 'no-such-model'"),
+        (["--device", "tpu"], "Unknown device 'tpu'"),
+    ],
+)
 def test_bad_options_give_one_sentence_and_exit_2(models_dir, tmp_path, capsys, options, sentence):
-    code = main(["detect", str(CIP_CT), "--lungs", str(CIP_LUNGS), "--out", str(tmp_path / "o"),
-                 "--model", "tiny-covid19net", "--quiet", *options])
+    code = main(
+        [
+            "detect",
+            str(CIP_CT),
+            "--lungs",
+            str(CIP_LUNGS),
+            "--out",
+            str(tmp_path / "o"),
+            "--model",
+            "tiny-covid19net",
+            "--quiet",
+            *options,
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and sentence in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o" / "results.csv").exists()  # nothing ran
@@ -91,8 +109,18 @@ def test_a_single_bad_input_exits_2_with_its_sentence(models_dir, tmp_path, caps
 
 
 def test_lung_mask_with_several_cts_is_refused(models_dir, tmp_path, capsys):
-    code = main(["detect", str(CIP_CT), str(CIP_CT.with_name("wholeLung-64.nrrd")), "--lungs", str(CIP_LUNGS),
-                 "--out", str(tmp_path / "o"), *QUICK])
+    code = main(
+        [
+            "detect",
+            str(CIP_CT),
+            str(CIP_CT.with_name("wholeLung-64.nrrd")),
+            "--lungs",
+            str(CIP_LUNGS),
+            "--out",
+            str(tmp_path / "o"),
+            *QUICK,
+        ]
+    )
     assert code == 2 and "one lung mask but 2 CTs" in capsys.readouterr().err
 
 
@@ -117,11 +145,28 @@ def test_demo_without_bundled_weights_says_so(tmp_path, capsys, monkeypatch):
 
 def test_demo_runs_the_pipeline_on_the_sample_and_its_lesion_copy(models_dir, tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--model", str(models_dir / "tiny-covid19net"),
-                 "--lungs-method", "threshold", "--device", "cpu", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "demo",
+                "--out",
+                str(out),
+                "--model",
+                str(models_dir / "tiny-covid19net"),
+                "--lungs-method",
+                "threshold",
+                "--device",
+                "cpu",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert text.count("P(COVID-19) =") == 2 and "heat inside the synthetic lesions" in text
     for case in ("sample", "sample-lesions"):
-        assert {"report.json", "heatmap.nii.gz", "lungs.nii.gz", "montage.png"} <= {p.name for p in (out / case).iterdir()}
+        assert {"report.json", "heatmap.nii.gz", "lungs.nii.gz", "montage.png"} <= {
+            p.name for p in (out / case).iterdir()
+        }
     lesions = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "sample-lesions" / "lesions.nii.gz")))
     assert lesions.any()

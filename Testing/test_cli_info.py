@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-
 from conftest import shared_file
 from dicom_copies import MODALITY, copy_series, read_slices, with_tags
+
 from covidct.cli import main
 
 CIP = "cip-copdgene-10002K-ct64"
@@ -76,7 +76,7 @@ def _save(image, path):
 
 def _truncate(path, fraction=0.6):
     data = path.read_bytes()
-    path.write_bytes(data[:int(len(data) * fraction)])
+    path.write_bytes(data[: int(len(data) * fraction)])
     return path
 
 
@@ -90,10 +90,12 @@ def _huge_header(folder: Path) -> Path:
     """A real NRRD header announcing 100000×100000×1000 int16 voxels (about 56 TB with working memory)."""
     (folder / "huge.raw").write_bytes(b"")
     header = folder / "huge.nhdr"
-    header.write_text("NRRD0004\ntype: short\ndimension: 3\nspace: left-posterior-superior\n"
-                      "sizes: 100000 100000 1000\nspace directions: (0.5,0,0) (0,0.5,0) (0,0,1)\n"
-                      "kinds: domain domain domain\nendian: little\nencoding: raw\n"
-                      "space origin: (0,0,0)\ndata file: huge.raw\n")
+    header.write_text(
+        "NRRD0004\ntype: short\ndimension: 3\nspace: left-posterior-superior\n"
+        "sizes: 100000 100000 1000\nspace directions: (0.5,0,0) (0,0.5,0) (0,0,1)\n"
+        "kinds: domain domain domain\nendian: little\nencoding: raw\n"
+        "space origin: (0,0,0)\ndata file: huge.raw\n"
+    )
     return header
 
 
@@ -127,8 +129,7 @@ def _bad_inputs(tmp: Path) -> dict:
         "DICOM with a truncated file": truncated_dicom,
         "folder without DICOM": tmp / "no-dicom",
         "folder with a NIfTI": tmp / "nifti-folder",
-        "MR DICOM series": copy_series(read_slices(dicom), tmp / "mr",
-                                     lambda i, s: with_tags(s, {MODALITY: "MR"})),
+        "MR DICOM series": copy_series(read_slices(dicom), tmp / "mr", lambda i, s: with_tags(s, {MODALITY: "MR"})),
         "label map": shared_file(f"{CIP}/wholeLung-64.nrrd"),
         "MR-like values": _save(_array_image(mr, ct), tmp / "mr-like.nii.gz"),
         "NaN voxel": _save(_array_image(nan, ct), tmp / "nan.nrrd"),
@@ -170,4 +171,5 @@ def test_console_script_refuses_the_2_slice_dicom_in_one_line():
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.splitlines() == [
         "covidct info: error: 'lungmask-testdata' has only 2 slices (fewer than 16 slices, too few for a chest CT); "
-        "load the complete CT series or volume."]
+        "load the complete CT series or volume."
+    ]

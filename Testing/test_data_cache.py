@@ -6,8 +6,8 @@ import os
 
 import numpy as np
 import SimpleITK as sitk
-
 from conftest import shared_file
+
 from covidct.data.cache import TensorCache, code_version, file_identity, file_sha256
 from covidct.preprocess.window import hu_window
 
@@ -49,8 +49,8 @@ def test_keys_follow_file_identity_content_and_code(tmp_path):
     dicom = shared_file("cip-copdgene-10002K-ct64/ct-64Dicom")
     identity = file_identity(dicom)
     assert identity["files"] == 79 and file_identity(dicom) == identity
-    import covidct.preprocess as package
     import covidct.geometry as module
+    import covidct.preprocess as package
 
     assert code_version(package) == code_version(package) != code_version(module)
     assert TensorCache.key({"a": 1, "b": [1, 2]}) == TensorCache.key({"b": [1, 2], "a": 1})

@@ -20,11 +20,14 @@ def _write(folder: Path, text: str, files=("a.nii.gz", "b.nii.gz", "c.nii.gz", "
 
 def test_reads_labels_paths_splits_and_extra_columns(tmp_path):
     (tmp_path / "dicom").mkdir()
-    path = _write(tmp_path, "CT,Label,lungs,Split,site\n"
-                            "a.nii.gz, Positive ,m.nii.gz,TRAIN,x\n"
-                            "b.nii.gz,non-COVID,,validation,y\n"
-                            "\n"
-                            f"{tmp_path / 'dicom'},0,,,z\n")
+    path = _write(
+        tmp_path,
+        "CT,Label,lungs,Split,site\n"
+        "a.nii.gz, Positive ,m.nii.gz,TRAIN,x\n"
+        "b.nii.gz,non-COVID,,validation,y\n"
+        "\n"
+        f"{tmp_path / 'dicom'},0,,,z\n",
+    )
     cases = read_manifest(path)
     assert [c.id for c in cases] == ["a", "b", "dicom"]
     assert [c.label for c in cases] == [1, 0, 0]
@@ -34,19 +37,22 @@ def test_reads_labels_paths_splits_and_extra_columns(tmp_path):
     assert cases[0].extra == {"site": "x"} and cases[2].line == 5
 
 
-@pytest.mark.parametrize("text, words", [
-    ("ct,label\na.nii.gz,maybe\n", ["line 2", "'label'", "maybe"]),
-    ("ct,label\na.nii.gz,\n", ["line 2", "'label'", "empty"]),
-    ("ct,label\n,1\n", ["line 2", "'ct'", "empty"]),
-    ("ct,label,split\na.nii.gz,1,holdout\n", ["line 2", "'split'", "holdout"]),
-    ("id,ct,label\nx,a.nii.gz,1\nx,b.nii.gz,0\n", ["line 3", "'id'", "repeats line 2"]),
-    ("ct,label\nmissing.nii.gz,1\nalso.nii.gz,0\n", ["line 2", "'ct'", "does not exist", "1 more"]),
-    ("ct,label,lungs\na.nii.gz,1,nomask.nii.gz\n", ["line 2", "'lungs'", "does not exist"]),
-    ("path,label\na.nii.gz,1\n", ["no 'ct' column"]),
-    ("ct\na.nii.gz\n", ["no 'label' column"]),
-    ("ct,label\n", ["lists no cases"]),
-    ("ct,label\na.nii.gz,1,extra\n", ["line 2", "more values"]),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("ct,label\na.nii.gz,maybe\n", ["line 2", "'label'", "maybe"]),
+        ("ct,label\na.nii.gz,\n", ["line 2", "'label'", "empty"]),
+        ("ct,label\n,1\n", ["line 2", "'ct'", "empty"]),
+        ("ct,label,split\na.nii.gz,1,holdout\n", ["line 2", "'split'", "holdout"]),
+        ("id,ct,label\nx,a.nii.gz,1\nx,b.nii.gz,0\n", ["line 3", "'id'", "repeats line 2"]),
+        ("ct,label\nmissing.nii.gz,1\nalso.nii.gz,0\n", ["line 2", "'ct'", "does not exist", "1 more"]),
+        ("ct,label,lungs\na.nii.gz,1,nomask.nii.gz\n", ["line 2", "'lungs'", "does not exist"]),
+        ("path,label\na.nii.gz,1\n", ["no 'ct' column"]),
+        ("ct\na.nii.gz\n", ["no 'label' column"]),
+        ("ct,label\n", ["lists no cases"]),
+        ("ct,label\na.nii.gz,1,extra\n", ["line 2", "more values"]),
+    ],
+)
 def test_malformed_manifests_raise_one_sentence(tmp_path, text, words):
     with pytest.raises(DatasetError) as error:
         read_manifest(_write(tmp_path, text))
@@ -63,8 +69,9 @@ def test_missing_manifest_and_unlabelled_use(tmp_path):
 
 
 def test_write_then_read_round_trip_with_relative_paths(tmp_path):
-    cases = read_manifest(_write(tmp_path, "id,ct,label,lungs,lesions\nA,a.nii.gz,1,m.nii.gz,c.nii.gz\n"
-                                           "B,b.nii.gz,0,m.nii.gz,\n"))
+    cases = read_manifest(
+        _write(tmp_path, "id,ct,label,lungs,lesions\nA,a.nii.gz,1,m.nii.gz,c.nii.gz\nB,b.nii.gz,0,m.nii.gz,\n")
+    )
     moved = tmp_path / "sub"
     out = write_manifest(moved / "copy.csv", cases)
     assert "../a.nii.gz" in out.read_text(encoding="utf-8")
@@ -76,8 +83,10 @@ def test_write_then_read_round_trip_with_relative_paths(tmp_path):
 def _cases(n_pos, n_neg, splits=None):
     labels = [1] * n_pos + [0] * n_neg
     splits = splits or [None] * len(labels)
-    return [Case(id=f"c{i}", ct=Path(f"/c{i}"), label=label, split=split)
-            for i, (label, split) in enumerate(zip(labels, splits))]
+    return [
+        Case(id=f"c{i}", ct=Path(f"/c{i}"), label=label, split=split)
+        for i, (label, split) in enumerate(zip(labels, splits, strict=True))
+    ]
 
 
 def test_split_is_stratified_seeded_and_honours_split_column():

@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
-
 from conftest import TEST_DATA
-from detect_models import models_dir  # noqa: F401 (fixture)
+
 from covidct.detect import Detection, detect
 from covidct.errors import CTInputError, ModelError, UsageError
 from covidct.geometry import resample_to_reference
@@ -62,7 +61,12 @@ def test_detection_fields_and_geometry_on_a_real_ct(cip_result, models_dir):
 def test_save_writes_every_output_with_the_cts_geometry(cip_result, tmp_path):
     paths = cip_result.save(tmp_path / "case")
     assert {p.name for p in (tmp_path / "case").iterdir()} == {
-        "report.json", "heatmap.nii.gz", "lungs.nii.gz", "suspicious.nii.gz", "montage.png"}
+        "report.json",
+        "heatmap.nii.gz",
+        "lungs.nii.gz",
+        "suspicious.nii.gz",
+        "montage.png",
+    }
     ct = sitk.ReadImage(str(CIP_CT))
     for kind in ("heatmap", "lungs", "suspicious"):
         image = sitk.ReadImage(str(paths[kind]))
@@ -83,8 +87,9 @@ def test_save_writes_every_output_with_the_cts_geometry(cip_result, tmp_path):
 
 def test_same_probability_and_heat_map_for_an_lps_and_a_ras_copy(cip_result, models_dir):
     ct, lungs = sitk.ReadImage(str(CIP_CT)), sitk.ReadImage(str(CIP_LUNGS))
-    ras = detect(sitk.DICOMOrient(ct, "RAS"), model="tiny-covid19net", lungs=sitk.DICOMOrient(lungs, "RAS"),
-                 device="cpu")
+    ras = detect(
+        sitk.DICOMOrient(ct, "RAS"), model="tiny-covid19net", lungs=sitk.DICOMOrient(lungs, "RAS"), device="cpu"
+    )
     assert ras.source == "" and ras.heatmap.GetDirection() == sitk.DICOMOrient(ct, "RAS").GetDirection()
     assert ras.probability == pytest.approx(cip_result.probability, abs=1e-4)
     assert np.allclose(ras.features, cip_result.features, atol=1e-4)
@@ -101,8 +106,17 @@ def test_without_heat_map_the_probability_is_the_same(cip_result, models_dir):
 
 def test_a_mask_on_another_grid_is_brought_onto_the_ct_grid(models_dir):
     lungs = sitk.ReadImage(str(CIP_LUNGS))
-    coarse = sitk.Resample(lungs, [32, 32, 40], sitk.Transform(), sitk.sitkNearestNeighbor, lungs.GetOrigin(),
-                           [s * 2 for s in lungs.GetSpacing()], lungs.GetDirection(), 0, lungs.GetPixelID())
+    coarse = sitk.Resample(
+        lungs,
+        [32, 32, 40],
+        sitk.Transform(),
+        sitk.sitkNearestNeighbor,
+        lungs.GetOrigin(),
+        [s * 2 for s in lungs.GetSpacing()],
+        lungs.GetDirection(),
+        0,
+        lungs.GetPixelID(),
+    )
     r = detect(CIP_CT, model="tiny-covid19net", lungs=coarse, device="cpu", heatmap=False)
     assert r.lungs.GetSize() == (64, 64, 79)
     overlap = np.logical_and(_array(r.lungs) > 0, _array(lungs) > 0).sum() / (_array(lungs) > 0).sum()
@@ -143,8 +157,9 @@ def test_decovnet_two_logit_model_end_to_end(models_dir):
     assert r.features is None and r.threshold == 0.5
     heat = _array(r.heatmap)
     assert heat.max() == pytest.approx(1.0) and not heat[_array(lungs) == 0].any()
-    ras = detect(sitk.DICOMOrient(ct, "RAS"), model="random-decovnet", lungs=sitk.DICOMOrient(lungs, "RAS"),
-                 device="cpu")
+    ras = detect(
+        sitk.DICOMOrient(ct, "RAS"), model="random-decovnet", lungs=sitk.DICOMOrient(lungs, "RAS"), device="cpu"
+    )
     assert ras.probability == pytest.approx(r.probability, abs=1e-4)
     back = _array(resample_to_reference(ras.heatmap, r.heatmap, "linear"))
     assert np.corrcoef(back.ravel(), heat.ravel())[0, 1] >= 0.99
@@ -176,5 +191,7 @@ def test_without_lungs_the_bundled_model_gets_masks_made_the_way_its_training_ma
     np.testing.assert_array_equal(sitk.GetArrayFromImage(result.lungs), threshold)
     # a method named by the caller wins
     unet = detect(ct, model="decovnet", device="cpu", heatmap=False, lungs_method="unet")
-    np.testing.assert_array_equal(sitk.GetArrayFromImage(unet.lungs), sitk.GetArrayFromImage(segment_lungs(ct, method="unet")))
+    np.testing.assert_array_equal(
+        sitk.GetArrayFromImage(unet.lungs), sitk.GetArrayFromImage(segment_lungs(ct, method="unet"))
+    )
     assert not np.array_equal(sitk.GetArrayFromImage(unet.lungs), threshold)

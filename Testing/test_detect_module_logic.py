@@ -2,7 +2,7 @@
 
 The logic writes the volume node (and the lungs of a lung segmentation node) to temporary files, runs
 ``covidct detect`` in a background process with a catalogue model (random weights, from
-``detect_models``) and loads the outputs into the scene. The probability must be the library's for
+the ``models_dir`` fixture) and loads the outputs into the scene. The probability must be the library's for
 the same CT and lungs, the heat map must lie on the CT's grid and be the foreground of every slice
 view, and the suspicious-region segment must exist exactly when suspicious.nii.gz has voxels.
 """
@@ -18,9 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-
 from conftest import REPO, TEST_DATA
-from detect_models import models_dir  # noqa: F401 (fixture)
 
 slicer = pytest.importorskip("slicer", reason="slicer-core (real MRML without the Slicer application) is not installed")
 import vtk  # noqa: E402  (installed with slicer-core)
@@ -29,11 +27,21 @@ import covidct.detect as detect_module  # noqa: E402
 from covidct.detect import detect  # noqa: E402
 from covidct.errors import CTInputError, ModelError, UsageError  # noqa: E402
 from CovidCTDetectLib import detect_logic  # noqa: E402
-from CovidCTDetectLib.detect_logic import (RESULTS_TABLE_NAME, SUSPICIOUS_SEGMENTS, DetectionLogic,  # noqa: E402
-                                           classifier_card, classifier_models, lung_segment_ids)
+from CovidCTDetectLib.detect_logic import (
+    RESULTS_TABLE_NAME,
+    SUSPICIOUS_SEGMENTS,
+    DetectionLogic,  # noqa: E402
+    classifier_card,
+    classifier_models,
+    lung_segment_ids,
+)
 from CovidCTDetectLib.process import CommandCancelled, CommandFailed  # noqa: E402
-from CovidCTDetectLib.segmentations import (LUNG_SEGMENTS, SegmentSpec, labelmap_array_from_segmentation,  # noqa: E402
-                                            segmentation_from_labelmap)
+from CovidCTDetectLib.segmentations import (
+    LUNG_SEGMENTS,
+    SegmentSpec,
+    labelmap_array_from_segmentation,  # noqa: E402
+    segmentation_from_labelmap,
+)
 from CovidCTDetectLib.volumes import volume_from_image  # noqa: E402
 
 CT = TEST_DATA / "cip-ct64" / "ct-64.nrrd"
@@ -59,7 +67,9 @@ def ct_node(name="CIP CT"):
 
 def lungs_node(volume, segments=(SegmentSpec(1, "lungs", "Lungs", (0.8, 0.6, 0.5), ""),)):
     """A segmentation node holding the CIP whole-lung mask (one segment by default)."""
-    return segmentation_from_labelmap(sitk.ReadImage(str(MASK)), segments, f"{volume.GetName()} mask", volume.GetScene())
+    return segmentation_from_labelmap(
+        sitk.ReadImage(str(MASK)), segments, f"{volume.GetName()} mask", volume.GetScene()
+    )
 
 
 def matrix(volume_node) -> np.ndarray:
@@ -80,9 +90,12 @@ def test_detection_with_a_lung_segmentation_node(scene, models_dir, tmp_path):
     logic = DetectionLogic()
     events = []
     started = time.perf_counter()
-    result = logic.detect(volume, MODEL, segmentation, device="cpu", threshold=0.25, outputFolder=tmp_path / "out",
-                          onEvent=events.append)
-    print(f"DetectionLogic.detect (tiny COVID-19Net, given lungs, cpu) on 64x64x79: {time.perf_counter() - started:.2f} s")
+    result = logic.detect(
+        volume, MODEL, segmentation, device="cpu", threshold=0.25, outputFolder=tmp_path / "out", onEvent=events.append
+    )
+    print(
+        f"DetectionLogic.detect (tiny COVID-19Net, given lungs, cpu) on 64x64x79: {time.perf_counter() - started:.2f} s"
+    )
 
     # the library's own result for the same CT and lungs
     expected = detect(str(CT), model=MODEL, lungs=str(MASK), device="cpu", threshold=0.25)
@@ -129,7 +142,9 @@ def test_detection_with_a_lung_segmentation_node(scene, models_dir, tmp_path):
     assert result.suspiciousRegions["regions"] >= (1 if suspicious.any() else 0)
     assert result.lungSegmentationNode is None  # the lungs were given
     assert result.montagePath.read_bytes()[:4] == b"\x89PNG"
-    assert json.loads((result.outputFolder / "report.json").read_text(encoding="utf-8"))["probability"] == pytest.approx(result.probability)
+    assert json.loads((result.outputFolder / "report.json").read_text(encoding="utf-8"))[
+        "probability"
+    ] == pytest.approx(result.probability)
 
     # later results go into the same table
     assert logic.appendResultRow(result) is result.tableNode and len(table_rows(result.tableNode)) == 2
@@ -140,14 +155,16 @@ def test_detection_with_a_lung_segmentation_node(scene, models_dir, tmp_path):
 def test_suspicious_segment_present_when_the_heat_map_has_hot_regions(scene, models_dir, tmp_path):
     """The full-size random DeCoVNet: whatever its heat map, node and file agree."""
     volume = ct_node()
-    result = DetectionLogic().detect(volume, "random-decovnet", lungs_node(volume), device="cpu",
-                                     outputFolder=tmp_path, show=False)
+    result = DetectionLogic().detect(
+        volume, "random-decovnet", lungs_node(volume), device="cpu", outputFolder=tmp_path, show=False
+    )
     suspicious = sitk.GetArrayFromImage(sitk.ReadImage(str(result.outputFolder / "suspicious.nii.gz")))
     assert (result.suspiciousSegmentationNode is not None) == bool(suspicious.any())
     assert result.features is None and result.model == "random-decovnet"
     if suspicious.any():
         np.testing.assert_array_equal(
-            labelmap_array_from_segmentation(result.suspiciousSegmentationNode, volume, SUSPICIOUS_SEGMENTS), suspicious)
+            labelmap_array_from_segmentation(result.suspiciousSegmentationNode, volume, SUSPICIOUS_SEGMENTS), suspicious
+        )
     assert all(c.GetForegroundVolumeID() is None for c in slicer.util.getNodesByClass("vtkMRMLSliceCompositeNode"))
 
 
@@ -155,19 +172,30 @@ def test_lung_segments_are_found_by_name_terminology_or_as_the_only_segment(scen
     volume = ct_node()
     mask = sitk.GetArrayFromImage(sitk.ReadImage(str(MASK)))
     # ours: "Right lung"/"Left lung" (here the whole mask split at the volume's middle column)
-    halves = sitk.GetImageFromArray(np.where(mask > 0, np.where(np.arange(64)[None, None, :] < 32, 1, 2), 0).astype(np.uint8))
+    halves = sitk.GetImageFromArray(
+        np.where(mask > 0, np.where(np.arange(64)[None, None, :] < 32, 1, 2), 0).astype(np.uint8)
+    )
     halves.CopyInformation(sitk.ReadImage(str(MASK)))
     ours = segmentation_from_labelmap(halves, LUNG_SEGMENTS, "ours", scene)
     assert lung_segment_ids(ours) == ["right_lung", "left_lung"]
     # another tool's: a lung by terminology only, beside a non-lung segment
-    heart = SegmentSpec(1, "Segment_1", "Segment_1", (1, 0, 0),
-                        "Segmentation category and type - 3D Slicer General Anatomy list~SCT^123037004^Anatomical Structure"
-                        "~SCT^80891009^Heart~^^~Anatomic codes - DICOM master list~^^~^^")
+    heart = SegmentSpec(
+        1,
+        "Segment_1",
+        "Segment_1",
+        (1, 0, 0),
+        "Segmentation category and type - 3D Slicer General Anatomy list~SCT^123037004^Anatomical Structure"
+        "~SCT^80891009^Heart~^^~Anatomic codes - DICOM master list~^^~^^",
+    )
     lung = SegmentSpec(2, "Segment_2", "Segment_2", (0, 0, 1), LUNG_SEGMENTS[0].terminology)
     other = segmentation_from_labelmap(halves, (heart, lung), "other", scene)
     assert lung_segment_ids(other) == ["Segment_2"]
-    lobes = segmentation_from_labelmap(halves, (SegmentSpec(1, "a", "lung_upper_lobe_left", (0, 0, 1), ""),
-                                                SegmentSpec(2, "b", "trachea", (0, 1, 0), "")), "lobes", scene)
+    lobes = segmentation_from_labelmap(
+        halves,
+        (SegmentSpec(1, "a", "lung_upper_lobe_left", (0, 0, 1), ""), SegmentSpec(2, "b", "trachea", (0, 1, 0), "")),
+        "lobes",
+        scene,
+    )
     assert lung_segment_ids(lobes) == ["a"]
     assert lung_segment_ids(lungs_node(volume)) == ["lungs"]  # a single segment is the lungs
     no_lungs = segmentation_from_labelmap(halves, (heart, SegmentSpec(2, "x", "Liver", (0, 1, 0), "")), "none", scene)
@@ -231,7 +259,7 @@ def test_model_choices_are_the_libraries(scene, models_dir):
     assert classifier_card("covid19net").name == "covid19net-demo"
     with pytest.raises(UsageError, match="is a unet model, not a COVID-19 classifier"):
         classifier_card("unet-lungs")
-    assert detect_logic.LUNGS_METHODS == ("auto", *detect_module.LUNGS_METHODS)
+    assert ("auto", *detect_module.LUNGS_METHODS) == detect_logic.LUNGS_METHODS
     assert [card.name for card in classifier_models()][-2:] == ["random-decovnet", "tiny-covid19net"]
     volume = ct_node()
     with pytest.raises(ModelError, match="Unknown model 'no-such-model'"):
@@ -253,14 +281,17 @@ def test_the_default_lung_method_is_unet_once_a_lung_unet_is_installed(tmp_path,
 @needs_lungs
 def test_detection_segments_the_lungs_when_none_are_given(scene, models_dir, tmp_path):
     volume = ct_node()
-    result = DetectionLogic().detect(volume, MODEL, lungsMethod="threshold", device="cpu", heatmap=False,
-                                     outputFolder=tmp_path)
+    result = DetectionLogic().detect(
+        volume, MODEL, lungsMethod="threshold", device="cpu", heatmap=False, outputFolder=tmp_path
+    )
     lungs = result.lungSegmentationNode
     assert lungs.GetName() == "CIP CT lungs"
     segmentation = lungs.GetSegmentation()
     assert [segmentation.GetNthSegment(n).GetName() for n in range(2)] == ["Right lung", "Left lung"]
     labels = labelmap_array_from_segmentation(lungs, volume)
-    np.testing.assert_array_equal(labels, sitk.GetArrayFromImage(sitk.ReadImage(str(result.outputFolder / "lungs.nii.gz"))))
+    np.testing.assert_array_equal(
+        labels, sitk.GetArrayFromImage(sitk.ReadImage(str(result.outputFolder / "lungs.nii.gz")))
+    )
     mask = sitk.GetArrayFromImage(sitk.ReadImage(str(MASK))) > 0
     assert 2 * np.sum(mask & (labels > 0)) / (mask.sum() + (labels > 0).sum()) > 0.9
 
@@ -273,8 +304,9 @@ def test_batch_on_a_folder_with_a_bad_file_gives_a_table_with_an_error_row(scene
     (cases / "broken.nii.gz").write_bytes(b"\x1f\x8b not really a NIfTI file")
     logic = DetectionLogic()
     events = []
-    table_node = logic.runBatch(cases, tmp_path / "out", MODEL, lungsMethod="threshold", device="cpu", heatmap=False,
-                                onEvent=events.append)
+    table_node = logic.runBatch(
+        cases, tmp_path / "out", MODEL, lungsMethod="threshold", device="cpu", heatmap=False, onEvent=events.append
+    )
     assert table_node.GetName().startswith("CovidCT batch cases")
     rows = {row["case"]: row for row in table_rows(table_node)}
     assert set(rows) == {"broken", "good"}
@@ -348,8 +380,19 @@ def test_example_batch_script(scene, models_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(slicer.util, "saveNode", save_node)
     monkeypatch.setattr(slicer.util, "exit", exit_slicer)
     out = tmp_path / "out"
-    argv = ["--", "--input", str(cases), "--out", str(out), "--model", MODEL, "--device", "cpu", "--lungs-method",
-            "threshold"]
+    argv = [
+        "--",
+        "--input",
+        str(cases),
+        "--out",
+        str(out),
+        "--model",
+        MODEL,
+        "--device",
+        "cpu",
+        "--lungs-method",
+        "threshold",
+    ]
     monkeypatch.setattr("sys.argv", [str(EXAMPLE), *argv])
     with pytest.raises(SystemExit) as exit_status:
         runpy.run_path(str(EXAMPLE), run_name="__main__")
@@ -369,8 +412,9 @@ def test_auto_lung_method_segments_the_way_the_models_training_masks_were(scene,
     from covidct.lungs import segment_lungs
 
     volume = ct_node()
-    result = DetectionLogic().detect(volume, "decovnet-demo", lungsMethod="auto", device="cpu", heatmap=False,
-                                     outputFolder=tmp_path)
+    result = DetectionLogic().detect(
+        volume, "decovnet-demo", lungsMethod="auto", device="cpu", heatmap=False, outputFolder=tmp_path
+    )
     written = sitk.GetArrayFromImage(sitk.ReadImage(str(result.outputFolder / "lungs.nii.gz")))
     expected = sitk.GetArrayFromImage(segment_lungs(sitk.ReadImage(str(CT)), method="threshold"))
     np.testing.assert_array_equal(written, expected)  # decovnet-demo was trained on threshold masks

@@ -14,9 +14,9 @@ import time
 
 import numpy as np
 import pytest
+from conftest import REPO
 from sklearn.metrics import roc_auc_score
 
-from conftest import REPO
 from covidct.cli import main
 from covidct.errors import DatasetError
 from covidct.evaluate import evaluate_predictions, make_predictions, read_predictions, write_report
@@ -70,7 +70,12 @@ def test_reproduces_paper_auc_and_table2(report):
     at_half = table[4]
     assert (round(at_half["sensitivity"], 3), round(at_half["specificity"], 3)) == (0.840, 0.982)
     assert (round(at_half["ppv"], 3), round(at_half["npv"], 3)) == (0.984, 0.821)
-    assert (at_half["tp"], at_half["fp"], at_half["tn"], at_half["fn"]) == (63, 1, 55, 12)  # "12 false negatives, 1 false positive"
+    assert (at_half["tp"], at_half["fp"], at_half["tn"], at_half["fn"]) == (
+        63,
+        1,
+        55,
+        12,
+    )  # "12 false negatives, 1 false positive"
 
 
 def test_operating_points_match_the_paper(released):
@@ -84,7 +89,10 @@ def test_operating_points_match_the_paper(released):
     assert (round(high_spec.sensitivity, 3), round(high_spec.specificity, 3)) == (0.880, 0.946)
     # "at_least" guarantees the target: sensitivity >= 0.95 costs specificity (0.554, not 0.786)
     sens_floor = operating_point(y, p, "sensitivity", 0.95, "at_least")
-    assert sens_floor.sensitivity >= 0.95 and (round(sens_floor.sensitivity, 3), round(sens_floor.specificity, 3)) == (0.960, 0.554)
+    assert sens_floor.sensitivity >= 0.95 and (round(sens_floor.sensitivity, 3), round(sens_floor.specificity, 3)) == (
+        0.960,
+        0.554,
+    )
     spec_floor = operating_point(y, p, "specificity", 0.95, "at_least")
     assert (round(spec_floor.sensitivity, 3), round(spec_floor.specificity, 3)) == (0.880, 0.964)
     youden = youden_point(y, p)
@@ -136,8 +144,25 @@ def test_cli_writes_report_files(tmp_path, capsys):
 def test_cli_reads_renamed_columns(tmp_path):
     source = reference().read_text(encoding="utf-8").replace("case_id,label,probability", "id,truth,p_covid")
     (tmp_path / "renamed.csv").write_text(source)
-    assert main(["evaluate", "--predictions", str(tmp_path / "renamed.csv"), "--out", str(tmp_path / "o"), "--quiet",
-                 "--label-column", "truth", "--probability-column", "p_covid", "--id-column", "id"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--predictions",
+                str(tmp_path / "renamed.csv"),
+                "--out",
+                str(tmp_path / "o"),
+                "--quiet",
+                "--label-column",
+                "truth",
+                "--probability-column",
+                "p_covid",
+                "--id-column",
+                "id",
+            ]
+        )
+        == 0
+    )
     assert round(json.loads((tmp_path / "o" / "report.json").read_text(encoding="utf-8"))["roc_auc"], 3) == 0.959
 
 
@@ -165,9 +190,15 @@ def test_unattainable_target_gives_the_nothing_positive_vertex(tmp_path):
 
 BAD_CSVS = {
     "missing column": ("case_id,label,prob\na,1,0.9\nb,0,0.1\n", "has no column 'probability'"),
-    "non-numeric": ("case_id,label,probability\na,1,high\nb,0,0.1\n", "the probability 'high' of data row 1 is not a number"),
+    "non-numeric": (
+        "case_id,label,probability\na,1,high\nb,0,0.1\n",
+        "the probability 'high' of data row 1 is not a number",
+    ),
     "empty probability": ("case_id,label,probability\na,1,\nb,0,0.1\n", "of data row 1 is not a number"),
-    "outside 0..1": ("case_id,label,probability\na,1,97\nb,0,0.1\n", "the probability 97 of data row 1 is outside 0..1"),
+    "outside 0..1": (
+        "case_id,label,probability\na,1,97\nb,0,0.1\n",
+        "the probability 97 of data row 1 is outside 0..1",
+    ),
     "labels not binary": ("case_id,label,probability\na,2,0.9\nb,0,0.1\n", "the label 2 of data row 1 is not binary"),
     "one class only": ("case_id,label,probability\na,1,0.9\nb,1,0.1\n", "all cases are positive"),
     "no rows": ("case_id,label,probability\n", "there are no cases"),

@@ -13,8 +13,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import TEST_DATA
+
 from covidct.cli import main
 
 CT = TEST_DATA / "cip-ct64" / "ct-64.nrrd"
@@ -45,8 +45,23 @@ def manifest(tmp_path):
 @pytest.mark.slow  # two COVID-19Net forward passes at 48×240×360 on CPU
 def test_evaluate_manifest_runs_the_model_on_every_case(covid19net_dir, manifest, tmp_path):
     out = tmp_path / "eval"
-    assert main(["evaluate", "--manifest", str(manifest), "--weights", str(covid19net_dir), "--out", str(out),
-                 "--device", "cpu", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--manifest",
+                str(manifest),
+                "--weights",
+                str(covid19net_dir),
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     predictions = pd.read_csv(out / "predictions.csv")
     assert predictions["case_id"].tolist() == ["pos", "neg"] and predictions["label"].tolist() == [1, 0]
     assert 0 < predictions["probability"][0] < 1
@@ -61,8 +76,23 @@ def test_features_command_writes_64_features_per_case(covid19net_dir, tmp_path):
         pytest.skip(f"CIP CT fixture missing at {CT}")
     (tmp_path / "manifest.csv").write_text(f"id,ct,lungs\ncip,{CT},{LUNGS}\n")  # no label needed
     out = tmp_path / "features.csv"
-    assert main(["features", "--manifest", str(tmp_path / "manifest.csv"), "--weights", str(covid19net_dir),
-                 "--out", str(out), "--device", "cpu", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "features",
+                "--manifest",
+                str(tmp_path / "manifest.csv"),
+                "--weights",
+                str(covid19net_dir),
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     table = pd.read_csv(out)
     assert list(table.columns) == ["id"] + [f"f{i}" for i in range(64)] and table["id"].tolist() == ["cip"]
     values = table.drop(columns="id").to_numpy()
@@ -72,8 +102,23 @@ def test_features_command_writes_64_features_per_case(covid19net_dir, tmp_path):
 def test_failing_case_is_named(covid19net_dir, tmp_path, capsys):
     (tmp_path / "broken.nii.gz").write_bytes(b"not an image")
     (tmp_path / "manifest.csv").write_text("id,ct,label\ncase7,broken.nii.gz,1\n")
-    assert main(["features", "--manifest", str(tmp_path / "manifest.csv"), "--weights", str(covid19net_dir),
-                 "--out", str(tmp_path / "f.csv"), "--device", "cpu", "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "features",
+                "--manifest",
+                str(tmp_path / "manifest.csv"),
+                "--weights",
+                str(covid19net_dir),
+                "--out",
+                str(tmp_path / "f.csv"),
+                "--device",
+                "cpu",
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert err.startswith("covidct features: error: Case 'case7' (manifest line 2): ") and "\n" not in err
     assert not (tmp_path / "f.csv").exists()
@@ -86,8 +131,23 @@ def test_features_need_a_covid19net(tmp_path, manifest, capsys):
 
     torch.manual_seed(0)
     save_model(build_model("decovnet"), ModelCard(name="test-decovnet", architecture="decovnet"), tmp_path / "dcv")
-    assert main(["features", "--manifest", str(manifest), "--weights", str(tmp_path / "dcv"),
-                 "--out", str(tmp_path / "f.csv"), "--device", "cpu", "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "features",
+                "--manifest",
+                str(manifest),
+                "--weights",
+                str(tmp_path / "dcv"),
+                "--out",
+                str(tmp_path / "f.csv"),
+                "--device",
+                "cpu",
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     assert "has no deep features; use a COVID-19Net model" in capsys.readouterr().err
 
 

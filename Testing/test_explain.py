@@ -1,4 +1,5 @@
-"""HiResCAM heat maps: the COVID class and sign on a model whose evidence is known, only the voxels the score uses, the way back onto
+"""HiResCAM heat maps: the COVID class and sign on a model whose evidence is known, only the voxels
+the score uses, the way back onto
 the CT grid (LPS and RAS copies of the real CIP CT), suspicious regions, and the montage's orientation."""
 
 from __future__ import annotations
@@ -7,11 +8,18 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
+from conftest import TEST_DATA
 from torch import nn
 
-from conftest import TEST_DATA
-from covidct.explain import (HiResCAM, heat_share, heatmap_on_ct, hires_cam, peak_inside, region_summary,
-                             suspicious_regions)
+from covidct.explain import (
+    HiResCAM,
+    heat_share,
+    heatmap_on_ct,
+    hires_cam,
+    peak_inside,
+    region_summary,
+    suspicious_regions,
+)
 from covidct.geometry import resample_to_reference, to_canonical
 from covidct.montage import axial_panels, hottest_slices
 from covidct.preprocess.decovnet import decovnet_input
@@ -50,7 +58,7 @@ def test_cam_marks_the_evidence_for_covid_and_not_the_evidence_against(outputs):
     assert np.unravel_index(np.argmax(cam), cam.shape) == POSITIVE_AT
     n = x.numel()
     assert cam[POSITIVE_AT] == pytest.approx(outputs * 3.0 / n)  # alpha_+ = 1/N (2/N: log-odds of two), A_+ = 3
-    assert cam[NEGATIVE_AT] == 0.0                           # ReLU removes evidence against COVID-19
+    assert cam[NEGATIVE_AT] == 0.0  # ReLU removes evidence against COVID-19
     assert np.count_nonzero(cam) == 1
     covid_logit = logits[0, -1]
     assert float(covid_logit) == pytest.approx((3.0 - 5.0) / n)
@@ -68,7 +76,6 @@ def test_cam_forward_and_cam_can_be_split_and_the_hook_is_removed():
     assert not model.cam_layer._forward_hooks
     with pytest.raises(ValueError, match="one input"):
         hires_cam(model, torch.rand(2, 1, 4, 4, 4))
-
 
 
 class HalfUsed(nn.Module):
@@ -109,7 +116,7 @@ def _physical_blob(image: sitk.Image, centre_mm, sigma_mm: float) -> np.ndarray:
     direction = np.array(image.GetDirection()).reshape(3, 3)
     points = np.array(image.GetOrigin()) + (index * image.GetSpacing()) @ direction.T
     d2 = ((points - centre_mm) ** 2).sum(1)
-    return np.exp(-d2 / (2 * sigma_mm ** 2)).reshape(size).transpose(2, 1, 0).astype(np.float32)
+    return np.exp(-d2 / (2 * sigma_mm**2)).reshape(size).transpose(2, 1, 0).astype(np.float32)
 
 
 @pytest.mark.parametrize("orientation", ["LPS", "RAS", "RPI"])
@@ -157,7 +164,7 @@ def test_heatmap_of_a_zero_cam_is_all_zero():
 
 def test_suspicious_regions_keep_large_hot_regions_only():
     heat = np.zeros((20, 30, 30), np.float32)
-    heat[2:8, 2:12, 2:12] = 0.9    # 600 voxels × 8 mm³ = 4.8 mL
+    heat[2:8, 2:12, 2:12] = 0.9  # 600 voxels × 8 mm³ = 4.8 mL
     heat[15:17, 20:22, 20:22] = 1.0  # 8 voxels = 0.064 mL, below 1 mL
     heat[10:12, 2:30, 2:30] = 0.4  # below the 0.5 level
     image = sitk.GetImageFromArray(heat)
@@ -177,7 +184,7 @@ def test_hottest_slices_are_spread_and_fall_back_to_the_lungs():
     heat[10] = 5
     heat[11] = 4
     heat[20] = 3
-    assert hottest_slices(heat, 2) == [10, 20]           # 11 is too close to 10 (gap 5)
+    assert hottest_slices(heat, 2) == [10, 20]  # 11 is too close to 10 (gap 5)
     lungs = np.zeros((30, 4, 4))
     lungs[5:8] = 1
     assert hottest_slices(np.zeros((30, 4, 4)), 1, lungs) == [5]

@@ -12,11 +12,22 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
-
 from conftest import shared_file
-from covidct.geometry import (ModelGrid, bounding_box, from_canonical, geometry_from_ijk_to_ras, ijk_to_ras_matrix,
-                              lps_to_ras, orientation_code, ras_to_lps, resample_to_reference, resize_array,
-                              set_geometry_from_ijk_to_ras, to_canonical)
+
+from covidct.geometry import (
+    ModelGrid,
+    bounding_box,
+    from_canonical,
+    geometry_from_ijk_to_ras,
+    ijk_to_ras_matrix,
+    lps_to_ras,
+    orientation_code,
+    ras_to_lps,
+    resample_to_reference,
+    resize_array,
+    set_geometry_from_ijk_to_ras,
+    to_canonical,
+)
 
 CIP = "cip-copdgene-10002K-ct64"
 
@@ -43,8 +54,10 @@ def with_direction(image: sitk.Image, direction: np.ndarray) -> sitk.Image:
     return out
 
 
-def flipped_ras_copy(image: sitk.Image, direction: np.ndarray = np.eye(3)) -> sitk.Image:
-    """The voxels of ``image`` (given ``direction``) stored with x and y reversed, each at the same physical point."""
+def flipped_ras_copy(image: sitk.Image, direction: np.ndarray | None = None) -> sitk.Image:
+    """The voxels of ``image`` (given ``direction``, default the identity) stored with x and y reversed, each
+    at the same physical point."""
+    direction = np.eye(3) if direction is None else direction
     placed = with_direction(image, direction)
     array = sitk.GetArrayFromImage(placed)[:, ::-1, ::-1]
     out = sitk.GetImageFromArray(np.ascontiguousarray(array))
@@ -73,8 +86,9 @@ def assert_same_positions(a: sitk.Image, b: sitk.Image, n: int = 200) -> None:
 def test_resize_array_equals_torch_trilinear_without_corner_alignment(ct, shape):
     array = sitk.GetArrayFromImage(ct).astype(np.float32)
     ours = resize_array(array, shape, order=1)
-    theirs = torch.nn.functional.interpolate(torch.from_numpy(array)[None, None], size=shape, mode="trilinear",
-                                             align_corners=False)[0, 0].numpy()
+    theirs = torch.nn.functional.interpolate(
+        torch.from_numpy(array)[None, None], size=shape, mode="trilinear", align_corners=False
+    )[0, 0].numpy()
     assert ours.dtype == np.float32 and ours.shape == shape
     np.testing.assert_allclose(ours, theirs, atol=1e-2)  # torch computes sample positions in float32
 
@@ -82,8 +96,9 @@ def test_resize_array_equals_torch_trilinear_without_corner_alignment(ct, shape)
 def test_resize_array_nearest_equals_torch_nearest_exact_and_keeps_dtype(lungs):
     mask = sitk.GetArrayFromImage(lungs)
     ours = resize_array(mask, (40, 90, 50), order=0)
-    theirs = torch.nn.functional.interpolate(torch.from_numpy(mask.astype(np.float32))[None, None], size=(40, 90, 50),
-                                             mode="nearest-exact")[0, 0].numpy()
+    theirs = torch.nn.functional.interpolate(
+        torch.from_numpy(mask.astype(np.float32))[None, None], size=(40, 90, 50), mode="nearest-exact"
+    )[0, 0].numpy()
     assert ours.dtype == mask.dtype
     np.testing.assert_array_equal(ours, theirs.astype(mask.dtype))
 

@@ -9,10 +9,19 @@ import shutil
 import numpy as np
 import pytest
 import SimpleITK as sitk
-
 from conftest import shared_file
-from dicom_copies import (INTERCEPT, MODALITY, SERIES_UID, SLOPE, copy_series, position, read_slices,
-                          set_position, with_tags)
+from dicom_copies import (
+    INTERCEPT,
+    MODALITY,
+    SERIES_UID,
+    SLOPE,
+    copy_series,
+    position,
+    read_slices,
+    set_position,
+    with_tags,
+)
+
 from covidct.commands.info import ct_facts, format_facts
 from covidct.errors import CTInputError, UsageError
 from covidct.filecheck import nifti_is_complete
@@ -88,8 +97,9 @@ def test_int32_ras_ct_is_converted_to_int16_without_changing_values():
 
 def test_rescale_slope_and_intercept_are_applied(cip_slices, cip_nrrd, tmp_path):
     # stored = (HU + 1024) / 0.5: only applying slope 0.5 and intercept -1024 gives back the HU of the NRRD
-    folder = copy_series(cip_slices, tmp_path / "rescaled",
-                   lambda i, s: with_tags(s, {INTERCEPT: "-1024", SLOPE: "0.5"}, as_float=True))
+    folder = copy_series(
+        cip_slices, tmp_path / "rescaled", lambda i, s: with_tags(s, {INTERCEPT: "-1024", SLOPE: "0.5"}, as_float=True)
+    )
     header = sitk.ImageFileReader()
     header.SetFileName(str(folder / "IMG0001.dcm"))
     header.ReadImageInformation()
@@ -102,8 +112,9 @@ def test_rescale_slope_and_intercept_are_applied(cip_slices, cip_nrrd, tmp_path)
 def test_gantry_tilt_is_resampled_onto_slices_along_the_normal(cip_slices, cip_nrrd, tmp_path):
     # each slice origin drifts one pixel row (+y) per slice: the table did not move along the slice normal
     row = cip_nrrd.GetSpacing()[1]
-    folder = copy_series(cip_slices, tmp_path / "tilted",
-                   lambda i, s: set_position(s, np.add(position(s), (0, i * row, 0))))
+    folder = copy_series(
+        cip_slices, tmp_path / "tilted", lambda i, s: set_position(s, np.add(position(s), (0, i * row, 0)))
+    )
     image, source = load_ct_with_source(folder)
     assert len(source.corrections) == 1 and "gantry tilt of 46.3°" in source.corrections[0]
     assert image.GetSize() == (64, 64 + 78, 79)
@@ -111,7 +122,7 @@ def test_gantry_tilt_is_resampled_onto_slices_along_the_normal(cip_slices, cip_n
     np.testing.assert_allclose(image.GetSpacing(), cip_nrrd.GetSpacing(), atol=1e-3)
     array, original = sitk.GetArrayViewFromImage(image), sitk.GetArrayViewFromImage(cip_nrrd)
     for k in range(79):  # slice k of the input lies k rows further along +y in the output
-        np.testing.assert_array_equal(array[k, k:k + 64], original[k])
+        np.testing.assert_array_equal(array[k, k : k + 64], original[k])
     # voxel (i, j) of written slice k lies at that slice's (drifted) origin + (i, j) pixels: same value there
     rng = np.random.default_rng(0)
     for i, j, k in rng.integers(0, [64, 64, 79], size=(50, 3)):
@@ -122,8 +133,9 @@ def test_gantry_tilt_is_resampled_onto_slices_along_the_normal(cip_slices, cip_n
 
 def test_uneven_slice_spacing_is_resampled_to_the_median_spacing(cip_slices, cip_nrrd, tmp_path):
     # odd slices moved 0.5 mm up: gaps alternate 4.49 / 3.49 mm around the true 3.99 mm
-    folder = copy_series(cip_slices, tmp_path / "uneven",
-                   lambda i, s: set_position(s, np.add(position(s), (0, 0, 0.5 * (i % 2)))))
+    folder = copy_series(
+        cip_slices, tmp_path / "uneven", lambda i, s: set_position(s, np.add(position(s), (0, 0, 0.5 * (i % 2))))
+    )
     image, source = load_ct_with_source(folder)
     assert "uneven slice spacing" in source.corrections[0] and image.GetSize() == (64, 64, 79)
     assert_same_geometry(image, cip_nrrd)
@@ -148,8 +160,9 @@ def test_missing_slice_is_refused(cip_slices, tmp_path):
 
 
 def test_slices_at_the_same_position_are_refused(cip_slices, tmp_path):
-    folder = copy_series(cip_slices, tmp_path / "duplicate",
-                   lambda i, s: set_position(s, position(cip_slices[40])) if i == 41 else s)
+    folder = copy_series(
+        cip_slices, tmp_path / "duplicate", lambda i, s: set_position(s, position(cip_slices[40])) if i == 41 else s
+    )
     with pytest.raises(CTInputError, match="several slices at the same position"):
         load_ct(folder)
 
@@ -158,10 +171,14 @@ def test_largest_ct_series_is_chosen_and_other_modalities_ignored(cip_slices, tm
     study = tmp_path / "study"
     # CT with 30 slices (original series UID), CT with 20 slices, and MR with 79 slices (the biggest, not CT)
     copy_series(cip_slices[:30], study / "a" / "ct30")
-    copy_series(cip_slices[30:50], study / "b",
-                lambda i, s: with_tags(s, {SERIES_UID: "1.2.826.0.1.3680043.2.1125.1.1"}))
-    copy_series(cip_slices, study / "c",
-                lambda i, s: with_tags(s, {SERIES_UID: "1.2.826.0.1.3680043.2.1125.1.2", MODALITY: "MR"}))
+    copy_series(
+        cip_slices[30:50], study / "b", lambda i, s: with_tags(s, {SERIES_UID: "1.2.826.0.1.3680043.2.1125.1.1"})
+    )
+    copy_series(
+        cip_slices,
+        study / "c",
+        lambda i, s: with_tags(s, {SERIES_UID: "1.2.826.0.1.3680043.2.1125.1.2", MODALITY: "MR"}),
+    )
     with caplog.at_level(logging.INFO, logger="covidct"):
         image, source = load_ct_with_source(study)
     assert image.GetSize() == (64, 64, 30)
@@ -222,5 +239,5 @@ def test_nifti_truncation_is_detected_also_for_multi_member_gzip(cip_nrrd, tmp_p
 def _truncated(path, target, fraction=0.6):
     shutil.copyfile(path, target)
     data = target.read_bytes()
-    target.write_bytes(data[:int(len(data) * fraction)])
+    target.write_bytes(data[: int(len(data) * fraction)])
     return target

@@ -38,12 +38,18 @@ def _normal001_256x4mm(path):
     from covidct.io import load_ct, save_image
 
     ct = load_ct(shared_file("covid-ct-md-sample/normal001.nii.gz"))
-    extent = [n * s for n, s in zip(ct.GetSize(), ct.GetSpacing())]
+    extent = [n * s for n, s in zip(ct.GetSize(), ct.GetSpacing(), strict=True)]
     size = [256, 256, int(round(extent[2] / 4.0))]
-    spacing = [e / n for e, n in zip(extent, size)]
-    origin = ct.TransformContinuousIndexToPhysicalPoint([(s / ct.GetSpacing()[i] - 1) / 2 for i, s in enumerate(spacing)])
-    save_image(sitk.Resample(ct, size, sitk.Transform(), sitk.sitkLinear, origin, spacing, ct.GetDirection(), -1024,
-                             ct.GetPixelID()), path)
+    spacing = [e / n for e, n in zip(extent, size, strict=True)]
+    origin = ct.TransformContinuousIndexToPhysicalPoint(
+        [(s / ct.GetSpacing()[i] - 1) / 2 for i, s in enumerate(spacing)]
+    )
+    save_image(
+        sitk.Resample(
+            ct, size, sitk.Transform(), sitk.sitkLinear, origin, spacing, ct.GetDirection(), -1024, ct.GetPixelID()
+        ),
+        path,
+    )
     return path
 
 
@@ -52,8 +58,14 @@ def test_heat_map_maximum_falls_inside_synthetic_lesions(decovnet, tmp_path):
 
     background = _normal001_256x4mm(tmp_path / "normal001_256x4mm.nii.gz")
     # the lesions of the demo's synthetic test set (6-12 per volume, 30-80 mm), another seed
-    manifest = make_synth_dataset([background], tmp_path / "synth", n_pos=4, n_neg=0, seed=2024,
-                                  options=LesionOptions(n_lesions=(6, 12), size_mm=(30.0, 80.0)))
+    manifest = make_synth_dataset(
+        [background],
+        tmp_path / "synth",
+        n_pos=4,
+        n_neg=0,
+        seed=2024,
+        options=LesionOptions(n_lesions=(6, 12), size_mm=(30.0, 80.0)),
+    )
     figures = [synth_case(case, decovnet) for case in synth_cases(manifest.parent, None, 4)]
     print(figures)
     assert len(figures) == 4
@@ -69,7 +81,11 @@ def test_demo_with_the_bundled_decovnet(tmp_path):
     from covidct.demo import run_demo
 
     sample, with_lesions = run_demo(tmp_path, model="decovnet", device="cpu")
-    print(sample.detection.probability, with_lesions.detection.probability, with_lesions.lesion_heat_share,
-          with_lesions.lesion_volume_share)
+    print(
+        sample.detection.probability,
+        with_lesions.detection.probability,
+        with_lesions.lesion_heat_share,
+        with_lesions.lesion_volume_share,
+    )
     assert sample.detection.label == "negative" and with_lesions.detection.label == "positive"
     assert with_lesions.lesion_heat_share > 2 * with_lesions.lesion_volume_share > 0

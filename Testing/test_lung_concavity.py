@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from conftest import TEST_DATA
 from scipy import ndimage as ndi
 
-from conftest import TEST_DATA
 from covidct.lungs.concavity import RIM_MM, extend_lesion_rims, fill_concavities
 
 CIP = TEST_DATA / "cip-ct64"

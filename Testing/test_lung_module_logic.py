@@ -15,7 +15,6 @@ import time
 import numpy as np
 import pytest
 import SimpleITK as sitk
-
 from conftest import REPO, TEST_DATA
 
 if not (REPO / "CovidCTDetect" / "covidct" / "commands" / "segment.py").exists():
@@ -37,8 +36,25 @@ CT = TEST_DATA / "cip-ct64" / "ct-64.nrrd"
 def cli_labels(tmp_path_factory) -> np.ndarray:
     """What ``covidct segment --method threshold`` writes for the CIP CT, as an array (z, y, x)."""
     out = tmp_path_factory.mktemp("cli") / "lungs.nrrd"
-    subprocess.run([sys.executable, "-m", "covidct", "segment", str(CT), "--out", str(out), "--method", "threshold",
-                    "--device", "cpu", "--quiet"], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "covidct",
+            "segment",
+            str(CT),
+            "--out",
+            str(out),
+            "--method",
+            "threshold",
+            "--device",
+            "cpu",
+            "--quiet",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     return sitk.GetArrayFromImage(sitk.ReadImage(str(out)))
 
 
@@ -59,8 +75,10 @@ def test_blocking_segment_lungs_gives_the_command_lines_labelmap_as_segments(mrm
     assert segmentation_node.GetName() == "CIP CT lungs"
     assert segmentation_node.GetScene() is mrml_scene
     segmentation = segmentation_node.GetSegmentation()
-    assert [segmentation.GetNthSegment(n).GetName() for n in range(segmentation.GetNumberOfSegments())] == \
-        ["Right lung", "Left lung"]
+    assert [segmentation.GetNthSegment(n).GetName() for n in range(segmentation.GetNumberOfSegments())] == [
+        "Right lung",
+        "Left lung",
+    ]
     assert segmentation_node.GetClosedSurfaceInternalRepresentation("right_lung").GetNumberOfPoints() > 100
     assert segmentation_node.GetDisplayNode().GetVisibility2DFill()
     labels = labelmap_array_from_segmentation(segmentation_node, volume)

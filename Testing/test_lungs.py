@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import functools
 
+import lung_checks as checks
 import numpy as np
 import pytest
 import SimpleITK as sitk
-
-import lung_checks as checks
 from conftest import shared_file
+
 from covidct.data.synth import insert_lesions
 from covidct.io import load_ct, read_image
 from covidct.lungs import METHODS, lung_volumes_ml, segment_lungs
@@ -41,27 +41,36 @@ AERATED_HU = -300.0
 COVERAGE = {"unet": 0.95, "threshold": 0.6}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_case(name: str) -> sitk.Image:
     """A COVID-CT-MD sample CT, loaded once."""
     return load_ct(shared_file(f"covid-ct-md-sample/{name}.nii.gz"))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def segmented(name: str, method: str) -> tuple[sitk.Image, sitk.Image]:
     """``(CT, labelmap)`` of a COVID-CT-MD sample case by ``method``, computed once."""
     ct = load_case(name)
     return ct, segment_lungs(ct, method=method)
 
 
-@pytest.fixture(scope="module", params=[(name, method) for method in METHODS for name in CASES],
-                ids=lambda param: "-".join(param))
+@pytest.fixture(
+    scope="module", params=[(name, method) for method in METHODS for name in CASES], ids=lambda param: "-".join(param)
+)
 def case(request):
     name, method = request.param
     ct, labels = segmented(name, method)
     hu, lab, spacing = checks.arrays(ct, labels)
-    return {"name": name, "method": method, "ct": ct, "labels": labels, "hu": hu, "lab": lab, "spacing": spacing,
-            "body": checks.body_mask(hu)}
+    return {
+        "name": name,
+        "method": method,
+        "ct": ct,
+        "labels": labels,
+        "hu": hu,
+        "lab": lab,
+        "spacing": spacing,
+        "body": checks.body_mask(hu),
+    }
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -129,7 +138,7 @@ def test_same_lungs_from_a_copy_reoriented_to_ras(case):
         assert checks.dice(back == value, original == value) >= 0.99
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def real_lungs(name: str) -> tuple[sitk.Image, sitk.Image]:
     """Where the lesions go: ``(lungs, aerated)`` labelmaps on the CT grid with the UNet's right/left
     labels. ``lungs``: voxels both methods call lung on the clean CT (lesion centres are drawn at its
@@ -152,17 +161,24 @@ def _costal(name: str, seed: int) -> tuple[sitk.Image, np.ndarray]:
     ct = load_case(name)
     lungs, aerated = real_lungs(name)
     hu, surface, spacing = checks.arrays(ct, lungs)
-    new_hu, lesions = checks.costal_lesions(hu, surface, spacing, np.random.default_rng(seed), n=8,
-                                            cut=checks.arrays(ct, aerated)[1])
+    new_hu, lesions = checks.costal_lesions(
+        hu, surface, spacing, np.random.default_rng(seed), n=8, cut=checks.arrays(ct, aerated)[1]
+    )
     return checks.image_like(new_hu, ct), lesions
 
 
 def _anywhere(name: str, seed: int) -> tuple[sitk.Image, np.ndarray]:
     """6 consolidations touching the pleura anywhere (:func:`covidct.data.synth.insert_lesions`)."""
     ct = load_case(name)
-    with_lesions, lesion_mask = insert_lesions(ct, real_lungs(name)[1], np.random.default_rng(seed),
-                                               kinds=("consolidation",), n_lesions=(6, 6), size_mm=(10.0, 40.0),
-                                               subpleural=1.0)
+    with_lesions, lesion_mask = insert_lesions(
+        ct,
+        real_lungs(name)[1],
+        np.random.default_rng(seed),
+        kinds=("consolidation",),
+        n_lesions=(6, 6),
+        size_mm=(10.0, 40.0),
+        subpleural=1.0,
+    )
     return with_lesions, checks.arrays(ct, lesion_mask)[1] > 0
 
 
@@ -183,7 +199,9 @@ def test_consolidation_touching_the_pleura_is_inside_the_mask(where, name, metho
         total += int(lesions.sum())
         rests.append(checks.dice(result & ~lesions, clean & ~lesions))
     coverage = inside / total
-    print(f"{name}: {where} lesions ({len(SEEDS)} volumes, {total * np.prod(ct.GetSpacing()) / 1000:.0f} ml) "
-          f"{100 * coverage:.1f} % inside the {method} mask; rest of the lung Dice >= {min(rests):.4f}")
+    print(
+        f"{name}: {where} lesions ({len(SEEDS)} volumes, {total * np.prod(ct.GetSpacing()) / 1000:.0f} ml) "
+        f"{100 * coverage:.1f} % inside the {method} mask; rest of the lung Dice >= {min(rests):.4f}"
+    )
     assert min(rests) >= 0.97
     assert coverage >= COVERAGE[method]

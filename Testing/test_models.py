@@ -28,8 +28,9 @@ def _stage_shapes(model, names, x):
     shapes, handles = {}, []
     for name in names:
         module = model.get_submodule(name)
-        handles.append(module.register_forward_hook(
-            lambda _m, _i, out, name=name: shapes.__setitem__(name, tuple(out.shape[1:]))))
+        handles.append(
+            module.register_forward_hook(lambda _m, _i, out, name=name: shapes.__setitem__(name, tuple(out.shape[1:])))
+        )
     with torch.no_grad():
         logits = model(x)
     for handle in handles:
@@ -216,9 +217,16 @@ def models_dir(tmp_path, monkeypatch):
 def _saved_small_decovnet(models_dir, name="tiny-decovnet"):
     torch.manual_seed(3)
     model = DeCoVNet().eval()
-    card = ModelCard(name=name, architecture="decovnet", description="test model", licence="Apache-2.0",
-                     training_data="random weights", training_sources=["none"], threshold=0.4,
-                     metrics={"auc": 0.5})
+    card = ModelCard(
+        name=name,
+        architecture="decovnet",
+        description="test model",
+        licence="Apache-2.0",
+        training_data="random weights",
+        training_sources=["none"],
+        threshold=0.4,
+        metrics={"auc": 0.5},
+    )
     return model, save_model(model, card, models_dir / name)
 
 
@@ -299,8 +307,9 @@ def test_card_defaults():
     assert card.created.endswith("+00:00")
 
 
-@pytest.mark.parametrize("name, architecture", [("decovnet-demo", "decovnet"), ("covid19net-demo", "covid19net"),
-                                                ("unet-lungs", "unet")])
+@pytest.mark.parametrize(
+    "name, architecture", [("decovnet-demo", "decovnet"), ("covid19net-demo", "covid19net"), ("unet-lungs", "unet")]
+)
 def test_bundled_weights_load_and_say_what_they_are(name, architecture):
     from covidct.models.catalogue import BUNDLED_DIR
 
@@ -318,10 +327,15 @@ def test_bundled_weights_load_and_say_what_they_are(name, architecture):
 
 def test_bundled_covid19net_gives_64_deep_features_on_a_real_ct():
     from conftest import shared_file
+
     from covidct.detect import detect
     from covidct.io import load_ct
 
-    result = detect(load_ct(shared_file("cip-copdgene-10002K-ct64/ct-64.nrrd")), model="covid19net",
-                    lungs_method="threshold", heatmap=False)
+    result = detect(
+        load_ct(shared_file("cip-copdgene-10002K-ct64/ct-64.nrrd")),
+        model="covid19net",
+        lungs_method="threshold",
+        heatmap=False,
+    )
     assert result.model == "covid19net-demo" and 0.0 < result.probability < 1.0
     assert result.features.shape == (64,) and np.isfinite(result.features).all() and result.features.std() > 0

@@ -48,7 +48,7 @@ def covid19net_cip(cip):
 def test_decovnet_input_shape_and_values(cip, decovnet_cip):
     x, grid = decovnet_cip
     assert x.shape == (2, 79, 224, 336) and x.dtype == np.float32
-    assert 0.0 <= x[0].min() and x[0].max() <= 1.0
+    assert x[0].min() >= 0.0 and x[0].max() <= 1.0
     assert set(np.unique(x[1])) == {0.0, 1.0}
     assert grid.ct_shape == (79, 64, 64) and grid.model_shape == (79, 224, 336)
     assert grid.box == (slice(0, 79), slice(0, 64), slice(0, 64))
@@ -139,9 +139,11 @@ def test_covid19net_grid_maps_back_onto_ct(cip, covid19net_cip):
     assert _dice(grid.to_ct(model_mask.astype(np.float32)) >= 0.5, truth) >= 0.9
 
 
-@pytest.mark.parametrize("make_input", [decovnet_input, covid19net_input,
-                                        lambda ct, lungs: decovnet_input(ct, lungs, (64, 96), crop="lung_box")],
-                         ids=["decovnet", "covid19net", "decovnet-lung-box"])
+@pytest.mark.parametrize(
+    "make_input",
+    [decovnet_input, covid19net_input, lambda ct, lungs: decovnet_input(ct, lungs, (64, 96), crop="lung_box")],
+    ids=["decovnet", "covid19net", "decovnet-lung-box"],
+)
 def test_ras_copy_gives_identical_input(cip, make_input):
     ct, lungs = cip
     x, grid = make_input(ct, lungs)
@@ -170,7 +172,7 @@ def test_model_input_dispatch_and_errors(cip, decovnet_cip):
 
 
 def test_unet_input_pads_a_narrow_field_of_view_with_air(cip):
-    from covidct.preprocess.unet import PAD_HU, MIN_FOV_MM, fov_padding, to_working_grid, unet_input
+    from covidct.preprocess.unet import MIN_FOV_MM, PAD_HU, fov_padding, to_working_grid, unet_input
 
     ct, lungs = cip
     image, grid = unet_input(ct, (128, 128))

@@ -14,10 +14,16 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import TEST_DATA
-from CovidCTDetectLib.process import (BackgroundProcess, CommandCancelled, CommandFailed,  # noqa: E402
-                                      covidct_environment, python_executable, start_covidct)
+
+from CovidCTDetectLib.process import (
+    BackgroundProcess,
+    CommandCancelled,
+    CommandFailed,  # noqa: E402
+    covidct_environment,
+    python_executable,
+    start_covidct,
+)
 
 
 def python(script: str) -> list[str]:
@@ -37,7 +43,8 @@ def alive(pid: int) -> bool:
 
 
 def test_events_from_the_real_json_lines_reporter_are_read_without_blocking():
-    process = BackgroundProcess(python("""
+    process = BackgroundProcess(
+        python("""
         import sys, time
         from covidct.progress import JsonLinesProgress
         progress = JsonLinesProgress()
@@ -47,7 +54,9 @@ def test_events_from_the_real_json_lines_reporter_are_read_without_blocking():
         print("a plain line", flush=True)
         sys.stderr.write("a warning on stderr\\n")
         progress.event("result", out="lungs.nrrd")
-        """), env=covidct_environment())
+        """),
+        env=covidct_environment(),
+    )
     first = process.poll()  # returns at once, whatever has arrived so far
     assert isinstance(first, list)
     seen = list(first)
@@ -87,12 +96,14 @@ def test_successful_covidct_command_on_the_real_ct():
 
 
 def test_cancel_ends_the_whole_process_tree():
-    process = BackgroundProcess(python("""
+    process = BackgroundProcess(
+        python("""
         import json, subprocess, sys, time
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
         print(json.dumps({"event": "child", "pid": child.pid}), flush=True)
         time.sleep(60)
-        """))
+        """)
+    )
     events, deadline = [], time.monotonic() + 30
     while not events and time.monotonic() < deadline:
         events = process.poll()
@@ -110,12 +121,14 @@ def test_cancel_ends_the_whole_process_tree():
 
 
 def test_blocking_wait_raises_the_commands_sentence():
-    process = BackgroundProcess(python("""
+    process = BackgroundProcess(
+        python("""
         import sys
         sys.stderr.write("covidct: chose series 3\\n")
         sys.stderr.write("covidct segment: error: The CT has only 2 slices; use a CT with at least 16 slices.\\n")
         sys.exit(2)
-        """))
+        """)
+    )
     with pytest.raises(CommandFailed, match=r"^The CT has only 2 slices; use a CT with at least 16 slices\.$"):
         process.wait()
 

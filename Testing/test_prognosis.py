@@ -24,22 +24,30 @@ from covidct.prognosis.selection import stepwise
 INFORMATIVE = {"f0": 0.9, "f1": -0.8, "f2": 0.7}
 
 
-def make_cohort(seed: int, n: int, effects=INFORMATIVE, noise: int = 30, age_effect: float = 0.03,
-                prefix: str = "P") -> tuple[pd.DataFrame, pd.DataFrame]:
+def make_cohort(
+    seed: int, n: int, effects=INFORMATIVE, noise: int = 30, age_effect: float = 0.03, prefix: str = "P"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(features, clinical) DataFrames; features f0… (informative first, then noise), clinical id/days/event/age/sex."""
     rng = np.random.default_rng(seed)
     k = len(effects) + noise
     features = rng.normal(size=(n, k))
     age = rng.normal(60, 12, n).round()
     sex = rng.choice(["F", "M"], n)
-    log_hazard = features[:, :len(effects)] @ np.array(list(effects.values())) + age_effect * (age - 60)
+    log_hazard = features[:, : len(effects)] @ np.array(list(effects.values())) + age_effect * (age - 60)
     event_time = rng.exponential(10.0 * np.exp(-log_hazard))
     censor_time = rng.uniform(5, 40, n)
     ids = [f"{prefix}{i:04d}" for i in range(n)]
     feature_table = pd.DataFrame(features, columns=[f"f{i}" for i in range(k)]).round(6)
     feature_table.insert(0, "id", ids)
-    clinical = pd.DataFrame({"id": ids, "hospital_days": np.ceil(np.minimum(event_time, censor_time)),  # whole days
-                             "discharged": (event_time <= censor_time).astype(int), "age": age, "sex": sex})
+    clinical = pd.DataFrame(
+        {
+            "id": ids,
+            "hospital_days": np.ceil(np.minimum(event_time, censor_time)),  # whole days
+            "discharged": (event_time <= censor_time).astype(int),
+            "age": age,
+            "sex": sex,
+        }
+    )
     return feature_table, clinical
 
 
@@ -60,14 +68,51 @@ def fitted(tmp_path_factory):
     folder = tmp_path_factory.mktemp("prognosis")
     train = write_cohort(folder, "train", make_cohort(11, 200))
     held_out = write_cohort(folder, "heldout", make_cohort(12, 200, prefix="V"))
-    assert run_cli("prognosis", "fit", "--features", train[0], "--clinical", train[1], "--time", "hospital_days",
-                   "--event", "discharged", "--out", folder / "model", "--quiet") == 0
-    assert run_cli("prognosis", "predict", "--model", folder / "model", "--features", held_out[0], "--clinical",
-                   held_out[1], "--time", "hospital_days", "--event", "discharged", "--out", folder / "pred",
-                   "--quiet") == 0
-    return {"folder": folder, "train": train, "held_out": held_out,
-            "fit": json.loads((folder / "model" / "report.json").read_text(encoding="utf-8")),
-            "validation": json.loads((folder / "pred" / "report.json").read_text(encoding="utf-8"))}
+    assert (
+        run_cli(
+            "prognosis",
+            "fit",
+            "--features",
+            train[0],
+            "--clinical",
+            train[1],
+            "--time",
+            "hospital_days",
+            "--event",
+            "discharged",
+            "--out",
+            folder / "model",
+            "--quiet",
+        )
+        == 0
+    )
+    assert (
+        run_cli(
+            "prognosis",
+            "predict",
+            "--model",
+            folder / "model",
+            "--features",
+            held_out[0],
+            "--clinical",
+            held_out[1],
+            "--time",
+            "hospital_days",
+            "--event",
+            "discharged",
+            "--out",
+            folder / "pred",
+            "--quiet",
+        )
+        == 0
+    )
+    return {
+        "folder": folder,
+        "train": train,
+        "held_out": held_out,
+        "fit": json.loads((folder / "model" / "report.json").read_text(encoding="utf-8")),
+        "validation": json.loads((folder / "pred" / "report.json").read_text(encoding="utf-8")),
+    }
 
 
 def test_fit_recovers_informative_features_and_signs(fitted):
@@ -107,8 +152,10 @@ def test_json_model_predictions_equal_lifelines(fitted):
     np.testing.assert_array_equal(model.median_time(hazard), fitter.predict_median(design))
     np.testing.assert_allclose(model.coefficients, fitter.params_[model.features], rtol=1e-8)
     # the cut-off is the median training hazard, and the CSV holds the JSON model's numbers
-    assert model.cutoff == pytest.approx(np.median(fitter.predict_partial_hazard(
-        design_matrix(model.encoder, train.covariates)[model.features])), rel=1e-10)
+    assert model.cutoff == pytest.approx(
+        np.median(fitter.predict_partial_hazard(design_matrix(model.encoder, train.covariates)[model.features])),
+        rel=1e-10,
+    )
     written = pd.read_csv(fitted["folder"] / "pred" / "predictions.csv", index_col="id")
     np.testing.assert_allclose(written.loc[hazard.index, "hazard"], hazard, rtol=1e-12)
     assert (written["risk_group"] == np.where(written["hazard"] > model.cutoff, "high-risk", "low-risk")).all()
@@ -116,7 +163,12 @@ def test_json_model_predictions_equal_lifelines(fitted):
 
 def test_report_and_plot_files(fitted):
     model_dir, pred_dir = fitted["folder"] / "model", fitted["folder"] / "pred"
-    for png in (model_dir / "km_training.png", model_dir / "pca_training.png", pred_dir / "km.png", pred_dir / "pca.png"):
+    for png in (
+        model_dir / "km_training.png",
+        model_dir / "pca_training.png",
+        pred_dir / "km.png",
+        pred_dir / "pca.png",
+    ):
         assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 20_000
     markdown = (model_dir / "report.md").read_text(encoding="utf-8")
     assert "| f0 |" in markdown and "Log-rank test" in markdown and "Concordance index (training)" in markdown
@@ -141,8 +193,22 @@ def test_prediction_without_outcome_needs_only_the_models_columns(fitted, tmp_pa
     clinical = clinical.drop(columns=["hospital_days", "discharged", "sex"]).assign(notes="free text", bmi="")
     features.to_csv(tmp_path / "f.csv", index=False)
     clinical.to_csv(tmp_path / "c.csv", index=False)
-    assert run_cli("prognosis", "predict", "--model", fitted["folder"] / "model", "--features", tmp_path / "f.csv",
-                   "--clinical", tmp_path / "c.csv", "--out", tmp_path / "out", "--quiet") == 0
+    assert (
+        run_cli(
+            "prognosis",
+            "predict",
+            "--model",
+            fitted["folder"] / "model",
+            "--features",
+            tmp_path / "f.csv",
+            "--clinical",
+            tmp_path / "c.csv",
+            "--out",
+            tmp_path / "out",
+            "--quiet",
+        )
+        == 0
+    )
     table = pd.read_csv(tmp_path / "out" / "predictions.csv")
     assert list(table.columns) == ["id", "hazard", "risk_group", "median_time"] and len(table) == 30
     assert not (tmp_path / "out" / "report.json").exists()
@@ -190,8 +256,10 @@ def test_aic_selection_in_every_direction(direction):
 
 
 def test_encoder_reference_levels_and_unknown_level():
-    covariates = pd.DataFrame({"ward": ["A", "B", "B", "C", "B"], "age": [50.0, 60, 70, 80, 90], "site": ["x"] * 5},
-                              index=[f"c{i}" for i in range(5)])
+    covariates = pd.DataFrame(
+        {"ward": ["A", "B", "B", "C", "B"], "age": [50.0, 60, 70, 80, 90], "site": ["x"] * 5},
+        index=[f"c{i}" for i in range(5)],
+    )
     encoder = Encoder.fit(covariates, categorical=["ward", "site"])
     assert encoder.categorical["ward"] == {"levels": ["A", "B", "C"], "reference": "B"}
     assert encoder.dropped == ["site"] and encoder.columns() == ["ward=A", "ward=C", "age"]
@@ -205,9 +273,24 @@ def test_encoder_reference_levels_and_unknown_level():
 def test_pca_command(tmp_path, capsys):
     features, clinical = make_cohort(31, 40, noise=5)
     features.to_csv(tmp_path / "f.csv", index=False)
-    clinical.assign(**{"class": np.where(clinical["age"] > 60, "COVID-19", "other")}).to_csv(tmp_path / "l.csv", index=False)
-    assert run_cli("prognosis", "pca", "--features", tmp_path / "f.csv", "--labels", tmp_path / "l.csv",
-                   "--column", "class", "--out", tmp_path / "pca.png") == 0
+    clinical.assign(**{"class": np.where(clinical["age"] > 60, "COVID-19", "other")}).to_csv(
+        tmp_path / "l.csv", index=False
+    )
+    assert (
+        run_cli(
+            "prognosis",
+            "pca",
+            "--features",
+            tmp_path / "f.csv",
+            "--labels",
+            tmp_path / "l.csv",
+            "--column",
+            "class",
+            "--out",
+            tmp_path / "pca.png",
+        )
+        == 0
+    )
     assert (tmp_path / "pca.png").read_bytes()[:4] == b"\x89PNG"
     assert "PCA of 40 cases" in capsys.readouterr().out
 
@@ -223,9 +306,14 @@ BAD_CLINICAL = {
     "missing time column": (lambda c: c.drop(columns="hospital_days"), "there is no column 'hospital_days'"),
     "missing event column": (lambda c: c.drop(columns="discharged"), "there is no column 'discharged'"),
     "missing id column": (lambda c: c.rename(columns={"id": "patient"}), "has no 'id' column"),
-    "non-numeric time": (lambda c: _bad(c, hospital_days=(3, "ten")),
-                         "column 'hospital_days' of case 'P0003' is 'ten', not a number"),
-    "empty time": (lambda c: _bad(c, hospital_days=(4, "")), "column 'hospital_days' of case 'P0004' is '', not a number"),
+    "non-numeric time": (
+        lambda c: _bad(c, hospital_days=(3, "ten")),
+        "column 'hospital_days' of case 'P0003' is 'ten', not a number",
+    ),
+    "empty time": (
+        lambda c: _bad(c, hospital_days=(4, "")),
+        "column 'hospital_days' of case 'P0004' is '', not a number",
+    ),
     "negative time": (lambda c: _bad(c, hospital_days=(5, -2)), "of case 'P0005' is -2, a negative time"),
     "event not binary": (lambda c: _bad(c, discharged=(6, 2)), "column 'discharged' of case 'P0006' is '2'"),
     "no events": (lambda c: c.assign(discharged=0), "no case has discharged = 1"),
@@ -241,8 +329,21 @@ def test_bad_clinical_csv_gives_one_sentence(tmp_path, capsys, name):
     features, clinical = make_cohort(41, 20, noise=2)
     features.to_csv(tmp_path / "f.csv", index=False)
     change(clinical).to_csv(tmp_path / "c.csv", index=False)
-    code = run_cli("prognosis", "fit", "--features", tmp_path / "f.csv", "--clinical", tmp_path / "c.csv",
-                   "--time", "hospital_days", "--event", "discharged", "--out", tmp_path / "m", "--quiet")
+    code = run_cli(
+        "prognosis",
+        "fit",
+        "--features",
+        tmp_path / "f.csv",
+        "--clinical",
+        tmp_path / "c.csv",
+        "--time",
+        "hospital_days",
+        "--event",
+        "discharged",
+        "--out",
+        tmp_path / "m",
+        "--quiet",
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2, err
     assert err.startswith("covidct prognosis: error: ") and expected in err, err
@@ -252,18 +353,64 @@ def test_bad_clinical_csv_gives_one_sentence(tmp_path, capsys, name):
 
 def test_bad_features_and_model_inputs(tmp_path, capsys, fitted):
     features, clinical = make_cohort(42, 20, noise=2)
-    features.assign(f1=features["f1"].astype(object).where(features.index != 2, "n/a")).to_csv(tmp_path / "f.csv", index=False)
+    features.assign(f1=features["f1"].astype(object).where(features.index != 2, "n/a")).to_csv(
+        tmp_path / "f.csv", index=False
+    )
     clinical.to_csv(tmp_path / "c.csv", index=False)
-    assert run_cli("prognosis", "fit", "--features", tmp_path / "f.csv", "--clinical", tmp_path / "c.csv",
-                   "--time", "hospital_days", "--event", "discharged", "--out", tmp_path / "m", "--quiet") == 2
+    assert (
+        run_cli(
+            "prognosis",
+            "fit",
+            "--features",
+            tmp_path / "f.csv",
+            "--clinical",
+            tmp_path / "c.csv",
+            "--time",
+            "hospital_days",
+            "--event",
+            "discharged",
+            "--out",
+            tmp_path / "m",
+            "--quiet",
+        )
+        == 2
+    )
     assert "column 'f1' of case 'P0002' is 'n/a', not a number" in capsys.readouterr().err
     features.to_csv(tmp_path / "f.csv", index=False)
     clinical.drop(columns="age").to_csv(tmp_path / "c.csv", index=False)
-    assert run_cli("prognosis", "predict", "--model", fitted["folder"] / "model", "--features", tmp_path / "f.csv",
-                   "--clinical", tmp_path / "c.csv", "--out", tmp_path / "p", "--quiet") == 2
+    assert (
+        run_cli(
+            "prognosis",
+            "predict",
+            "--model",
+            fitted["folder"] / "model",
+            "--features",
+            tmp_path / "f.csv",
+            "--clinical",
+            tmp_path / "c.csv",
+            "--out",
+            tmp_path / "p",
+            "--quiet",
+        )
+        == 2
+    )
     assert "The model uses column" in capsys.readouterr().err
-    assert run_cli("prognosis", "predict", "--model", tmp_path / "nowhere", "--features", tmp_path / "f.csv",
-                   "--clinical", tmp_path / "c.csv", "--out", tmp_path / "p", "--quiet") == 2
+    assert (
+        run_cli(
+            "prognosis",
+            "predict",
+            "--model",
+            tmp_path / "nowhere",
+            "--features",
+            tmp_path / "f.csv",
+            "--clinical",
+            tmp_path / "c.csv",
+            "--out",
+            tmp_path / "p",
+            "--quiet",
+        )
+        == 2
+    )
     assert "No prognosis model at" in capsys.readouterr().err
 
 
@@ -277,10 +424,35 @@ def test_cli_options_categorical_backward_aic_favourable(tmp_path):
     clinical = clinical.assign(ward=ward, unused=rng.normal(size=len(clinical)))  # left out by --covariates
     features.to_csv(tmp_path / "f.csv", index=False)
     clinical.to_csv(tmp_path / "c.csv", index=False)
-    assert run_cli("prognosis", "fit", "--features", tmp_path / "f.csv", "--clinical", tmp_path / "c.csv",
-                   "--time", "hospital_days", "--event", "discharged", "--out", tmp_path / "m", "--quiet",
-                   "--selection", "backward", "--criterion", "aic", "--penalizer", "0.01",
-                   "--covariates", "age,sex,ward", "--categorical", "ward", "--event-favourable") == 0
+    assert (
+        run_cli(
+            "prognosis",
+            "fit",
+            "--features",
+            tmp_path / "f.csv",
+            "--clinical",
+            tmp_path / "c.csv",
+            "--time",
+            "hospital_days",
+            "--event",
+            "discharged",
+            "--out",
+            tmp_path / "m",
+            "--quiet",
+            "--selection",
+            "backward",
+            "--criterion",
+            "aic",
+            "--penalizer",
+            "0.01",
+            "--covariates",
+            "age,sex,ward",
+            "--categorical",
+            "ward",
+            "--event-favourable",
+        )
+        == 0
+    )
     model = json.loads((tmp_path / "m" / "model.json").read_text(encoding="utf-8"))
     assert model["encoding"]["categorical"]["ward"] == {"levels": ["1", "2", "3"], "reference": "1"}
     assert "unused" not in model["encoding"]["order"] and model["event_is_favourable"] is True
@@ -291,4 +463,6 @@ def test_cli_options_categorical_backward_aic_favourable(tmp_path):
     table = pd.read_csv(tmp_path / "m" / "training_predictions.csv")
     favourable_high_risk = table["hazard"] <= model["cutoff"]  # favourable event: low hazard = high risk
     assert (table["risk_group"] == np.where(favourable_high_risk, "high-risk", "low-risk")).all()
-    assert report["logrank"]["groups"]["high-risk"]["median_time"] > report["logrank"]["groups"]["low-risk"]["median_time"]
+    assert (
+        report["logrank"]["groups"]["high-risk"]["median_time"] > report["logrank"]["groups"]["low-risk"]["median_time"]
+    )

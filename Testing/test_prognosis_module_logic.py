@@ -19,17 +19,19 @@ import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
-
 from conftest import TEST_DATA
-from detect_models import models_dir  # noqa: F401 (fixture)
 
 slicer = pytest.importorskip("slicer", reason="slicer-core (real MRML without the Slicer application) is not installed")
 
 from covidct.detect import detect  # noqa: E402
 from covidct.errors import DatasetError, ModelError, UsageError  # noqa: E402
 from covidct.prognosis import CoxModel, fit_prognosis, load_cohort, predict_prognosis, write_fit  # noqa: E402
-from CovidCTDetectLib.prognosis_logic import (PrognosisLogic, clinical_fields, deep_feature_columns,  # noqa: E402
-                                              step_points)
+from CovidCTDetectLib.prognosis_logic import (
+    PrognosisLogic,
+    clinical_fields,
+    deep_feature_columns,  # noqa: E402
+    step_points,
+)
 from CovidCTDetectLib.segmentations import SegmentSpec, segmentation_from_labelmap  # noqa: E402
 from CovidCTDetectLib.volumes import volume_from_image  # noqa: E402
 
@@ -51,8 +53,15 @@ def make_cohort(seed: int, n: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     ids = [f"P{i:03d}" for i in range(n)]
     features = pd.DataFrame(deep, columns=[f"f{i}" for i in range(COHORT_FEATURES)]).round(6)
     features.insert(0, "id", ids)
-    clinical = pd.DataFrame({"id": ids, "days": np.ceil(np.minimum(event_time, censor_time)),
-                             "death": (event_time <= censor_time).astype(int), "age": age, "smoker": smoker})
+    clinical = pd.DataFrame(
+        {
+            "id": ids,
+            "days": np.ceil(np.minimum(event_time, censor_time)),
+            "death": (event_time <= censor_time).astype(int),
+            "age": age,
+            "smoker": smoker,
+        }
+    )
     return features, clinical
 
 
@@ -75,7 +84,9 @@ def test_form_fields_are_the_models_clinical_covariates(model_folder):
     assert deep_feature_columns(model)[0] == "f0"
     fields = {field.name: field for field in clinical_fields(model)}
     assert set(fields) == {"age", "smoker"}
-    assert fields["age"].kind == "numeric" and fields["age"].default == pytest.approx(model.encoder.numeric["age"]["mean"])
+    assert fields["age"].kind == "numeric" and fields["age"].default == pytest.approx(
+        model.encoder.numeric["age"]["mean"]
+    )
     assert fields["smoker"].kind == "categorical" and fields["smoker"].levels == ("no", "yes")
     assert fields["smoker"].default == model.encoder.categorical["smoker"]["reference"]
 
@@ -87,7 +98,8 @@ def test_hazard_and_risk_group_equal_covidct_prognosis_prediction(model_folder, 
     result = PrognosisLogic().predict(model_folder, {"age": age, "smoker": smoker}, features)
     # the library's prediction from CSV files holding the same values
     pd.DataFrame([["X", *features]], columns=["id"] + [f"f{i}" for i in range(FEATURES)]).to_csv(
-        tmp_path / "f.csv", index=False)
+        tmp_path / "f.csv", index=False
+    )
     pd.DataFrame({"id": ["X"], "age": [age], "smoker": [smoker]}).to_csv(tmp_path / "c.csv", index=False)
     model = CoxModel.load(model_folder)
     cohort = load_cohort(tmp_path / "f.csv", tmp_path / "c.csv", categorical=["smoker"], needed=model.source_columns())
@@ -152,8 +164,11 @@ def test_cohort_view_kaplan_meier_chart_and_hazard_ratio_table(mrml_scene, model
     for row, feature in enumerate(report["features"]):
         assert hazard_ratios.GetColumnByName("Covariate").GetValue(row) == feature["feature"]
         assert hazard_ratios.GetColumnByName("Hazard ratio").GetValue(row) == pytest.approx(feature["hazard_ratio"])
-        assert (hazard_ratios.GetColumnByName("95% CI low").GetValue(row) < feature["hazard_ratio"]
-                < hazard_ratios.GetColumnByName("95% CI high").GetValue(row))
+        assert (
+            hazard_ratios.GetColumnByName("95% CI low").GetValue(row)
+            < feature["hazard_ratio"]
+            < hazard_ratios.GetColumnByName("95% CI high").GetValue(row)
+        )
 
 
 def test_cohort_view_needs_the_whole_fit_folder(mrml_scene, model_folder, tmp_path):
@@ -165,15 +180,18 @@ def test_cohort_view_needs_the_whole_fit_folder(mrml_scene, model_folder, tmp_pa
 
 def test_prognosis_of_the_real_ct_from_its_deep_feature(mrml_scene, models_dir, model_folder):
     volume = volume_from_image(sitk.ReadImage(str(CT)), name="CIP CT")
-    lungs = segmentation_from_labelmap(sitk.ReadImage(str(MASK)), (SegmentSpec(1, "lungs", "Lungs", (1, 0, 0), ""),),
-                                       "lungs", mrml_scene)
+    lungs = segmentation_from_labelmap(
+        sitk.ReadImage(str(MASK)), (SegmentSpec(1, "lungs", "Lungs", (1, 0, 0), ""),), "lungs", mrml_scene
+    )
     logic = PrognosisLogic()
     cancelled = logic.startFeatures(volume, "tiny-covid19net", lungs, device="cpu")
     cancelled.cancel()
     assert cancelled.temporary and not any(folder.exists() for folder in cancelled.temporary)
     before = set(Path(tempfile.gettempdir()).glob("covidct-features-*"))
     features = logic.computeFeatures(volume, "tiny-covid19net", lungs, device="cpu")
-    assert set(Path(tempfile.gettempdir()).glob("covidct-features-*")) <= before  # its outputs deleted (inputs: cancel test above)
+    assert (
+        set(Path(tempfile.gettempdir()).glob("covidct-features-*")) <= before
+    )  # its outputs deleted (inputs: cancel test above)
     expected = detect(str(CT), model="tiny-covid19net", lungs=str(MASK), device="cpu", heatmap=False).features
     np.testing.assert_allclose(features, expected, atol=1e-4)
     assert mrml_scene.GetNumberOfNodesByClass("vtkMRMLTableNode") == 0  # a feature run adds no results row

@@ -1,8 +1,8 @@
 """The packages the Slicer modules install on first use are exactly the package's dependencies."""
 
 import pytest
-
 from conftest import REPO
+
 from CovidCTDetectLib.dependencies import REQUIREMENTS, missing_requirements
 
 tomllib = pytest.importorskip("tomllib", reason="tomllib needs Python 3.11+")

@@ -5,12 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from conftest import shared_file
 from scipy import ndimage as ndi
 
-from conftest import shared_file
 from covidct.data.manifest import read_manifest
-from covidct.data.synth import (LESION_LABELS, LesionOptions, estimate_noise, insert_lesions, make_synth_dataset,
-                                paint_lesions)
+from covidct.data.synth import (
+    LESION_LABELS,
+    LesionOptions,
+    estimate_noise,
+    insert_lesions,
+    make_synth_dataset,
+    paint_lesions,
+)
 from covidct.errors import DatasetError
 
 CIP = "cip-copdgene-10002K-ct64/"
@@ -54,9 +60,9 @@ def test_density_ranges_of_each_kind(cip):
             if np.count_nonzero(labels == value) >= 20:
                 found[kind].append(np.median(after[labels == value]))
     assert all(found.values()), found
-    assert -780 <= min(found["ggo"]) and max(found["ggo"]) <= -280
-    assert -140 <= min(found["consolidation"]) and max(found["consolidation"]) <= 90
-    assert -780 <= min(found["crazy_paving"]) and max(found["crazy_paving"]) <= -100
+    assert min(found["ggo"]) >= -780 and max(found["ggo"]) <= -280
+    assert min(found["consolidation"]) >= -140 and max(found["consolidation"]) <= 90
+    assert min(found["crazy_paving"]) >= -780 and max(found["crazy_paving"]) <= -100
 
 
 def test_ggo_keeps_vessels_visible_and_noise_matches_the_background(cip):
@@ -88,8 +94,9 @@ def test_lesions_are_multifocal_bilateral_and_peripheral(cip):
     lesion_depth = []
     for seed in range(10):
         for bilateral in (1.0, 0.0):
-            _, mask = insert_lesions(ct, lungs, np.random.default_rng(seed), n_lesions=(3, 5), size_mm=(15, 30),
-                                     bilateral=bilateral)
+            _, mask = insert_lesions(
+                ct, lungs, np.random.default_rng(seed), n_lesions=(3, 5), size_mm=(15, 30), bilateral=bilateral
+            )
             labels = sitk.GetArrayFromImage(mask) > 0
             multi += ndi.label(labels)[1] >= 2
             assert sum(labels[side].any() for side in sides) == (2 if bilateral else 1)
@@ -149,8 +156,11 @@ def test_dataset_shares_backgrounds_and_is_reproducible(tmp_path):
     manifest = make_synth_dataset([ct_path, dicom], tmp_path / "a", **kwargs)
     cases = read_manifest(manifest)
     assert sorted(c.label for c in cases) == [0, 0, 0, 1, 1, 1]
-    assert {c.extra["background"] for c in cases if c.label == 1} == {c.extra["background"] for c in cases
-                                                                     if c.label == 0} == {"ct-64.nrrd", "ct-64Dicom"}
+    assert (
+        {c.extra["background"] for c in cases if c.label == 1}
+        == {c.extra["background"] for c in cases if c.label == 0}
+        == {"ct-64.nrrd", "ct-64Dicom"}
+    )
     segmented = sitk.GetArrayFromImage(sitk.ReadImage(str(manifest.parent / "lungs" / "ct-64Dicom.nii.gz")))
     assert set(np.unique(segmented)) == {0, 1, 2}  # the DICOM copy's lungs: threshold method, right/left
     original = sitk.GetArrayFromImage(sitk.ReadImage(str(ct_path))).astype(float)
@@ -166,10 +176,11 @@ def test_dataset_shares_backgrounds_and_is_reproducible(tmp_path):
             assert float(case.extra["lesion_ml"]) > 0
             assert np.abs(diff[lesions]).mean() > 10 * np.abs(diff[~lesions]).mean()  # the lesions are the signal
     again = make_synth_dataset([ct_path, dicom], tmp_path / "b", **kwargs)
-    for case, twin in zip(cases, read_manifest(again)):
+    for case, twin in zip(cases, read_manifest(again), strict=True):
         assert case.id == twin.id
-        assert np.array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(case.ct))),
-                              sitk.GetArrayFromImage(sitk.ReadImage(str(twin.ct))))
+        assert np.array_equal(
+            sitk.GetArrayFromImage(sitk.ReadImage(str(case.ct))), sitk.GetArrayFromImage(sitk.ReadImage(str(twin.ct)))
+        )
     with pytest.raises(DatasetError, match="already holds"):
         make_synth_dataset([ct_path], tmp_path / "a", n_pos=1, n_neg=1, lungs=[lung_path])
 
@@ -187,8 +198,9 @@ def test_full_resolution_lesions_on_normal001():
     sigma = estimate_noise(before, lung)
     spread = {}
     for seed, kind in enumerate(("consolidation", "ggo", "crazy_paving")):
-        out, mask = insert_lesions(ct, lungs, np.random.default_rng(seed), kinds=(kind,), n_lesions=(2, 2),
-                                   size_mm=(40, 50))
+        out, mask = insert_lesions(
+            ct, lungs, np.random.default_rng(seed), kinds=(kind,), n_lesions=(2, 2), size_mm=(40, 50)
+        )
         after, labels = _arrays(out, mask)
         core = ndi.binary_erosion(labels > 0, iterations=2)
         assert core.sum() > 1000

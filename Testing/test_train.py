@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import REPO, cip_slab
 from sklearn.metrics import roc_auc_score
 
-from conftest import REPO, cip_slab
 from covidct.data.manifest import read_manifest, write_manifest
 from covidct.data.synth import LesionOptions, make_synth_dataset
 from covidct.errors import DatasetError, ModelError, UsageError
@@ -44,8 +44,9 @@ def synth(backgrounds, tmp_path_factory):
     ct, lungs = backgrounds
     manifest = make_synth_dataset([ct], root / "data", n_pos=20, n_neg=20, seed=1, lungs=[lungs], options=LESIONS)
     cases = read_manifest(manifest)
-    small = write_manifest(root / "data" / "small.csv", [c for c in cases if c.label == 1][:3]
-                           + [c for c in cases if c.label == 0][:3])
+    small = write_manifest(
+        root / "data" / "small.csv", [c for c in cases if c.label == 1][:3] + [c for c in cases if c.label == 0][:3]
+    )
     return {"manifest": manifest, "small": small, "cache": root / "cache", "root": root}
 
 
@@ -62,8 +63,9 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "covidct", "train", *map(str, args)], capture_output=True,
-                          text=True, cwd=REPO, env=ENV)
+    return subprocess.run(
+        [sys.executable, "-m", "covidct", "train", *map(str, args)], capture_output=True, text=True, cwd=REPO, env=ENV
+    )
 
 
 def _weights(path: Path) -> dict:
@@ -74,8 +76,15 @@ def _weights(path: Path) -> dict:
 def test_decovnet_learns_the_synthetic_lesions(synth, backgrounds, tmp_path):
     progress = Recorder()
     out = tmp_path / "run"
-    config = TrainConfig(manifest=synth["manifest"], out=out, epochs=4, val_fraction=0.25, augment=False,
-                         cache_dir=synth["cache"], **FAST)
+    config = TrainConfig(
+        manifest=synth["manifest"],
+        out=out,
+        epochs=4,
+        val_fraction=0.25,
+        augment=False,
+        cache_dir=synth["cache"],
+        **FAST,
+    )
     model_dir = train(config, progress)
     epochs = [e for e in progress.events if e["event"] == "epoch"]
     assert [e["epoch"] for e in epochs] == [1, 2, 3, 4] and all(e["val_cases"] == 10 for e in epochs)
@@ -94,16 +103,21 @@ def test_decovnet_learns_the_synthetic_lesions(synth, backgrounds, tmp_path):
     from covidct.models import load_model
     from covidct.train.tasks import ClassifierTask
 
-    fresh = read_manifest(make_synth_dataset([backgrounds[0]], tmp_path / "fresh", n_pos=6, n_neg=6, seed=99,
-                                             lungs=[backgrounds[1]], options=LESIONS))
+    fresh = read_manifest(
+        make_synth_dataset(
+            [backgrounds[0]], tmp_path / "fresh", n_pos=6, n_neg=6, seed=99, lungs=[backgrounds[1]], options=LESIONS
+        )
+    )
     model, _ = load_model(model_dir)
     task = ClassifierTask(config, torch.device("cpu"))
     from covidct.data.cache import TensorCache
 
     cache = TensorCache(tmp_path / "fresh-cache")
     with torch.no_grad():
-        scores = [float(model.probability(model(task.load(task.prepare(c, cache, False)[0], 0, 0, False)["x"][None].float())))
-                  for c in fresh]
+        scores = [
+            float(model.probability(model(task.load(task.prepare(c, cache, False)[0], 0, 0, False)["x"][None].float())))
+            for c in fresh
+        ]
     auc = roc_auc_score([c.label for c in fresh], scores)
     print("AUC on 12 fresh synthetic volumes:", auc)
     assert auc >= 0.75
@@ -111,16 +125,40 @@ def test_decovnet_learns_the_synthetic_lesions(synth, backgrounds, tmp_path):
 
 @pytest.mark.slow
 def test_resume_after_kill_9_gives_the_same_weights(synth, tmp_path):
-    args = ["--model", "decovnet", "--manifest", synth["small"], "--input-size", "32x48", "--device", "cpu",
-            "--lr", "1e-4", "--epochs", "2", "--val-fraction", "0.34", "--checkpoint-every", "2",
-            "--cache-dir", synth["cache"], "--progress-json"]
+    args = [
+        "--model",
+        "decovnet",
+        "--manifest",
+        synth["small"],
+        "--input-size",
+        "32x48",
+        "--device",
+        "cpu",
+        "--lr",
+        "1e-4",
+        "--epochs",
+        "2",
+        "--val-fraction",
+        "0.34",
+        "--checkpoint-every",
+        "2",
+        "--cache-dir",
+        synth["cache"],
+        "--progress-json",
+    ]
     straight = _cli(*args, "--out", tmp_path / "straight")
     assert straight.returncode == 0, straight.stderr
 
     # the same run, killed with SIGKILL in the middle of epoch 2, after its step-2 checkpoint
     killed = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-m", "covidct", "train", *map(str, args), "--out", str(killed)],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO, env=ENV)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "covidct", "train", *map(str, args), "--out", str(killed)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=REPO,
+        env=ENV,
+    )
     steps_per_epoch = None
     for line in process.stdout:
         event = json.loads(line)
@@ -135,15 +173,21 @@ def test_resume_after_kill_9_gives_the_same_weights(synth, tmp_path):
 
     resumed = _cli(*args, "--out", killed, "--resume")
     assert resumed.returncode == 0, resumed.stderr
-    resume_event = next(json.loads(l) for l in resumed.stdout.splitlines() if '"resume"' in l)
+    resume_event = next(json.loads(line) for line in resumed.stdout.splitlines() if '"resume"' in line)
     assert resume_event["epoch"] == 2 and resume_event["step"] in (2, 3)  # continued mid-epoch
 
     a, b = _weights(tmp_path / "straight" / "last.pt"), _weights(killed / "last.pt")
     assert a["global_step"] == b["global_step"] == 8
     assert a["model"].keys() == b["model"].keys()
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
-    assert all(torch.equal(x, y) for x, y in zip(_weights(tmp_path / "straight" / "model" / "decovnet-straight.pt")
-                                                 .values(), _weights(killed / "model" / "decovnet-killed.pt").values()))
+    assert all(
+        torch.equal(x, y)
+        for x, y in zip(
+            _weights(tmp_path / "straight" / "model" / "decovnet-straight.pt").values(),
+            _weights(killed / "model" / "decovnet-killed.pt").values(),
+            strict=True,
+        )
+    )
     history_a = json.loads((tmp_path / "straight" / "history.json").read_text())
     history_b = json.loads((killed / "history.json").read_text())
     assert history_a == history_b
@@ -153,13 +197,42 @@ def test_resume_after_kill_9_gives_the_same_weights(synth, tmp_path):
 def test_two_process_torchrun_on_cpu(synth, tmp_path):
     out = tmp_path / "ddp"
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "covidct",
-         "train", "--model", "decovnet", "--manifest", str(synth["small"]), "--input-size", "32x48",
-         "--device", "cpu", "--epochs", "1", "--val-fraction", "0.34", "--cache-dir", str(synth["cache"]),
-         "--out", str(out), "--progress-json"],
-        capture_output=True, text=True, cwd=REPO, env=ENV, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "covidct",
+            "train",
+            "--model",
+            "decovnet",
+            "--manifest",
+            str(synth["small"]),
+            "--input-size",
+            "32x48",
+            "--device",
+            "cpu",
+            "--epochs",
+            "1",
+            "--val-fraction",
+            "0.34",
+            "--cache-dir",
+            str(synth["cache"]),
+            "--out",
+            str(out),
+            "--progress-json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=ENV,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
-    events = [json.loads(l) for l in result.stdout.splitlines() if l.startswith("{")]
+    events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     done = [e for e in events if e["event"] == "done"]
     assert len(done) == 1  # only rank 0 reports and writes
     steps = [e for e in events if e["event"] == "step"]
@@ -177,22 +250,33 @@ def test_covid19net_two_step_transfer_learning(synth, tmp_path):
 
     progress = Recorder()
     out = tmp_path / "c19"
-    common = dict(model="covid19net", manifest=synth["small"], input_size=(16, 32, 48), device="cpu", lr=1e-4,
-                  val_fraction=0.34, cache_dir=synth["cache"])
-    model_dir = train(TrainConfig(out=out, pretrain_manifest=synth["small"], pretrain_epochs=2, epochs=1, **common),
-                      progress)
+    common = dict(
+        model="covid19net",
+        manifest=synth["small"],
+        input_size=(16, 32, 48),
+        device="cpu",
+        lr=1e-4,
+        val_fraction=0.34,
+        cache_dir=synth["cache"],
+    )
+    model_dir = train(
+        TrainConfig(out=out, pretrain_manifest=synth["small"], pretrain_epochs=2, epochs=1, **common), progress
+    )
     phases = [e for e in progress.events if e["event"] == "phase"]
     assert [p["phase"] for p in phases] == ["pretrain", "finetune"]
     assert phases[1]["init_from"] == str(out / "pretrain" / "model")
     final, card = load_model(model_dir)
     assert "pre-training on manifest small.csv" in card.training_data and card.input["shape"] == [1, 16, 32, 48]
     # the fine-tuning step is exactly a run started with --init-from the pre-trained model ...
-    same, _ = load_model(train(TrainConfig(out=tmp_path / "same", init_from=str(out / "pretrain" / "model"),
-                                           epochs=1, **common)))
-    assert all(torch.equal(a, b) for a, b in zip(final.state_dict().values(), same.state_dict().values()))
+    same, _ = load_model(
+        train(TrainConfig(out=tmp_path / "same", init_from=str(out / "pretrain" / "model"), epochs=1, **common))
+    )
+    assert all(torch.equal(a, b) for a, b in zip(final.state_dict().values(), same.state_dict().values(), strict=True))
     # ... and not a run from scratch
     scratch, _ = load_model(train(TrainConfig(out=tmp_path / "scratch", epochs=1, **common)))
-    assert not all(torch.equal(a, b) for a, b in zip(final.state_dict().values(), scratch.state_dict().values()))
+    assert not all(
+        torch.equal(a, b) for a, b in zip(final.state_dict().values(), scratch.state_dict().values(), strict=True)
+    )
     with pytest.raises(ModelError, match="holds a covid19net model, not decovnet"):
         train(TrainConfig(manifest=synth["small"], out=tmp_path / "d", init_from=str(model_dir), **FAST))
 
@@ -217,7 +301,9 @@ def test_clear_errors(synth, tmp_path):
     assert result.returncode == 2 and "line 2, column 'ct'" in result.stderr and "Traceback" not in result.stderr
     result = _cli("--model", "decovnet", "--manifest", bad, "--out", tmp_path / "c", "--input-size", "8x8")
     assert result.returncode == 2 and "--input-size 8x8" in result.stderr
-    result = _cli("--model", "covid19net", "--manifest", synth["small"], "--out", tmp_path / "d", "--input-crop", "lung_box")
+    result = _cli(
+        "--model", "covid19net", "--manifest", synth["small"], "--out", tmp_path / "d", "--input-crop", "lung_box"
+    )
     assert result.returncode == 2 and "only DeCoVNet takes --input-crop lung_box" in result.stderr
 
 
@@ -227,14 +313,18 @@ def test_config_round_trip_and_resume_check(tmp_path):
     again = TrainConfig.load(tmp_path / "c.json")
     assert again == config and again.effective_batch_size == 1
     assert TrainConfig(model="unet", manifest="m", out="o").effective_batch_size == 16
-    changed = TrainConfig(model="covid19net", manifest=tmp_path / "m.csv", out=tmp_path / "o", lr=1e-4,
-                          input_size=(24, 64, 96), epochs=7)
+    changed = TrainConfig(
+        model="covid19net", manifest=tmp_path / "m.csv", out=tmp_path / "o", lr=1e-4, input_size=(24, 64, 96), epochs=7
+    )
     assert changed.differences(config) == ["lr"]  # epochs may change on resume, lr may not
     cropped = TrainConfig(model="decovnet", manifest=tmp_path / "m.csv", out=tmp_path / "o", input_crop="lung_box")
-    assert cropped.differences(TrainConfig(model="decovnet", manifest=tmp_path / "m.csv", out=tmp_path / "o")) == ["input_crop"]
+    assert cropped.differences(TrainConfig(model="decovnet", manifest=tmp_path / "m.csv", out=tmp_path / "o")) == [
+        "input_crop"
+    ]
     narrow = TrainConfig(model="unet", manifest="m", out="o", arch_options=parse_arch_options(["base=8", "levels=3"]))
-    assert narrow.arch_options == {"base": 8, "levels": 3} and TrainConfig(model="unet", manifest="m", out="o",
-                                                                          arch_options={"base": 8}).differences(narrow) == ["arch_options"]
+    assert narrow.arch_options == {"base": 8, "levels": 3} and TrainConfig(
+        model="unet", manifest="m", out="o", arch_options={"base": 8}
+    ).differences(narrow) == ["arch_options"]
     with pytest.raises(UsageError, match="does not fit unet"):
         TrainConfig(model="unet", manifest="m", out="o", arch_options={"width": 8})
     with pytest.raises(UsageError, match="is not NAME=VALUE"):

@@ -17,7 +17,6 @@ import time
 import numpy as np
 import pytest
 import SimpleITK as sitk
-
 from conftest import REPO, cip_slab, shared_file
 
 slicer = pytest.importorskip("slicer", reason="slicer-core (real MRML without the Slicer application) is not installed")
@@ -27,8 +26,13 @@ from covidct.data.synth import make_synth_dataset  # noqa: E402
 from covidct.errors import DatasetError, UsageError  # noqa: E402
 from CovidCTDetectLib.process import CommandCancelled, CommandFailed  # noqa: E402
 from CovidCTDetectLib.train_dataset import dataset_manifest  # noqa: E402
-from CovidCTDetectLib.train_logic import (TrainLogic, device_label, format_duration, train_arguments,  # noqa: E402
-                                          training_failure)
+from CovidCTDetectLib.train_logic import (
+    TrainLogic,
+    device_label,
+    format_duration,
+    train_arguments,  # noqa: E402
+    training_failure,
+)
 
 CIP = "cip-copdgene-10002K-ct64/"
 RELEASED = REPO.parent / "shared" / "reference" / "decovnet-released-test-predictions.csv"
@@ -69,16 +73,24 @@ def test_train_cancel_resume_evaluate_and_save(mrml_scene, dataset, tmp_path, mo
     started = time.perf_counter()
     job = logic.startTraining(dataset, out, "decovnet", **TINY_RUN)
     # epoch 1 arrives and grows the curves; stop at the mid-epoch checkpoint of epoch 2
-    events = poll_until(job, lambda: job.last_checkpoint is not None and job.last_checkpoint["epoch"] == 2
-                        and job.last_checkpoint["step"] == 1)
+    events = poll_until(
+        job,
+        lambda: (
+            job.last_checkpoint is not None and job.last_checkpoint["epoch"] == 2 and job.last_checkpoint["step"] == 1
+        ),
+    )
     assert not job.done, job.process.stderr_tail
     assert [e["epoch"] for e in events if e["event"] == "epoch"] == [1]
     assert job.history_table.GetNumberOfRows() == 1 and job.steps_table.GetNumberOfRows() == 3
     assert 0 < job.progress < 1 and job.metric is not None and job.eta_s is not None
     assert job.status().startswith("Epoch 2/2, step 1/2: loss ")
     series = [job.chart_node.GetNthPlotSeriesNode(i) for i in range(job.chart_node.GetNumberOfPlotSeriesNodes())]
-    assert [s.GetName() for s in series] == ["training loss (steps)", "training loss", "validation loss",
-                                             "validation AUC"]
+    assert [s.GetName() for s in series] == [
+        "training loss (steps)",
+        "training loss",
+        "validation loss",
+        "validation AUC",
+    ]
     assert series[3].GetTableNode() is job.history_table and series[0].GetTableNode() is job.steps_table
 
     job.cancel()
@@ -106,19 +118,23 @@ def test_train_cancel_resume_evaluate_and_save(mrml_scene, dataset, tmp_path, mo
         logic.train(dataset, out, "decovnet", **TINY_RUN)
     assert failure.value.returncode == 2 and "\n" not in str(failure.value)
 
-    result, nodes = logic.evaluate(dataset, tmp_path / "evaluation", weights=model_dir, device="cpu",
-                                   lungsMethod="threshold", bootstrap=200)
+    result, nodes = logic.evaluate(
+        dataset, tmp_path / "evaluation", weights=model_dir, device="cpu", lungsMethod="threshold", bootstrap=200
+    )
     assert result.report["n_cases"] == 4 and 0.0 <= result.report["roc_auc"] <= 1.0
     assert result.name == "run on manifest"
-    roc = [nodes.roc_chart.GetNthPlotSeriesNode(i).GetName() for i in range(nodes.roc_chart.GetNumberOfPlotSeriesNodes())]
+    roc = [
+        nodes.roc_chart.GetNthPlotSeriesNode(i).GetName() for i in range(nodes.roc_chart.GetNumberOfPlotSeriesNodes())
+    ]
     assert roc[0].startswith("ROC (AUC") and "operating points" in roc and "chosen threshold" in roc
     assert nodes.pr_chart.GetNthPlotSeriesNode(0).GetName().startswith("PR (AP")
     assert nodes.threshold_table.GetNumberOfRows() == 9
     assert nodes.roc_table.GetNumberOfRows() >= 3
     at = logic.setOperatingThreshold(nodes, result, 0.35)
     assert nodes.chosen_table.GetNumberOfRows() == 1
-    assert float(nodes.chosen_table.GetCellText(0, nodes.chosen_table.GetColumnIndex("sensitivity"))) == \
-        pytest.approx(at["sensitivity"])
+    assert float(nodes.chosen_table.GetCellText(0, nodes.chosen_table.GetColumnIndex("sensitivity"))) == pytest.approx(
+        at["sensitivity"]
+    )
 
     saved = logic.saveModel(model_dir, "decovnet-tiny", 0.35, evaluation=result)
     from covidct.models import list_models, load_model
@@ -133,7 +149,9 @@ def test_train_cancel_resume_evaluate_and_save(mrml_scene, dataset, tmp_path, mo
     assert card.threshold == 0.35 and not model.training
     with pytest.raises(UsageError, match="already exists"):
         logic.saveModel(model_dir, "decovnet-tiny", 0.5)
-    assert logic.installedModels("decovnet")[-1] == "decovnet-tiny" and "decovnet-tiny" not in logic.installedModels("unet")
+    assert logic.installedModels("decovnet")[-1] == "decovnet-tiny" and "decovnet-tiny" not in logic.installedModels(
+        "unet"
+    )
 
     # the CovidCTDetect module's logic lists the saved model and runs it with its threshold
     from CovidCTDetectLib.detect_logic import DetectionLogic, classifier_models
@@ -144,8 +162,15 @@ def test_train_cancel_resume_evaluate_and_save(mrml_scene, dataset, tmp_path, mo
     case = read_manifest(dataset)[0]
     volume = volume_from_image(sitk.ReadImage(str(case.ct)), name="synthetic case")
     lungs = segmentation_from_labelmap(sitk.ReadImage(str(case.lungs)) > 0, name="CIP lungs")  # the real CIP mask
-    detection = DetectionLogic().detect(volume, model="decovnet-tiny", lungSegmentationNode=lungs, device="cpu",
-                                        heatmap=False, outputFolder=tmp_path / "detect", show=False)
+    detection = DetectionLogic().detect(
+        volume,
+        model="decovnet-tiny",
+        lungSegmentationNode=lungs,
+        device="cpu",
+        heatmap=False,
+        outputFolder=tmp_path / "detect",
+        show=False,
+    )
     assert detection.model == "decovnet-tiny" and detection.threshold == 0.35
     assert detection.label == ("positive" if detection.probability > 0.35 else "negative")
 
@@ -157,8 +182,17 @@ def test_released_decovnet_predictions_show_the_papers_auc_and_table_2(mrml_scen
     assert nodes.roc_chart.GetNthPlotSeriesNode(0).GetName() == "ROC (AUC 0.959)"
     accuracy = slicer.util.arrayFromTableColumn(nodes.threshold_table, "accuracy")
     assert np.round(accuracy, 3).tolist() == PAPER_ACCURACY
-    assert slicer.util.arrayFromTableColumn(nodes.threshold_table, "threshold").round(1).tolist() == \
-        [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+    assert slicer.util.arrayFromTableColumn(nodes.threshold_table, "threshold").round(1).tolist() == [
+        0.1,
+        0.2,
+        0.3,
+        0.4,
+        0.5,
+        0.6,
+        0.7,
+        0.8,
+        0.9,
+    ]
     # the ROC curve's points give the report's AUC (trapezoids over every vertex)
     x = slicer.util.arrayFromTableColumn(nodes.roc_table, "1 - specificity")
     y = slicer.util.arrayFromTableColumn(nodes.roc_table, "sensitivity")
@@ -186,12 +220,21 @@ def test_datasets_from_class_folders_and_path_label_csv(mrml_scene, dataset, tmp
     assert "\n" not in str(error.value)
 
     listing = tmp_path / "cases.csv"
-    listing.write_text("file,diagnosis\n" + "".join(f"{c.ct},{'positive' if c.label else 'negative'}\n" for c in cases)
-                       + "missing.nii.gz,0\n")
+    listing.write_text(
+        "file,diagnosis\n"
+        + "".join(f"{c.ct},{'positive' if c.label else 'negative'}\n" for c in cases)
+        + "missing.nii.gz,0\n"
+    )
     table, summary = TrainLogic().previewDataset(dataset_manifest(listing), valFraction=0.5)
     assert (summary.cases, summary.positives, summary.negatives, summary.missing) == (5, 2, 3, 1)
     assert column(table, "files").count("missing ct") == 1 and column(table, "case")[-1] == "missing"
-    assert sorted(column(table, "split")) == ["train", "train", "val", "val", "val"]  # 1 of 2 positives, 2 of 3 negatives
+    assert sorted(column(table, "split")) == [
+        "train",
+        "train",
+        "val",
+        "val",
+        "val",
+    ]  # 1 of 2 positives, 2 of 3 negatives
     assert "1 missing file(s)" in summary.text()
     listing.write_text(f"{cases[0].ct},maybe\n")
     with pytest.raises(DatasetError, match="line 1: 'maybe' is not a label"):
@@ -205,10 +248,31 @@ def test_datasets_from_class_folders_and_path_label_csv(mrml_scene, dataset, tmp
 
 
 def test_arguments_messages_and_device_probe(mrml_scene):
-    args = train_arguments("m.csv", "out", "covid19net", {"epochs": 3, "augment": False, "amp": True, "input_size": (24, 32, 48),
-                                                          "init_from": None, "batch_size": 2}, resume=True)
-    assert args == ["train", "--model", "covid19net", "--manifest", "m.csv", "--out", "out", "--epochs", "3",
-                    "--no-augment", "--amp", "--input-size", "24x32x48", "--batch-size", "2", "--resume"]
+    args = train_arguments(
+        "m.csv",
+        "out",
+        "covid19net",
+        {"epochs": 3, "augment": False, "amp": True, "input_size": (24, 32, 48), "init_from": None, "batch_size": 2},
+        resume=True,
+    )
+    assert args == [
+        "train",
+        "--model",
+        "covid19net",
+        "--manifest",
+        "m.csv",
+        "--out",
+        "out",
+        "--epochs",
+        "3",
+        "--no-augment",
+        "--amp",
+        "--input-size",
+        "24x32x48",
+        "--batch-size",
+        "2",
+        "--resume",
+    ]
     cropped = train_arguments("m.csv", "out", "decovnet", {"input_size": "96x144", "input_crop": "lung_box"})
     assert cropped[-4:] == ["--input-size", "96x144", "--input-crop", "lung_box"]
     with pytest.raises(UsageError, match="Unknown training option"):
@@ -217,13 +281,18 @@ def test_arguments_messages_and_device_probe(mrml_scene):
         train_arguments("m.csv", "out", "resnet", {})
 
     # PyTorch's own CUDA message, and the training loop's sentence, both give the fix
-    for line in ("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 7.79 GiB total capacity)",
-                 "covidct train: error: Out of GPU memory training decovnet at input size 224x336; lower --input-size or "
-                 "use --device cpu."):
+    for line in (
+        "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 7.79 GiB total capacity)",
+        "covidct train: error: Out of GPU memory training decovnet at input size 224x336; lower --input-size or "
+        "use --device cpu.",
+    ):
         message = training_failure(1 if "torch" in line else 2, ["some warning", line], line)
         assert message.startswith("Training ran out of GPU memory; lower the input size")
     assert "killed by signal 9" in training_failure(-9, [], None)
-    assert training_failure(2, ["covidct train: error: out of memory; close other programs."], "the sentence") == "the sentence"
+    assert (
+        training_failure(2, ["covidct train: error: out of memory; close other programs."], "the sentence")
+        == "the sentence"
+    )
     assert training_failure(0, [], None) is None
     assert format_duration(42) == "42 s" and format_duration(600) == "10 min" and format_duration(7380) == "2 h 03 min"
 
@@ -239,8 +308,9 @@ def test_synthetic_dataset_from_a_volume_node(mrml_scene, tmp_path):
 
     ct = sitk.ReadImage(str(shared_file(CIP + "ct-64.nrrd")))
     node = volume_from_image(ct, name="CIP CT/64")
-    job = TrainLogic().startSynthDataset([node], tmp_path / "synth", 1, 1, seed=2,
-                                         lungs=[shared_file(CIP + "wholeLung-64.nrrd")])
+    job = TrainLogic().startSynthDataset(
+        [node], tmp_path / "synth", 1, 1, seed=2, lungs=[shared_file(CIP + "wholeLung-64.nrrd")]
+    )
     job.wait()
     manifest = job.finish()
     cases = read_manifest(manifest)

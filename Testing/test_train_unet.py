@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from conftest import shared_file
+
 from covidct.data.cache import TensorCache
 from covidct.data.manifest import read_manifest
 from covidct.preprocess.window import HU_WINDOW
@@ -71,11 +71,17 @@ def test_unet_learns_lungs_from_threshold_pseudo_labels(manifest, tmp_path):
             events.append({"event": event, **fields})
 
     out = tmp_path / "run"
-    model_dir = train(TrainConfig(model="unet", manifest=manifest, out=out, epochs=3, lr=1e-3, batch_size=8,
-                                  input_size=(64, 64), device="cpu"), Recorder())
+    model_dir = train(
+        TrainConfig(
+            model="unet", manifest=manifest, out=out, epochs=3, lr=1e-3, batch_size=8, input_size=(64, 64), device="cpu"
+        ),
+        Recorder(),
+    )
     epochs = [e for e in events if e["event"] == "epoch"]
-    print("validation Dice per epoch (clean, with lesions):",
-          [(round(e["val_dice_clean"], 3), round(e["val_dice_lesions"], 3)) for e in epochs])
+    print(
+        "validation Dice per epoch (clean, with lesions):",
+        [(round(e["val_dice_clean"], 3), round(e["val_dice_lesions"], 3)) for e in epochs],
+    )
     assert epochs[0]["val_slices"] == 2 * 79 and epochs[-1]["epoch"] == 3
     best = max(epochs, key=lambda e: e["val_dice"])
     assert best["val_dice_clean"] >= 0.9 and best["val_dice_lesions"] >= 0.9  # against the REAL mask

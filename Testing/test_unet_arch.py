@@ -7,13 +7,13 @@ batches, mapping back to the working grid, left/right labels) is checked on a re
 
 from __future__ import annotations
 
+import lung_checks as checks
 import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
-
-import lung_checks as checks
 from conftest import shared_file
+
 from covidct.errors import ModelError
 from covidct.geometry import resize_array
 from covidct.io import load_ct, read_image
@@ -21,7 +21,7 @@ from covidct.lungs import grid, segment_lungs
 from covidct.lungs.unet_infer import MODEL_NAME, unet_labels
 from covidct.models import build_model, find_model
 from covidct.models.unet import UNet2D
-from covidct.preprocess.unet import PAD_HU, INPUT_HW, INPUT_SPEC, to_working_grid, unet_input, unet_size
+from covidct.preprocess.unet import INPUT_HW, INPUT_SPEC, PAD_HU, to_working_grid, unet_input, unet_size
 from covidct.preprocess.window import hu_window
 
 
@@ -63,15 +63,17 @@ def test_input_spec_and_size():
 def test_preprocessing_round_trip(cip_ct):
     slices, model_grid = unet_input(cip_ct, (96, 96))
     assert slices.shape == (79, 1, 96, 96) and slices.dtype == np.float32
-    assert 0.0 <= slices.min() and slices.max() <= 1.0
+    assert slices.min() >= 0.0 and slices.max() <= 1.0
     # the same numbers as the geometry module's pad and resize (which the training masks use): the
     # 267 mm field of view is padded with air to 450 mm first
     window = hu_window(sitk.GetArrayViewFromImage(cip_ct))
     air = float(hu_window(np.full(1, PAD_HU, np.float32))[0])
     assert sum(model_grid.pad[2]) == 44 and model_grid.padded_shape == (79, 108, 108)
     np.testing.assert_allclose(slices[:, 0], model_grid.to_model(window, fill=air), atol=1e-5)
-    np.testing.assert_allclose(model_grid.to_model(window, fill=air),
-                               resize_array(np.pad(window, model_grid.pad, constant_values=air), (79, 96, 96)))
+    np.testing.assert_allclose(
+        model_grid.to_model(window, fill=air),
+        resize_array(np.pad(window, model_grid.pad, constant_values=air), (79, 96, 96)),
+    )
     # and back onto the CT grid: close to the windowed CT (the 64 -> 96 -> 64 resize blurs a little)
     back = model_grid.to_ct(slices[:, 0])
     assert back.shape == window.shape
@@ -113,8 +115,9 @@ def test_inference_path_maps_back_onto_the_ct(cip_ct):
 
 
 def test_untrained_network_runs_end_to_end(cip_ct):
-    labels = unet_labels(sitk.DICOMOrient(cip_ct, "LPS"), model=UNet2D(base=4).eval(),
-                         card_input={"shape": [1, 64, 64]})
+    labels = unet_labels(
+        sitk.DICOMOrient(cip_ct, "LPS"), model=UNet2D(base=4).eval(), card_input={"shape": [1, 64, 64]}
+    )
     assert labels.shape == sitk.GetArrayViewFromImage(cip_ct).shape and labels.dtype == np.uint8
     assert set(np.unique(labels)) <= {0, 1, 2}
 

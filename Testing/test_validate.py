@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
-
 from conftest import shared_file
+
 from covidct.errors import CTInputError
 from covidct.memory import available_memory_bytes
 from covidct.validate import check_memory, hu_percentiles, validate_ct

@@ -10,28 +10,34 @@ from pathlib import Path
 
 from covidct.models import load_model, save_model
 
-
 #: the real CTs behind ``synth-train7`` (the demo classifiers' training set) and their terms
 SYNTH_TRAIN7_SOURCES = [
     "POPI-model 4D-CT phase 00 (via ITKElastix history; free for research, cite the POPI model)",
     "CIP COPDGene 10002K ct-64 (Chest Imaging Platform, CIP licence, research use only)",
     "TotalSegmentator example CT (CC BY 4.0 image, Apache-2.0 repository)",
 ]
-SYNTH_TRAIN7_LICENCE = ("Apache-2.0 for the weights; the training CTs' own terms apply to their use (POPI: cite; CIP: "
-                        "research purposes only, CIP licence; TotalSegmentator example: CC BY 4.0).")
+SYNTH_TRAIN7_LICENCE = (
+    "Apache-2.0 for the weights; the training CTs' own terms apply to their use (POPI: cite; CIP: "
+    "research purposes only, CIP licence; TotalSegmentator example: CC BY 4.0)."
+)
 #: what ``synth-train7`` holds, for the ``training_data`` of a card
-SYNTH_TRAIN7 = ("Synthetic COVID-19-like lesions (ground-glass opacity, consolidation, crazy paving; covidct synth, "
-                "seed 3, 6-12 lesions of 30-80 mm per positive) inserted into the lungs of seven backgrounds made "
-                "from three real non-COVID CTs: POPI 4D-CT phase 00 (resampled to 256 x 256 x 4 mm over its 500 mm "
-                "field of view and over a 350 mm crop, and mirrored copies of both), the CIP COPDGene 10002K CT "
-                "(64 x 64 x 79, and a mirrored copy) and the TotalSegmentator example CT (lung bases); 140 volumes "
-                "with lesions and 140 without, positives and negatives sharing backgrounds; lung masks from "
-                "covidct's threshold method; 15 % held out for validation")
+SYNTH_TRAIN7 = (
+    "Synthetic COVID-19-like lesions (ground-glass opacity, consolidation, crazy paving; covidct synth, "
+    "seed 3, 6-12 lesions of 30-80 mm per positive) inserted into the lungs of seven backgrounds made "
+    "from three real non-COVID CTs: POPI 4D-CT phase 00 (resampled to 256 x 256 x 4 mm over its 500 mm "
+    "field of view and over a 350 mm crop, and mirrored copies of both), the CIP COPDGene 10002K CT "
+    "(64 x 64 x 79, and a mirrored copy) and the TotalSegmentator example CT (lung bases); 140 volumes "
+    "with lesions and 140 without, positives and negatives sharing backgrounds; lung masks from "
+    "covidct's threshold method; 15 % held out for validation"
+)
 #: the held-out test set both demo classifiers are scored on
-SYNTH_TEST = ("20 + 20 volumes with/without synthetic lesions in normal001 (resampled to 256 x 256 x 4 mm), seed 2, "
-              "6-12 lesions of 30-80 mm")
-NEVER_TRAINED_ON = ("Never trained on real COVID-19 (COVID-CT-MD P001/P002) nor on normal001, the background of the "
-                    "test set.")
+SYNTH_TEST = (
+    "20 + 20 volumes with/without synthetic lesions in normal001 (resampled to 256 x 256 x 4 mm), seed 2, "
+    "6-12 lesions of 30-80 mm"
+)
+NEVER_TRAINED_ON = (
+    "Never trained on real COVID-19 (COVID-CT-MD P001/P002) nor on normal001, the background of the test set."
+)
 
 
 def read_json(path: str | Path):
@@ -56,8 +62,9 @@ def classifier_metrics(run: str | Path, evaluation: str | Path) -> tuple[dict, d
     }
 
 
-def bundle(run_model: str | Path, weights: str | Path, name: str, lungs_method: str | None = None,
-           **card_fields) -> None:
+def bundle(
+    run_model: str | Path, weights: str | Path, name: str, lungs_method: str | None = None, **card_fields
+) -> None:
     """Load the model in ``run_model`` (a run's ``model`` folder), set its card's ``name``, weights file
     ``<name>.pt``, the lung segmentation its training masks came from (``input.lungs_method``, which
     detection then uses by default) and ``card_fields`` (description, training_data, licence, metrics,
@@ -75,11 +82,21 @@ def bundle(run_model: str | Path, weights: str | Path, name: str, lungs_method: 
     print(json.dumps(saved.to_dict(), indent=1, default=str))
 
 
-def bundle_demo_classifier(work: Path, weights: Path, arch: str, metrics: dict, description: str,
-                           training: str) -> None:
+def bundle_demo_classifier(
+    work: Path, weights: Path, arch: str, metrics: dict, description: str, training: str
+) -> None:
     """Bundle the ``arch`` run in ``work/<arch>`` (trained on ``synth-train7``) as ``<arch>-demo``: threshold
     lung masks, threshold 0.5, synth-train7's sources and licence; ``training`` (epochs, learning rate,
     ...) goes between :data:`SYNTH_TRAIN7` and :data:`NEVER_TRAINED_ON` in the card's training data."""
-    bundle(work / arch / "model", weights, f"{arch}-demo", lungs_method="threshold", description=description,
-           training_data=f"{SYNTH_TRAIN7}; {training} {NEVER_TRAINED_ON}", training_sources=SYNTH_TRAIN7_SOURCES,
-           licence=SYNTH_TRAIN7_LICENCE, threshold=0.5, metrics=metrics)
+    bundle(
+        work / arch / "model",
+        weights,
+        f"{arch}-demo",
+        lungs_method="threshold",
+        description=description,
+        training_data=f"{SYNTH_TRAIN7}; {training} {NEVER_TRAINED_ON}",
+        training_sources=SYNTH_TRAIN7_SOURCES,
+        licence=SYNTH_TRAIN7_LICENCE,
+        threshold=0.5,
+        metrics=metrics,
+    )

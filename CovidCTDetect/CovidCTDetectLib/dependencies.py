@@ -40,16 +40,19 @@ def ensure_requirements() -> bool:
     import slicer
 
     if not slicer.util.confirmOkCancelDisplay(
-            "CovidCTDetect needs these Python packages, which are not installed yet:\n\n" + "\n".join(missing)
-            + "\n\nInstall them now? This needs a network connection and may take several minutes.",
-            windowTitle="Install Python packages"):
+        "CovidCTDetect needs these Python packages, which are not installed yet:\n\n"
+        + "\n".join(missing)
+        + "\n\nInstall them now? This needs a network connection and may take several minutes.",
+        windowTitle="Install Python packages",
+    ):
         return False
     torch = REQUIREMENTS["torch"]
     if torch in missing:
         import PyTorchUtils  # from the PyTorch extension
 
-        PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=False,
-                                                      torchVersionRequirement=torch.removeprefix("torch"))
+        PyTorchUtils.PyTorchUtilsLogic().installTorch(
+            askConfirmation=False, torchVersionRequirement=torch.removeprefix("torch")
+        )
     others = [requirement for requirement in missing if requirement != torch]
     if others:
         slicer.util.pip_install(others)

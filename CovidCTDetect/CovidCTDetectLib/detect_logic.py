@@ -31,9 +31,9 @@ import json
 import math
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import SimpleITK as sitk
@@ -65,9 +65,14 @@ LUNG_TYPE_CODES = ("39607008", "45653009", "90572001", "72481006")
 #: The suspicious-region labelmap (1 = suspicious) as a segment: DICOM "Morphologically Altered Structure" /
 #: "Lesion" (SCT 49755003 / 52988006) in the lung (SCT 39607008), orange like the heat map's hot end.
 SUSPICIOUS_SEGMENTS = (
-    SegmentSpec(1, "suspicious_region", "Suspicious region", (1.0, 0.5, 0.0),
-                "Segmentation category and type - DICOM master list~SCT^49755003^Morphologically Altered Structure"
-                "~SCT^52988006^Lesion~^^~Anatomic codes - DICOM master list~SCT^39607008^Lung~^^"),
+    SegmentSpec(
+        1,
+        "suspicious_region",
+        "Suspicious region",
+        (1.0, 0.5, 0.0),
+        "Segmentation category and type - DICOM master list~SCT^49755003^Morphologically Altered Structure"
+        "~SCT^52988006^Lesion~^^~Anatomic codes - DICOM master list~SCT^39607008^Lung~^^",
+    ),
 )
 #: Columns of ``results.csv`` that hold numbers (empty for a failed case).
 _NUMERIC_RESULT_COLUMNS = ("probability", "threshold", "seconds")
@@ -96,8 +101,10 @@ def classifier_card(model=None):
     if model is None:
         models = classifier_models()
         if not models:
-            raise ModelError("No COVID-19 classifier is installed; train one with the CovidCT Train module or "
-                             "'covidct train', or copy a model folder into the user models folder.")
+            raise ModelError(
+                "No COVID-19 classifier is installed; train one with the CovidCT Train module or "
+                "'covidct train', or copy a model folder into the user models folder."
+            )
         return models[0]
     return find_classifier(model)
 
@@ -115,8 +122,10 @@ def lung_segment_ids(segmentation_node) -> list[str]:
     if not lungs and len(ids) == 1:
         lungs = ids
     if not lungs:
-        raise CTInputError(f"Segmentation '{segmentation_node.GetName()}' has no lung segment (a name with 'lung' or "
-                           "lung terminology); choose a lung segmentation, or none to segment the lungs.")
+        raise CTInputError(
+            f"Segmentation '{segmentation_node.GetName()}' has no lung segment (a name with 'lung' or "
+            "lung terminology); choose a lung segmentation, or none to segment the lungs."
+        )
     return lungs
 
 
@@ -134,12 +143,16 @@ def _is_lung(segment) -> bool:
 def lungs_from_segmentation(segmentation_node, volume_node, ct: sitk.Image) -> sitk.Image:
     """The lung segments of ``segmentation_node`` as a UInt8 labelmap on the CT's grid (``ct`` is
     ``image_from_volume(volume_node)``): segment n of :func:`lung_segment_ids` has value n."""
-    specs = [SegmentSpec(n, segment_id, "", (0.0, 0.0, 0.0), "")
-             for n, segment_id in enumerate(lung_segment_ids(segmentation_node), start=1)]
+    specs = [
+        SegmentSpec(n, segment_id, "", (0.0, 0.0, 0.0), "")
+        for n, segment_id in enumerate(lung_segment_ids(segmentation_node), start=1)
+    ]
     labels = labelmap_array_from_segmentation(segmentation_node, volume_node, specs)
     if not labels.any():
-        raise CTInputError(f"The lung segments of '{segmentation_node.GetName()}' are empty on the grid of "
-                           f"'{volume_node.GetName()}'; choose the segmentation made for this CT.")
+        raise CTInputError(
+            f"The lung segments of '{segmentation_node.GetName()}' are empty on the grid of "
+            f"'{volume_node.GetName()}'; choose the segmentation made for this CT."
+        )
     lungs = sitk.GetImageFromArray(labels.astype(np.uint8))
     lungs.CopyInformation(ct)
     return lungs
@@ -175,8 +188,16 @@ class DetectionResult:
 class DetectionJob(CommandJob):
     """One running ``covidct detect`` for one volume node."""
 
-    def __init__(self, logic: "DetectionLogic", volume_node, process: BackgroundProcess, workdir: Path,
-                 case_folder: Path, lungs_given: bool, opacity: float):
+    def __init__(
+        self,
+        logic: DetectionLogic,
+        volume_node,
+        process: BackgroundProcess,
+        workdir: Path,
+        case_folder: Path,
+        lungs_given: bool,
+        opacity: float,
+    ):
         super().__init__(process, workdir)
         self.logic = logic
         self.volume_node = volume_node
@@ -205,21 +226,32 @@ class DetectionJob(CommandJob):
         files = {kind: self.case_folder / name for kind, name in report.get("files", {}).items()}
         scene, name = self.volume_node.GetScene(), self.volume_node.GetName()
         result = DetectionResult(
-            volumeNode=self.volume_node, probability=float(report["probability"]), label=report["label"],
-            threshold=float(report["threshold"]), model=report["model"], seconds=self.elapsed,
-            features=report.get("features"), report=report, outputFolder=self.case_folder,
-            montagePath=files.get("montage"), tableNode=None)
+            volumeNode=self.volume_node,
+            probability=float(report["probability"]),
+            label=report["label"],
+            threshold=float(report["threshold"]),
+            model=report["model"],
+            seconds=self.elapsed,
+            features=report.get("features"),
+            report=report,
+            outputFolder=self.case_folder,
+            montagePath=files.get("montage"),
+            tableNode=None,
+        )
         if "heatmap" in files:
-            result.heatMapNode = heat_map_volume(read_image(files["heatmap"]),
-                                                 name=scene.GenerateUniqueName(f"{name} COVID-19 heat map"), scene=scene)
+            result.heatMapNode = heat_map_volume(
+                read_image(files["heatmap"]), name=scene.GenerateUniqueName(f"{name} COVID-19 heat map"), scene=scene
+            )
             result.suspiciousRegions = report["heatmap"]["suspicious"]
             suspicious = read_image(files["suspicious"])
             if sitk.GetArrayViewFromImage(suspicious).any():
                 result.suspiciousSegmentationNode = segmentation_from_labelmap(
-                    suspicious, SUSPICIOUS_SEGMENTS, f"{name} suspicious region", scene)
+                    suspicious, SUSPICIOUS_SEGMENTS, f"{name} suspicious region", scene
+                )
         if not self.lungs_given:
-            result.lungSegmentationNode = segmentation_from_labelmap(read_image(files["lungs"]), LUNG_SEGMENTS,
-                                                                     f"{name} lungs", scene)
+            result.lungSegmentationNode = segmentation_from_labelmap(
+                read_image(files["lungs"]), LUNG_SEGMENTS, f"{name} lungs", scene
+            )
         result.tableNode = self.logic.appendResultRow(result)
         if show:
             if result.heatMapNode is not None:
@@ -251,8 +283,10 @@ class BatchJob(CommandJob):
         case in its ``error`` column); raises the command's error when it wrote no results (bad options)."""
         if self.process.cancelled or not (self.output_folder / "results.csv").is_file():
             self.process.check()
-            raise CommandFailed(f"The batch run wrote no results into {self.output_folder}; check the input folder.",
-                                self.process.returncode)
+            raise CommandFailed(
+                f"The batch run wrote no results into {self.output_folder}; check the input folder.",
+                self.process.returncode,
+            )
         return results_table(self.output_folder / "results.csv", f"CovidCT batch {self.input_path.name}", self.scene)
 
     def _note(self, event: dict) -> None:
@@ -292,14 +326,23 @@ class DetectionLogic:
         self.heatMapOpacity = DEFAULT_OPACITY
 
     # -- single CT -------------------------------------------------------------------------------
-    def startDetection(self, volumeNode, model=None, lungSegmentationNode=None, lungsMethod: str = LUNGS_METHODS[0],
-                       device: str = "auto", threshold: float | None = None, heatmap: bool = True,
-                       outputFolder=None) -> DetectionJob:
+    def startDetection(
+        self,
+        volumeNode,
+        model=None,
+        lungSegmentationNode=None,
+        lungsMethod: str = LUNGS_METHODS[0],
+        device: str = "auto",
+        threshold: float | None = None,
+        heatmap: bool = True,
+        outputFolder=None,
+    ) -> DetectionJob:
         """Start detecting COVID-19 on ``volumeNode`` in the background and return the job.
 
         ``model``: see :func:`classifier_card`; ``lungSegmentationNode``: a segmentation with lung
         segments (:func:`lung_segment_ids`), or None to segment the lungs with ``lungsMethod``
-        (:data:`LUNGS_METHODS`: ``auto``, ``unet`` or ``threshold``); ``threshold``: operating threshold in (0, 1), None for the model
+        (:data:`LUNGS_METHODS`: ``auto``, ``unet`` or ``threshold``); ``threshold``: operating threshold in (0, 1),
+        None for the model
         card's; ``heatmap``: compute the HiResCAM heat map; ``outputFolder``: where the outputs are
         kept, in the sub-folder named after the volume (letters, digits, ``-_.``; default: a new temporary
         folder). Raises a :class:`covidct.errors.CovidCTError` with
@@ -332,16 +375,27 @@ class DetectionLogic:
             raise
         return DetectionJob(self, volumeNode, process, workdir, out / case, lungs is not None, self.heatMapOpacity)
 
-    def detect(self, volumeNode, model=None, lungSegmentationNode=None, lungsMethod: str = LUNGS_METHODS[0],
-               device: str = "auto", threshold: float | None = None, heatmap: bool = True, outputFolder=None,
-               onEvent: Callable[[dict], None] | None = None, show: bool = True) -> DetectionResult:
+    def detect(
+        self,
+        volumeNode,
+        model=None,
+        lungSegmentationNode=None,
+        lungsMethod: str = LUNGS_METHODS[0],
+        device: str = "auto",
+        threshold: float | None = None,
+        heatmap: bool = True,
+        outputFolder=None,
+        onEvent: Callable[[dict], None] | None = None,
+        show: bool = True,
+    ) -> DetectionResult:
         """Detect COVID-19 on ``volumeNode`` and return the :class:`DetectionResult` (blocks until done).
 
         For ``Slicer --python-script`` use; arguments as :meth:`startDetection`, ``onEvent`` receives the
         progress events. Raises :class:`covidct.errors.CovidCTError` with one sentence on failure.
         """
-        job = self.startDetection(volumeNode, model, lungSegmentationNode, lungsMethod, device, threshold, heatmap,
-                                  outputFolder)
+        job = self.startDetection(
+            volumeNode, model, lungSegmentationNode, lungsMethod, device, threshold, heatmap, outputFolder
+        )
         _wait(job, onEvent)
         return job.finish(show)
 
@@ -349,9 +403,17 @@ class DetectionLogic:
         """Add ``result`` as a row of the results table node (created on first use, reused after) and return it."""
         scene = result.volumeNode.GetScene()
         if self.resultsTableNode is None or self.resultsTableNode.GetScene() is not scene:
-            self.resultsTableNode = scene.AddNewNodeByClass("vtkMRMLTableNode", scene.GenerateUniqueName(RESULTS_TABLE_NAME))
-        row = {"Volume": result.volumeNode.GetName(), "Model": result.model, "Probability": result.probability,
-               "Label": result.label, "Threshold": result.threshold, "Time (s)": round(result.seconds, 2)}
+            self.resultsTableNode = scene.AddNewNodeByClass(
+                "vtkMRMLTableNode", scene.GenerateUniqueName(RESULTS_TABLE_NAME)
+            )
+        row = {
+            "Volume": result.volumeNode.GetName(),
+            "Model": result.model,
+            "Probability": result.probability,
+            "Label": result.label,
+            "Threshold": result.threshold,
+            "Time (s)": round(result.seconds, 2),
+        }
         return append_result_row(row, self.resultsTableNode)
 
     def setHeatMapOpacity(self, opacity: float) -> None:
@@ -360,8 +422,17 @@ class DetectionLogic:
         slicer.util.setSliceViewerLayers(foregroundOpacity=self.heatMapOpacity)
 
     # -- batch -----------------------------------------------------------------------------------
-    def startBatch(self, inputPath, outputFolder, model=None, lungsMethod: str = LUNGS_METHODS[0], device: str = "auto",
-                   threshold: float | None = None, heatmap: bool = True, scene=None) -> BatchJob:
+    def startBatch(
+        self,
+        inputPath,
+        outputFolder,
+        model=None,
+        lungsMethod: str = LUNGS_METHODS[0],
+        device: str = "auto",
+        threshold: float | None = None,
+        heatmap: bool = True,
+        scene=None,
+    ) -> BatchJob:
         """Start ``covidct detect`` on every CT of ``inputPath`` (a CT file, a DICOM folder, or a folder of
         CT files and DICOM sub-folders) with outputs in ``outputFolder``; returns the job, whose
         ``finish()`` gives the results table node (added to ``scene``, default ``slicer.mrmlScene``)."""
@@ -372,18 +443,37 @@ class DetectionLogic:
             raise UsageError("Choose an output folder for the batch results.")
         _check_options(lungsMethod, device)
         threshold = _checked_threshold(threshold)
-        args = ["detect", inputPath, "--out", outputFolder, "--model", card.path, "--device", device,
-                *lungs_method_args(lungsMethod)]
+        args = [
+            "detect",
+            inputPath,
+            "--out",
+            outputFolder,
+            "--model",
+            card.path,
+            "--device",
+            device,
+            *lungs_method_args(lungsMethod),
+        ]
         if threshold is not None:
             args += ["--threshold", repr(threshold)]
         if not heatmap:
             args.append("--no-heatmap")
-        return BatchJob(start_covidct(args), Path(inputPath), Path(outputFolder),
-                        scene if scene is not None else slicer.mrmlScene)
+        return BatchJob(
+            start_covidct(args), Path(inputPath), Path(outputFolder), scene if scene is not None else slicer.mrmlScene
+        )
 
-    def runBatch(self, inputPath, outputFolder, model=None, lungsMethod: str = LUNGS_METHODS[0], device: str = "auto",
-                 threshold: float | None = None, heatmap: bool = True, onEvent: Callable[[dict], None] | None = None,
-                 scene=None):
+    def runBatch(
+        self,
+        inputPath,
+        outputFolder,
+        model=None,
+        lungsMethod: str = LUNGS_METHODS[0],
+        device: str = "auto",
+        threshold: float | None = None,
+        heatmap: bool = True,
+        onEvent: Callable[[dict], None] | None = None,
+        scene=None,
+    ):
         """Run :meth:`startBatch` to the end and return the results table node (blocks until done)."""
         job = self.startBatch(inputPath, outputFolder, model, lungsMethod, device, threshold, heatmap, scene)
         _wait(job, onEvent)
@@ -392,7 +482,9 @@ class DetectionLogic:
 
 def _check_options(lungs_method: str, device: str) -> None:
     if lungs_method not in LUNGS_METHODS:
-        raise UsageError(f"Unknown lung segmentation method '{lungs_method}'; choose one of {', '.join(LUNGS_METHODS)}.")
+        raise UsageError(
+            f"Unknown lung segmentation method '{lungs_method}'; choose one of {', '.join(LUNGS_METHODS)}."
+        )
     if device not in DEVICES and not device.startswith("cuda:"):
         raise UsageError(f"Unknown device '{device}'; choose one of {', '.join(DEVICES)} or cuda:N.")
 

@@ -39,5 +39,4 @@ def heat_map_volume(heat_map: sitk.Image, volume_node=None, name: str = "", scen
 
 def show_heat_map(ct_volume_node, heat_volume_node, opacity: float = 0.4) -> None:
     """Show the CT as background and the heat map as foreground (``opacity`` 0..1) in every slice view."""
-    slicer.util.setSliceViewerLayers(background=ct_volume_node, foreground=heat_volume_node,
-                                     foregroundOpacity=opacity)
+    slicer.util.setSliceViewerLayers(background=ct_volume_node, foreground=heat_volume_node, foregroundOpacity=opacity)

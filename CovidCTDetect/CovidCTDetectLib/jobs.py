@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .process import BackgroundProcess
 
@@ -52,10 +52,12 @@ class CommandJob:
 
     def wait(self, on_event: Callable[[dict], None] | None = None) -> None:
         """Block until the command ends (``on_event`` is called for each progress event)."""
+
         def note(event):
             self._note(event)
             if on_event is not None:
                 on_event(event)
+
         self.process.wait(note, check=False)
 
     def cancel(self) -> None:

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import SimpleITK as sitk
 
@@ -94,15 +94,31 @@ class LungSegmentationLogic:
         workdir = Path(tempfile.mkdtemp(prefix="covidct-lungs-"))
         try:
             sitk.WriteImage(image, str(workdir / "ct.nrrd"))
-            process = start_covidct(["segment", workdir / "ct.nrrd", "--out", workdir / "lungs.nrrd",
-                                     "--method", method, "--device", device])
+            process = start_covidct(
+                [
+                    "segment",
+                    workdir / "ct.nrrd",
+                    "--out",
+                    workdir / "lungs.nrrd",
+                    "--method",
+                    method,
+                    "--device",
+                    device,
+                ]
+            )
         except BaseException:
             shutil.rmtree(workdir, ignore_errors=True)
             raise
         return LungSegmentationJob(volumeNode, process, workdir)
 
-    def segmentLungs(self, volumeNode, method: str = METHODS[0], device: str = "auto",
-                     onEvent: Callable[[dict], None] | None = None, show: bool = True):
+    def segmentLungs(
+        self,
+        volumeNode,
+        method: str = METHODS[0],
+        device: str = "auto",
+        onEvent: Callable[[dict], None] | None = None,
+        show: bool = True,
+    ):
         """Segment ``volumeNode``'s lungs and return the new segmentation node (blocks until done).
 
         For ``Slicer --python-script`` batch use; ``onEvent`` receives the progress events.

@@ -19,6 +19,7 @@ No Qt here: this module is used by the widgets, by batch scripts and by pytest a
 from __future__ import annotations
 
 import collections
+import contextlib
 import importlib.util
 import json
 import os
@@ -30,8 +31,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from covidct.errors import CovidCTError
 
@@ -89,13 +90,15 @@ def lungs_method_args(lungs_method: str) -> list[str]:
     return [] if lungs_method == AUTO_LUNGS else ["--lungs-method", lungs_method]
 
 
-def start_covidct(args: Sequence[str], progress_json: bool = True, python: str | None = None) -> "BackgroundProcess":
+def start_covidct(args: Sequence[str], progress_json: bool = True, python: str | None = None) -> BackgroundProcess:
     """Start ``python -m covidct <args> --progress-json`` in the background and return its handle.
 
     ``args`` is the command and its arguments, e.g. ``["segment", "ct.nrrd", "--out", "lungs.nii.gz"]``;
     ``progress_json=False`` leaves out ``--progress-json`` for commands without progress (``info``).
     """
-    argv = [python or python_executable(), "-m", "covidct", *map(str, args)] + (["--progress-json"] if progress_json else [])
+    argv = [python or python_executable(), "-m", "covidct", *map(str, args)] + (
+        ["--progress-json"] if progress_json else []
+    )
     return BackgroundProcess(argv, env=covidct_environment())
 
 
@@ -115,8 +118,18 @@ class BackgroundProcess:
         self._events: queue.Queue = queue.Queue()
         self._stderr = collections.deque(maxlen=self.STDERR_LINES)
         self._process = subprocess.Popen(
-            self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, encoding="utf-8", errors="replace", bufsize=1, env=env, cwd=cwd, **_new_process_group())
+            self.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            bufsize=1,
+            env=env,
+            cwd=cwd,
+            **_new_process_group(),
+        )
         self._readers = [
             threading.Thread(target=self._read_stdout, name="covidct-stdout", daemon=True),
             threading.Thread(target=self._read_stderr, name="covidct-stderr", daemon=True),
@@ -230,15 +243,16 @@ def _new_process_group() -> dict:
 def _end_tree(process: subprocess.Popen, grace_seconds: float) -> None:
     """Terminate ``process`` and its descendants; kill whatever is left after ``grace_seconds``."""
     if os.name == "nt":
-        subprocess.run(["taskkill", "/F", "/T", "/PID", str(process.pid)], capture_output=True,
-                       creationflags=subprocess.CREATE_NO_WINDOW)
+        subprocess.run(
+            ["taskkill", "/F", "/T", "/PID", str(process.pid)],
+            capture_output=True,
+            creationflags=subprocess.CREATE_NO_WINDOW,
+        )
         process.wait()
         return
     _signal_group(process.pid, signal.SIGTERM)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=grace_seconds)
-    except subprocess.TimeoutExpired:
-        pass
     _signal_group(process.pid, signal.SIGKILL)  # children that ignored SIGTERM or outlived the leader
     process.wait()
     deadline = time.monotonic() + grace_seconds  # signals are asynchronous: let the children finish dying

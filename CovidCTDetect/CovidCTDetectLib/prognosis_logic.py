@@ -21,9 +21,9 @@ import json
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -126,19 +126,23 @@ class PrognosisLogic:
         self.detectionLogic = detectionLogic or DetectionLogic()
 
     # -- deep features ---------------------------------------------------------------------------
-    def startFeatures(self, volumeNode, model="covid19net", lungSegmentationNode=None, lungsMethod: str = "auto",
-                      device: str = "auto") -> DetectionJob:
+    def startFeatures(
+        self, volumeNode, model="covid19net", lungSegmentationNode=None, lungsMethod: str = "auto", device: str = "auto"
+    ) -> DetectionJob:
         """Start computing ``volumeNode``'s 64-d COVID-19Net feature in the background (detection without heat
         map); :meth:`featuresFromJob` reads it when the job is done. ``model``: a COVID-19Net catalogue name,
         folder or card (``"covid19net"``: the installed one)."""
         card = classifier_card(_covid19net_name(model))
         if card.architecture != "covid19net":
-            raise UsageError(f"Model '{card.name}' is a {card.architecture} model; deep features for prognosis come "
-                             "from a covid19net model.")
+            raise UsageError(
+                f"Model '{card.name}' is a {card.architecture} model; deep features for prognosis come "
+                "from a covid19net model."
+            )
         outputs = Path(tempfile.mkdtemp(prefix="covidct-features-"))
         try:
-            job = self.detectionLogic.startDetection(volumeNode, card, lungSegmentationNode, lungsMethod, device,
-                                                     heatmap=False, outputFolder=outputs)
+            job = self.detectionLogic.startDetection(
+                volumeNode, card, lungSegmentationNode, lungsMethod, device, heatmap=False, outputFolder=outputs
+            )
         except BaseException:
             shutil.rmtree(outputs, ignore_errors=True)
             raise
@@ -150,8 +154,15 @@ class PrognosisLogic:
         """Once the job of :meth:`startFeatures` is done: the 64 feature values (its outputs are deleted)."""
         return list(job.report()["features"])
 
-    def computeFeatures(self, volumeNode, model="covid19net", lungSegmentationNode=None, lungsMethod: str = "auto",
-                        device: str = "auto", onEvent: Callable[[dict], None] | None = None) -> list[float]:
+    def computeFeatures(
+        self,
+        volumeNode,
+        model="covid19net",
+        lungSegmentationNode=None,
+        lungsMethod: str = "auto",
+        device: str = "auto",
+        onEvent: Callable[[dict], None] | None = None,
+    ) -> list[float]:
         """``volumeNode``'s 64-d COVID-19Net feature (blocks until done)."""
         job = self.startFeatures(volumeNode, model, lungSegmentationNode, lungsMethod, device)
         try:
@@ -178,24 +189,40 @@ class PrognosisLogic:
         features = list(features) if features is not None else []
         needed = max((int(FEATURE_COLUMN.fullmatch(c).group(1)) for c in deep), default=-1) + 1
         if len(features) < needed:
-            raise DatasetError(f"The model uses deep feature f{needed - 1} but only {len(features)} "
-                               "feature values were given; compute the CT's features with a covid19net model.")
+            raise DatasetError(
+                f"The model uses deep feature f{needed - 1} but only {len(features)} "
+                "feature values were given; compute the CT's features with a covid19net model."
+            )
         fields = clinical_fields(model)
         missing = [f.name for f in fields if clinicalValues.get(f.name) in (None, "")]
         if missing:
             raise DatasetError(f"The clinical value '{missing[0]}' is missing; fill it in.")
         row = {c: float(features[int(FEATURE_COLUMN.fullmatch(c).group(1))]) for c in deep}
-        row.update({f.name: clinicalValues[f.name] if f.kind == "categorical" else _number(f.name, clinicalValues[f.name])
-                    for f in fields})
+        row.update(
+            {
+                f.name: clinicalValues[f.name] if f.kind == "categorical" else _number(f.name, clinicalValues[f.name])
+                for f in fields
+            }
+        )
         covariates = pd.DataFrame([row], index=pd.Index(["patient"], name=model.id_column))
-        cohort = Cohort(covariates=covariates, feature_columns=deep, clinical_columns=[f.name for f in fields],
-                        categorical=[f.name for f in fields if f.kind == "categorical"])
+        cohort = Cohort(
+            covariates=covariates,
+            feature_columns=deep,
+            clinical_columns=[f.name for f in fields],
+            categorical=[f.name for f in fields if f.kind == "categorical"],
+        )
         table, _ = predict_prognosis(model, cohort)
         hazard = float(table["hazard"].iloc[0])
-        return PrognosisResult(hazard=hazard, riskGroup=str(table["risk_group"].iloc[0]),
-                               highHazard=hazard > model.cutoff, cutoff=model.cutoff,
-                               medianTime=float(table["median_time"].iloc[0]), timeColumn=model.time_column,
-                               eventColumn=model.event_column, eventIsFavourable=model.event_is_favourable)
+        return PrognosisResult(
+            hazard=hazard,
+            riskGroup=str(table["risk_group"].iloc[0]),
+            highHazard=hazard > model.cutoff,
+            cutoff=model.cutoff,
+            medianTime=float(table["median_time"].iloc[0]),
+            timeColumn=model.time_column,
+            eventColumn=model.event_column,
+            eventIsFavourable=model.event_is_favourable,
+        )
 
     # -- cohort view -----------------------------------------------------------------------------
     def showCohort(self, modelFolder, scene=None) -> CohortView:
@@ -210,8 +237,10 @@ class PrognosisLogic:
         report_path, table_path = folder / "report.json", folder / "training_predictions.csv"
         for path in (report_path, table_path):
             if not path.is_file():
-                raise ModelError(f"The prognosis model folder {folder} has no {path.name}; give the whole folder "
-                                 "written by 'covidct prognosis fit'.")
+                raise ModelError(
+                    f"The prognosis model folder {folder} has no {path.name}; give the whole folder "
+                    "written by 'covidct prognosis fit'."
+                )
         report = json.loads(report_path.read_text(encoding="utf-8"))
         table = pd.read_csv(table_path, dtype={model.id_column: str})
         scene = scene_or_default(scene)
@@ -222,20 +251,37 @@ class PrognosisLogic:
         chart.SetXAxisTitle(model.time_column)
         chart.SetYAxisTitle(f"fraction without '{model.event_column}' yet")
         groups = table["risk_group"].astype(str)
-        for group, (times, survival) in kaplan_meier_curves(table[model.time_column].astype(float),
-                                                              table[model.event_column].astype(int), groups).items():
+        for group, (times, survival) in kaplan_meier_curves(
+            table[model.time_column].astype(float), table[model.event_column].astype(int), groups
+        ).items():
             x, y = step_points(times, survival)
-            plot_curve(x, y, f"{name} {group} (n={int((groups == group).sum())})", chart, model.time_column,
-                       "survival", GROUP_COLORS.get(group, (0.4, 0.4, 0.4)))
+            plot_curve(
+                x,
+                y,
+                f"{name} {group} (n={int((groups == group).sum())})",
+                chart,
+                model.time_column,
+                "survival",
+                GROUP_COLORS.get(group, (0.4, 0.4, 0.4)),
+            )
         hazard_ratios = None
         for feature in report["features"]:
             hazard_ratios = append_result_row(
-                {"Covariate": feature["feature"], "Hazard ratio": feature["hazard_ratio"], "95% CI low": feature["ci_low"],
-                 "95% CI high": feature["ci_high"], "p": feature["p"],
-                 "PH test p": np.nan if feature.get("ph_test_p") is None else feature["ph_test_p"]},
-                hazard_ratios, scene.GenerateUniqueName(f"{name} hazard ratios"), scene)
-        return CohortView(chartNode=chart, hazardRatioTableNode=hazard_ratios, concordance=float(report["concordance"]),
-                          logrankP=p)
+                {
+                    "Covariate": feature["feature"],
+                    "Hazard ratio": feature["hazard_ratio"],
+                    "95% CI low": feature["ci_low"],
+                    "95% CI high": feature["ci_high"],
+                    "p": feature["p"],
+                    "PH test p": np.nan if feature.get("ph_test_p") is None else feature["ph_test_p"],
+                },
+                hazard_ratios,
+                scene.GenerateUniqueName(f"{name} hazard ratios"),
+                scene,
+            )
+        return CohortView(
+            chartNode=chart, hazardRatioTableNode=hazard_ratios, concordance=float(report["concordance"]), logrankP=p
+        )
 
 
 def _covid19net_name(model):
@@ -244,8 +290,10 @@ def _covid19net_name(model):
         return model
     matching = [card for card in classifier_models() if card.architecture == "covid19net"]
     if not matching:
-        raise ModelError("No covid19net model is installed, so the CT's deep features cannot be computed; train one "
-                         "with the CovidCT Train module or 'covidct train'.")
+        raise ModelError(
+            "No covid19net model is installed, so the CT's deep features cannot be computed; train one "
+            "with the CovidCT Train module or 'covidct train'."
+        )
     return matching[0]
 
 

@@ -19,9 +19,11 @@ import vtk
 
 from .volumes import scene_or_default, volume_from_image
 
-_LUNG_TERMINOLOGY = ("Segmentation category and type - 3D Slicer General Anatomy list"
-                     "~SCT^123037004^Anatomical Structure~SCT^39607008^Lung~SCT^{modifier}"
-                     "~Anatomic codes - DICOM master list~^^~^^")
+_LUNG_TERMINOLOGY = (
+    "Segmentation category and type - 3D Slicer General Anatomy list"
+    "~SCT^123037004^Anatomical Structure~SCT^39607008^Lung~SCT^{modifier}"
+    "~Anatomic codes - DICOM master list~^^~^^"
+)
 
 
 @dataclass(frozen=True)
@@ -37,10 +39,20 @@ class SegmentSpec:
 
 #: The lung labelmap of ``covidct segment`` / ``covidct.lungs.segment_lungs``: 1 = right lung, 2 = left lung.
 LUNG_SEGMENTS = (
-    SegmentSpec(1, "right_lung", "Right lung", (197 / 255, 165 / 255, 145 / 255),
-                _LUNG_TERMINOLOGY.format(modifier="24028007^Right")),
-    SegmentSpec(2, "left_lung", "Left lung", (128 / 255, 174 / 255, 208 / 255),
-                _LUNG_TERMINOLOGY.format(modifier="7771000^Left")),
+    SegmentSpec(
+        1,
+        "right_lung",
+        "Right lung",
+        (197 / 255, 165 / 255, 145 / 255),
+        _LUNG_TERMINOLOGY.format(modifier="24028007^Right"),
+    ),
+    SegmentSpec(
+        2,
+        "left_lung",
+        "Left lung",
+        (128 / 255, 174 / 255, 208 / 255),
+        _LUNG_TERMINOLOGY.format(modifier="7771000^Left"),
+    ),
 )
 
 
@@ -82,7 +94,8 @@ def segmentation_from_labelmap(labelmap: sitk.Image, segments=LUNG_SEGMENTS, nam
             segment.SetTag(segment.GetTerminologyEntryTagName(), spec.terminology)
             segment_ids.InsertNextValue(spec.segment_id)
         if not slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(
-                labelmap_node, segmentation_node, segment_ids):
+            labelmap_node, segmentation_node, segment_ids
+        ):
             raise RuntimeError("Slicer could not import the labelmap into the segmentation node")
     finally:
         remove_volume_node(labelmap_node)
@@ -99,8 +112,12 @@ def labelmap_array_from_segmentation(segmentation_node, reference_volume_node, s
     labelmap_node = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "__covidct_export__")
     try:
         if not slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(
-                segmentation_node, [spec.segment_id for spec in segments], labelmap_node, reference_volume_node,
-                slicer.vtkSegmentation.EXTENT_REFERENCE_GEOMETRY):
+            segmentation_node,
+            [spec.segment_id for spec in segments],
+            labelmap_node,
+            reference_volume_node,
+            slicer.vtkSegmentation.EXTENT_REFERENCE_GEOMETRY,
+        ):
             raise RuntimeError("Slicer could not export the segments to a labelmap")
         return slicer.util.arrayFromVolume(labelmap_node).copy()
     finally:

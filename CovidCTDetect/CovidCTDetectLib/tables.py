@@ -68,8 +68,9 @@ def set_table_columns(table_node, columns: dict):
     return table_node
 
 
-def plot_curve(x, y, name: str, chart_node=None, x_title: str = "", y_title: str = "",
-               color=(0.2, 0.4, 0.8), scene=None):
+def plot_curve(
+    x, y, name: str, chart_node=None, x_title: str = "", y_title: str = "", color=(0.2, 0.4, 0.8), scene=None
+):
     """Add the curve ``y(x)`` (1-D sequences of equal length) as a line series to a plot chart.
 
     Creates a table node ``"<name> data"`` with columns ``x_title``/``y_title`` (or "x"/"y"), a plot
@@ -95,8 +96,17 @@ def new_chart(name: str, x_title: str = "", y_title: str = "", scene=None):
     return chart_node
 
 
-def add_plot_series(chart_node, table_node, x_column: str, y_column: str, name: str, color=(0.2, 0.4, 0.8),
-                    line: bool = True, markers: bool = False, label_column: str = ""):
+def add_plot_series(
+    chart_node,
+    table_node,
+    x_column: str,
+    y_column: str,
+    name: str,
+    color=(0.2, 0.4, 0.8),
+    line: bool = True,
+    markers: bool = False,
+    label_column: str = "",
+):
     """Add a series ``name`` plotting ``table_node``'s column ``y_column`` against ``x_column`` to ``chart_node``.
 
     The series observes the table, so rows added to the table later appear in the chart. ``line``:
@@ -109,8 +119,9 @@ def add_plot_series(chart_node, table_node, x_column: str, y_column: str, name: 
     series.SetYColumnName(y_column)
     series.SetLabelColumnName(label_column)
     series.SetPlotType(slicer.vtkMRMLPlotSeriesNode.PlotTypeScatter)
-    series.SetMarkerStyle(slicer.vtkMRMLPlotSeriesNode.MarkerStyleCircle if markers
-                          else slicer.vtkMRMLPlotSeriesNode.MarkerStyleNone)
+    series.SetMarkerStyle(
+        slicer.vtkMRMLPlotSeriesNode.MarkerStyleCircle if markers else slicer.vtkMRMLPlotSeriesNode.MarkerStyleNone
+    )
     if not line:
         series.SetLineStyle(slicer.vtkMRMLPlotSeriesNode.LineStyleNone)
     series.SetColor(*color)

@@ -48,8 +48,10 @@ def dataset_manifest(source: str | os.PathLike, out: str | os.PathLike | None = 
     if source.is_dir():
         return manifest_from_folders(source, out or source / FOLDER_MANIFEST)
     if not source.is_file():
-        raise DatasetError(f"'{source}' does not exist; choose a manifest CSV, a path,label CSV or a folder with "
-                           "one sub-folder per class.")
+        raise DatasetError(
+            f"'{source}' does not exist; choose a manifest CSV, a path,label CSV or a folder with "
+            "one sub-folder per class."
+        )
     if "ct" in _header(source):
         return source
     return manifest_from_table(source, out or source.with_name(source.stem + TABLE_MANIFEST_SUFFIX))
@@ -64,20 +66,29 @@ def manifest_from_folders(root: str | os.PathLike, out: str | os.PathLike) -> Pa
     root = Path(root)
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not folders:
-        raise DatasetError(f"Folder '{root}' has no sub-folders; put the CTs of each class in a sub-folder of its "
-                           "own, e.g. covid/ and non-covid/.")
+        raise DatasetError(
+            f"Folder '{root}' has no sub-folders; put the CTs of each class in a sub-folder of its "
+            "own, e.g. covid/ and non-covid/."
+        )
     labels = {folder.name: _class_label(folder.name) for folder in folders}
     unknown = [name for name, label in labels.items() if label is None]
     if unknown:
-        raise DatasetError(f"The sub-folder name(s) {', '.join(repr(n) for n in unknown)} in '{root}' name no class; "
-                           "rename them covid, positive or 1 (COVID-19) and non-covid, negative or 0 (not COVID-19).")
+        raise DatasetError(
+            f"The sub-folder name(s) {', '.join(repr(n) for n in unknown)} in '{root}' name no class; "
+            "rename them covid, positive or 1 (COVID-19) and non-covid, negative or 0 (not COVID-19)."
+        )
     found = []
     for folder in folders:
-        entries = [e for e in sorted(folder.iterdir()) if not e.name.startswith(".")
-                   and (e.is_dir() or e.name.lower().endswith(CT_FILE_ENDINGS))]
+        entries = [
+            e
+            for e in sorted(folder.iterdir())
+            if not e.name.startswith(".") and (e.is_dir() or e.name.lower().endswith(CT_FILE_ENDINGS))
+        ]
         if not entries:
-            raise DatasetError(f"Class folder '{folder}' holds no CT file ({', '.join(CT_FILE_ENDINGS)}) and no DICOM "
-                               "folder; add its cases or remove the folder.")
+            raise DatasetError(
+                f"Class folder '{folder}' holds no CT file ({', '.join(CT_FILE_ENDINGS)}) and no DICOM "
+                "folder; add its cases or remove the folder."
+            )
         found += [(folder.name, entry, labels[folder.name]) for entry in entries]
     return write_manifest(out, _cases(found), relative=True)
 
@@ -106,8 +117,10 @@ def manifest_from_table(table: str | os.PathLike, out: str | os.PathLike) -> Pat
             raise DatasetError(f"'{table}' line {line} has no path and label; write 'path,label' on every line.")
         label = _class_label(row[label_index])
         if label is None:
-            raise DatasetError(f"'{table}' line {line}: '{row[label_index].strip()}' is not a label; use 1/positive/"
-                               "COVID or 0/negative/non-COVID.")
+            raise DatasetError(
+                f"'{table}' line {line}: '{row[label_index].strip()}' is not a label; use 1/positive/"
+                "COVID or 0/negative/non-COVID."
+            )
         path = Path(os.path.expanduser(row[path_index].strip()))
         path = path if path.is_absolute() else (table.parent / path).resolve()
         found.append((path.parent.name, path, label))
@@ -129,8 +142,10 @@ class DatasetSummary:
 
     def text(self) -> str:
         """One line for the panel, e.g. "12 cases (6 COVID-19, 6 not); 10 training, 2 validation; all files found."."""
-        parts = [f"{self.cases} cases"
-                 + (f" ({self.positives} COVID-19, {self.negatives} not)" if self.positives + self.negatives else "")]
+        parts = [
+            f"{self.cases} cases"
+            + (f" ({self.positives} COVID-19, {self.negatives} not)" if self.positives + self.negatives else "")
+        ]
         if self.split_error:
             parts.append(self.split_error.rstrip("."))
         else:
@@ -139,8 +154,14 @@ class DatasetSummary:
         return "; ".join(parts) + "."
 
 
-def preview_dataset(manifest: str | os.PathLike, val_fraction: float = 0.15, seed: int = 0,
-                    needs_labels: bool = True, table_node=None, scene=None):
+def preview_dataset(
+    manifest: str | os.PathLike,
+    val_fraction: float = 0.15,
+    seed: int = 0,
+    needs_labels: bool = True,
+    table_node=None,
+    scene=None,
+):
     """Fill a table node with the cases of ``manifest``; returns ``(table node, DatasetSummary)``.
 
     Columns: ``case``, ``label`` (``COVID-19``/``not COVID-19``/empty), ``files`` (``found`` or which file is
@@ -160,24 +181,35 @@ def preview_dataset(manifest: str | os.PathLike, val_fraction: float = 0.15, see
     files = [_files_state(case) for case in cases]
     if table_node is None:
         table_node = scene_or_default(scene).AddNewNodeByClass("vtkMRMLTableNode", f"{Path(manifest).name} cases")
-    set_table_columns(table_node, {
-        "case": [case.id for case in cases],
-        "label": [{1: "COVID-19", 0: "not COVID-19"}.get(case.label, "") for case in cases],
-        "files": files,
-        "split": [split.get(case.id, "") for case in cases],
-        "ct": [str(case.ct) for case in cases],
-        "lungs": [str(case.lungs or "") for case in cases],
-    })
+    set_table_columns(
+        table_node,
+        {
+            "case": [case.id for case in cases],
+            "label": [{1: "COVID-19", 0: "not COVID-19"}.get(case.label, "") for case in cases],
+            "files": files,
+            "split": [split.get(case.id, "") for case in cases],
+            "ct": [str(case.ct) for case in cases],
+            "lungs": [str(case.lungs or "") for case in cases],
+        },
+    )
     values = list(split.values())
-    summary = DatasetSummary(cases=len(cases), positives=sum(case.label == 1 for case in cases),
-                             negatives=sum(case.label == 0 for case in cases),
-                             missing=sum(state != "found" for state in files), train=values.count("train"),
-                             val=values.count("val"), test=values.count("test"), split_error=split_error)
+    summary = DatasetSummary(
+        cases=len(cases),
+        positives=sum(case.label == 1 for case in cases),
+        negatives=sum(case.label == 0 for case in cases),
+        missing=sum(state != "found" for state in files),
+        train=values.count("train"),
+        val=values.count("val"),
+        test=values.count("test"),
+        split_error=split_error,
+    )
     return table_node, summary
 
 
 def _files_state(case: Case) -> str:
-    missing = [name for name, path in (("ct", case.ct), ("lungs", case.lungs)) if path is not None and not path.exists()]
+    missing = [
+        name for name, path in (("ct", case.ct), ("lungs", case.lungs)) if path is not None and not path.exists()
+    ]
     return "missing " + " and ".join(missing) if missing else "found"
 
 
@@ -191,8 +223,10 @@ def _class_label(name: str) -> int | None:
 def _cases(found: list[tuple[str, Path, int]]) -> list[Case]:
     """Cases from ``(folder name, CT path, label)``; ids are file stems, prefixed by the folder name when they clash."""
     stems = [path_stem(path) for _, path, _ in found]
-    return [Case(id=f"{folder}-{stem}" if stems.count(stem) > 1 else stem, ct=path, label=label)
-            for (folder, path, label), stem in zip(found, stems)]
+    return [
+        Case(id=f"{folder}-{stem}" if stems.count(stem) > 1 else stem, ct=path, label=label)
+        for (folder, path, label), stem in zip(found, stems, strict=True)
+    ]
 
 
 def _header(path: Path) -> list[str]:
@@ -205,5 +239,7 @@ def _column(header: list[str], names: tuple[str, ...], table: Path, what: str) -
     for name in names:
         if name in header:
             return header.index(name)
-    raise DatasetError(f"'{table}' has no {what} column (header: {','.join(header)}); name it {' or '.join(names[:2])}, "
-                       "or leave out the header and write 'path,label' rows.")
+    raise DatasetError(
+        f"'{table}' has no {what} column (header: {','.join(header)}); name it {' or '.join(names[:2])}, "
+        "or leave out the header and write 'path,label' rows."
+    )

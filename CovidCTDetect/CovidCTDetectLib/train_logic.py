@@ -23,8 +23,8 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from covidct.data.manifest import read_manifest
 from covidct.errors import UsageError
@@ -33,19 +33,48 @@ from .jobs import CommandJob
 from .process import CommandCancelled, CommandFailed, start_covidct
 from .tables import add_plot_series, append_result_row, new_chart, set_table_columns
 from .train_dataset import dataset_manifest, preview_dataset
-from .train_evaluation import (EvaluationJob, EvaluationNodes, EvaluationResult, save_model_to_catalogue,
-                               show_evaluation, show_operating_threshold, start_evaluation)
+from .train_evaluation import (
+    EvaluationJob,
+    EvaluationNodes,
+    EvaluationResult,
+    save_model_to_catalogue,
+    show_evaluation,
+    show_operating_threshold,
+    start_evaluation,
+)
 from .volumes import image_from_volume, scene_or_default
 
 #: Architectures ``covidct train`` trains; the first is the default.
 MODELS = ("decovnet", "covid19net", "unet")
 #: Validation metric each architecture reports in its ``epoch`` events, and its column name in the curves table.
-METRICS = {"decovnet": ("val_auc", "validation AUC"), "covid19net": ("val_auc", "validation AUC"),
-           "unet": ("val_dice", "validation Dice")}
+METRICS = {
+    "decovnet": ("val_auc", "validation AUC"),
+    "covid19net": ("val_auc", "validation AUC"),
+    "unet": ("val_dice", "validation Dice"),
+}
 #: ``covidct train`` options (TrainConfig fields) the logic passes on; values None are left out (command default).
-TRAIN_OPTIONS = ("epochs", "lr", "batch_size", "val_fraction", "seed", "augment", "device", "amp", "num_workers",
-                 "init_from", "pretrain_manifest", "pretrain_epochs", "input_size", "input_crop", "lungs_method",
-                 "cache_dir", "checkpoint_every", "lesion_augment", "name", "deterministic")
+TRAIN_OPTIONS = (
+    "epochs",
+    "lr",
+    "batch_size",
+    "val_fraction",
+    "seed",
+    "augment",
+    "device",
+    "amp",
+    "num_workers",
+    "init_from",
+    "pretrain_manifest",
+    "pretrain_epochs",
+    "input_size",
+    "input_crop",
+    "lungs_method",
+    "cache_dir",
+    "checkpoint_every",
+    "lesion_augment",
+    "name",
+    "deterministic",
+)
 #: Options whose flag is given only when True (``store_true``), and the flags of the ones given only when False.
 _SWITCHES = ("deterministic", "resume")
 _OFF_FLAGS = {"augment": "--no-augment"}
@@ -83,7 +112,8 @@ def train_arguments(manifest, out, model: str, options: dict, resume: bool = Fal
 
 
 def run_options(out: str | os.PathLike) -> dict:
-    """The settings of the training run in ``out`` (its ``config.json``) as ``model``, ``manifest`` and :data:`TRAIN_OPTIONS`."""
+    """The settings of the training run in ``out`` (its ``config.json``) as ``model``, ``manifest`` and
+    :data:`TRAIN_OPTIONS`."""
     path = Path(out) / "config.json"
     if not path.is_file():
         raise UsageError(f"Folder '{out}' holds no training run (no config.json); choose the output folder of a run.")
@@ -105,11 +135,15 @@ def training_failure(returncode: int | None, stderr: list[str], error: str | Non
     if returncode in (None, 0):
         return None
     if any(_GPU_OUT_OF_MEMORY.search(line) for line in stderr):
-        return ("Training ran out of GPU memory; lower the input size (e.g. 112x168) or the batch size, "
-                "or train on the CPU.")
+        return (
+            "Training ran out of GPU memory; lower the input size (e.g. 112x168) or the batch size, "
+            "or train on the CPU."
+        )
     if returncode < 0:
-        return (f"The training process was killed by signal {-returncode} (for example when the computer ran out of "
-                "memory); press Resume to continue from the last checkpoint.")
+        return (
+            f"The training process was killed by signal {-returncode} (for example when the computer ran out of "
+            "memory); press Resume to continue from the last checkpoint."
+        )
     return error
 
 
@@ -156,7 +190,8 @@ class TrainingJob(CommandJob):
 
     @property
     def error(self) -> str | None:
-        """One sentence saying why the process died (out of GPU memory → the fix); None while running or after success/cancel."""
+        """One sentence saying why the process died (out of GPU memory → the fix); None while running or
+        after success or cancel."""
         if not self.done or self.process.cancelled:
             return None
         return training_failure(self.process.returncode, self.process.stderr_tail, self.process.error)
@@ -195,8 +230,9 @@ class TrainingJob(CommandJob):
             checkpoint = self.checkpoint_text()
             if checkpoint is None:
                 raise CommandCancelled("Training was cancelled before its first checkpoint; start it again.")
-            raise CommandCancelled(f"Training was cancelled; {checkpoint} stays in '{self.out}', so press Resume to "
-                                   "continue.")
+            raise CommandCancelled(
+                f"Training was cancelled; {checkpoint} stays in '{self.out}', so press Resume to continue."
+            )
         if self.process.returncode != 0:
             raise CommandFailed(self.error, self.process.returncode)
         return self.model_dir or self.out / "model"
@@ -209,8 +245,10 @@ class TrainingJob(CommandJob):
         elif kind == "step":
             self.epoch, self.step, self.steps = event["epoch"], event["step"], event["steps"]
             self.global_step, self.loss, self.eta_s = event["global_step"], event["loss"], event.get("eta_s")
-            append_result_row({"epoch": self.epoch - 1 + self.step / self.steps, "loss": self.loss,
-                               "global step": self.global_step}, self.steps_table)
+            append_result_row(
+                {"epoch": self.epoch - 1 + self.step / self.steps, "loss": self.loss, "global step": self.global_step},
+                self.steps_table,
+            )
         elif kind == "epoch":
             self.epoch, self.epochs = event["epoch"], event["epochs"]
             self.metric, self.best_epoch = event.get(self.metric_key), event.get("best_epoch")
@@ -233,8 +271,12 @@ class TrainingJob(CommandJob):
             self.model_dir = Path(event["model"])
 
     def _history_row(self, record: dict) -> dict:
-        return {"epoch": record["epoch"], "training loss": record["loss"],
-                "validation loss": record.get("val_loss"), self.metric_name: record.get(self.metric_key)}
+        return {
+            "epoch": record["epoch"],
+            "training loss": record["loss"],
+            "validation loss": record.get("val_loss"),
+            self.metric_name: record.get(self.metric_key),
+        }
 
     def load_history(self) -> None:
         """Fill :attr:`history_table` from the run's ``history.json`` (the epochs done before a resume)."""
@@ -284,9 +326,12 @@ class DeviceProbe(CommandJob):
         self.events.append(event)
 
     def finish(self) -> list[dict]:
-        """Devices as dicts (``device``, ``name``, for GPUs ``memory_gib``/``free_gib``); raises why the probe failed."""
+        """Devices as dicts (``device``, ``name``, for GPUs ``memory_gib``/``free_gib``); raises why the
+        probe failed."""
         self.process.check()
-        return [{k: v for k, v in e.items() if k not in ("event", "time")} for e in self.events if e["event"] == "device"]
+        return [
+            {k: v for k, v in e.items() if k not in ("event", "time")} for e in self.events if e["event"] == "device"
+        ]
 
 
 def device_label(device: dict) -> str:
@@ -316,17 +361,29 @@ class TrainLogic:
 
     # -- dataset ---------------------------------------------------------------------------------
     def datasetManifest(self, source, out=None) -> Path:
-        """A manifest CSV for ``source`` (manifest, class-folder layout or path,label CSV), see :func:`dataset_manifest`."""
+        """A manifest CSV for ``source`` (manifest, class-folder layout or path,label CSV), see
+        :func:`dataset_manifest`."""
         return dataset_manifest(source, out)
 
-    def previewDataset(self, manifest, model: str = MODELS[0], valFraction: float = 0.15, seed: int = 0,
-                       tableNode=None):
+    def previewDataset(
+        self, manifest, model: str = MODELS[0], valFraction: float = 0.15, seed: int = 0, tableNode=None
+    ):
         """``(table node, DatasetSummary)``: the manifest's cases with labels, missing files and the training split."""
-        return preview_dataset(manifest, valFraction, seed, needs_labels=model != "unet", table_node=tableNode,
-                               scene=self.scene)
+        return preview_dataset(
+            manifest, valFraction, seed, needs_labels=model != "unet", table_node=tableNode, scene=self.scene
+        )
 
-    def startSynthDataset(self, cts, out, positives: int, negatives: int, seed: int = 0, lungs=None,
-                          lungsMethod: str = "threshold", device: str = "auto") -> SynthJob:
+    def startSynthDataset(
+        self,
+        cts,
+        out,
+        positives: int,
+        negatives: int,
+        seed: int = 0,
+        lungs=None,
+        lungsMethod: str = "threshold",
+        device: str = "auto",
+    ) -> SynthJob:
         """Start ``covidct synth``: lesion-free CTs (file paths or volume nodes, written to ``out/backgrounds``)
         → ``positives`` volumes with synthetic lesions and ``negatives`` without, in ``out``.
 
@@ -334,8 +391,22 @@ class TrainLogic:
         """
         out = Path(out)
         paths = [self._ct_file(ct, out / "backgrounds") for ct in cts]
-        args = ["synth", *paths, "--out", out, "--positives", int(positives), "--negatives", int(negatives),
-                "--seed", int(seed), "--lungs-method", lungsMethod, "--device", device]
+        args = [
+            "synth",
+            *paths,
+            "--out",
+            out,
+            "--positives",
+            int(positives),
+            "--negatives",
+            int(negatives),
+            "--seed",
+            int(seed),
+            "--lungs-method",
+            lungsMethod,
+            "--device",
+            device,
+        ]
         if lungs:
             args += ["--lungs", *lungs]
         return SynthJob(start_covidct(args), out)
@@ -363,8 +434,9 @@ class TrainLogic:
         return [card.name for card in list_models() if card.architecture == architecture]
 
     # -- training --------------------------------------------------------------------------------
-    def startTraining(self, manifest, out, model: str = MODELS[0], chartNode=None, historyTable=None,
-                      stepsTable=None, **options) -> TrainingJob:
+    def startTraining(
+        self, manifest, out, model: str = MODELS[0], chartNode=None, historyTable=None, stepsTable=None, **options
+    ) -> TrainingJob:
         """Start ``covidct train`` in the background and return its job.
 
         ``options``: :data:`TRAIN_OPTIONS` (e.g. ``epochs=3, device="cpu", input_size="32x48",
@@ -372,8 +444,9 @@ class TrainLogic:
         ``chartNode``/``historyTable``/``stepsTable`` (from :func:`training_curves`) are given.
         """
         read_manifest(manifest, require_label=model != "unet")  # a bad manifest: one sentence now, not in the log
-        return self._start(train_arguments(manifest, out, model, options), out, model, chartNode, historyTable,
-                           stepsTable)
+        return self._start(
+            train_arguments(manifest, out, model, options), out, model, chartNode, historyTable, stepsTable
+        )
 
     def resumeTraining(self, out, chartNode=None, historyTable=None, stepsTable=None, **changes) -> TrainingJob:
         """Continue the run in ``out`` from its last checkpoint with its own settings (``config.json``).
@@ -386,8 +459,9 @@ class TrainLogic:
         options = run_options(out)
         model, manifest = options.pop("model"), options.pop("manifest")
         options.update(changes)
-        job = self._start(train_arguments(manifest, out, model, options, resume=True), out, model, chartNode,
-                          historyTable, stepsTable)
+        job = self._start(
+            train_arguments(manifest, out, model, options, resume=True), out, model, chartNode, historyTable, stepsTable
+        )
         job.load_history()
         return job
 
@@ -396,8 +470,9 @@ class TrainLogic:
             chart, history, steps = training_curves(Path(out).name, model, self.scene)
         return TrainingJob(start_covidct(args), Path(out), model, chart, history, steps)
 
-    def train(self, manifest, out, model: str = MODELS[0], onEvent: Callable[[dict], None] | None = None,
-              **options) -> Path:
+    def train(
+        self, manifest, out, model: str = MODELS[0], onEvent: Callable[[dict], None] | None = None, **options
+    ) -> Path:
         """Train and return the final model's folder (blocks; for ``Slicer --python-script``)."""
         job = self.startTraining(manifest, out, model, **options)
         try:
@@ -408,8 +483,9 @@ class TrainLogic:
         return job.finish()
 
     # -- evaluation and saving -------------------------------------------------------------------
-    def startEvaluation(self, testData, out, weights=None, device: str = "auto", lungsMethod: str = "auto",
-                        bootstrap: int = 2000) -> EvaluationJob:
+    def startEvaluation(
+        self, testData, out, weights=None, device: str = "auto", lungsMethod: str = "auto", bootstrap: int = 2000
+    ) -> EvaluationJob:
         """Start ``covidct evaluate`` of ``weights`` (model folder or name) on a test manifest, or of released
         predictions (``testData`` a predictions CSV/.txt; ``weights`` unused). Results go to ``out``."""
         return start_evaluation(testData, out, weights, device, lungsMethod, bootstrap)
@@ -418,8 +494,16 @@ class TrainLogic:
         """ROC and PR plot charts, the threshold table and the operating points of ``result`` as nodes."""
         return show_evaluation(result, name or result.name, self.scene)
 
-    def evaluate(self, testData, out, weights=None, device: str = "auto", lungsMethod: str = "auto",
-                 bootstrap: int = 2000, name: str | None = None):
+    def evaluate(
+        self,
+        testData,
+        out,
+        weights=None,
+        device: str = "auto",
+        lungsMethod: str = "auto",
+        bootstrap: int = 2000,
+        name: str | None = None,
+    ):
         """Evaluate and show the results (blocks): ``(EvaluationResult, EvaluationNodes)``."""
         job = self.startEvaluation(testData, out, weights, device, lungsMethod, bootstrap)
         try:
@@ -431,14 +515,15 @@ class TrainLogic:
         return result, self.showEvaluation(result, name)
 
     def setOperatingThreshold(self, nodes: EvaluationNodes, result: EvaluationResult, threshold: float) -> dict:
-        """Mark the operating point of ``threshold`` on the charts; returns its accuracy, sensitivity, specificity, ..."""
+        """Mark the operating point of ``threshold`` on the charts; returns its accuracy, sensitivity,
+        specificity, ..."""
         return show_operating_threshold(nodes, result, threshold)
 
-    def saveModel(self, modelDir, name: str, threshold: float, evaluation: EvaluationResult | None = None,
-                  overwrite: bool = False):
+    def saveModel(
+        self, modelDir, name: str, threshold: float, evaluation: EvaluationResult | None = None, overwrite: bool = False
+    ):
         """Copy a trained model into the user's model catalogue as ``name`` with the operating ``threshold``.
 
         Returns the new :class:`covidct.models.ModelCard`; the CovidCTDetect module lists the model from then on.
         """
         return save_model_to_catalogue(modelDir, name, threshold, evaluation, overwrite)
-

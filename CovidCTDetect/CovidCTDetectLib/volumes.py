@@ -44,15 +44,19 @@ def ijk_to_world_matrix(volume_node) -> np.ndarray:
         return matrix
     name = volume_node.GetName()
     if not transform_node.IsTransformToWorldLinear():
-        raise CTInputError(f"Volume '{name}' is under a non-linear transform; harden it (Transforms module, "
-                           "'Harden transform') and try again.")
+        raise CTInputError(
+            f"Volume '{name}' is under a non-linear transform; harden it (Transforms module, "
+            "'Harden transform') and try again."
+        )
     to_world = vtk.vtkMatrix4x4()
     transform_node.GetMatrixTransformToWorld(to_world)
     matrix = slicer.util.arrayFromVTKMatrix(to_world) @ matrix
     axes = matrix[:3, :3] / np.linalg.norm(matrix[:3, :3], axis=0)
     if not np.allclose(axes.T @ axes, np.eye(3), atol=1e-6):
-        raise CTInputError(f"Volume '{name}' is under a transform that shears its voxel grid; resample it "
-                           "(Resample Scalar/Vector/DWI Volume module) and try again.")
+        raise CTInputError(
+            f"Volume '{name}' is under a transform that shears its voxel grid; resample it "
+            "(Resample Scalar/Vector/DWI Volume module) and try again."
+        )
     return matrix
 
 
@@ -70,8 +74,9 @@ def image_from_volume(volume_node) -> sitk.Image:
     return set_geometry_from_ijk_to_ras(image, ijk_to_world_matrix(volume_node))
 
 
-def volume_from_image(image: sitk.Image, volume_node=None, name: str = "", labelmap: bool = False,
-                      display: bool = True, scene=None):
+def volume_from_image(
+    image: sitk.Image, volume_node=None, name: str = "", labelmap: bool = False, display: bool = True, scene=None
+):
     """Put a scalar SimpleITK ``image`` (voxels and geometry) into a volume node and return the node.
 
     ``volume_node``: the node to update; when ``None`` a new ``vtkMRMLScalarVolumeNode`` (or

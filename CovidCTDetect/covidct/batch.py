@@ -53,8 +53,10 @@ def find_cases(inputs, exclude=()) -> list[Path]:
     excluded = {Path(p).resolve() for p in exclude}
     unique = [p for p in dict.fromkeys(p.resolve() if p.exists() else p for p in cases) if p not in excluded]
     if not unique:
-        raise UsageError("No CT found in the given paths; name CT files (NIfTI, NRRD, MetaImage), DICOM folders, "
-                         "or folders holding them.")
+        raise UsageError(
+            "No CT found in the given paths; name CT files (NIfTI, NRRD, MetaImage), DICOM folders, "
+            "or folders holding them."
+        )
     return unique
 
 
@@ -74,8 +76,17 @@ def case_names(paths: list[Path]) -> list[str]:
     return names
 
 
-def detect_batch(inputs, out_dir: str | os.PathLike, model="decovnet", lungs=None, lungs_method: str | None = None,
-                 threshold: float | None = None, device="auto", heatmap: bool = True, progress=None) -> list[dict]:
+def detect_batch(
+    inputs,
+    out_dir: str | os.PathLike,
+    model="decovnet",
+    lungs=None,
+    lungs_method: str | None = None,
+    threshold: float | None = None,
+    device="auto",
+    heatmap: bool = True,
+    progress=None,
+) -> list[dict]:
     """Run :func:`covidct.detect.detect` on every case of :func:`find_cases` and return the result rows.
 
     ``out_dir/<case>/`` receives each case's outputs (:meth:`Detection.save`) and ``out_dir/results.csv``
@@ -89,21 +100,30 @@ def detect_batch(inputs, out_dir: str | os.PathLike, model="decovnet", lungs=Non
     out_dir = Path(out_dir)
     cases = find_cases(inputs, exclude=[out_dir])  # a rerun's own outputs are not a case
     if lungs is not None and len(cases) > 1:
-        raise UsageError(f"--lungs gives one lung mask but {len(cases)} CTs were named; run one CT at a time "
-                         "with --lungs, or leave it out to segment each CT's lungs.")
+        raise UsageError(
+            f"--lungs gives one lung mask but {len(cases)} CTs were named; run one CT at a time "
+            "with --lungs, or leave it out to segment each CT's lungs."
+        )
     if threshold is not None:
         check_threshold(threshold)
     loaded = load_classifier(model, device)
     rows: list[dict] = []
-    for index, (path, name) in enumerate(zip(cases, case_names(cases))):
+    for index, (path, name) in enumerate(zip(cases, case_names(cases), strict=True)):
         if progress is not None:
             progress.stage("cases", index, len(cases), case=name)
         row = dict.fromkeys(RESULT_COLUMNS, "")
         row.update(case=name, source=path.name, model=loaded[1].name)
         start = time.perf_counter()
         try:
-            result = detect(path, model=loaded, lungs=lungs, threshold=threshold, heatmap=heatmap,
-                            progress=progress, lungs_method=lungs_method)
+            result = detect(
+                path,
+                model=loaded,
+                lungs=lungs,
+                threshold=threshold,
+                heatmap=heatmap,
+                progress=progress,
+                lungs_method=lungs_method,
+            )
             result.save(out_dir / name)
             row.update(probability=f"{result.probability:.6f}", label=result.label, threshold=result.threshold)
         except CovidCTError as error:
@@ -112,8 +132,10 @@ def detect_batch(inputs, out_dir: str | os.PathLike, model="decovnet", lungs=Non
             if len(cases) == 1:
                 raise
             log.debug("internal error on case '%s'", name, exc_info=True)
-            row["error"] = (f"internal error ({type(error).__name__}: {error}); rerun this case alone with --debug "
-                            "to see the traceback")
+            row["error"] = (
+                f"internal error ({type(error).__name__}: {error}); rerun this case alone with --debug "
+                "to see the traceback"
+            )
         row["seconds"] = f"{time.perf_counter() - start:.2f}"
         rows.append(row)
         write_results(out_dir / "results.csv", rows)

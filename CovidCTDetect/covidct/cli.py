@@ -41,8 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module in _command_modules().items():
         summary = (module.__doc__ or name).strip().splitlines()[0]
-        command_parser = sub.add_parser(name, help=summary, description=module.__doc__,
-                                        formatter_class=argparse.RawDescriptionHelpFormatter)
+        command_parser = sub.add_parser(
+            name, help=summary, description=module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
         module.add_arguments(command_parser)
         command_parser.set_defaults(_run=module.run)
     return parser
@@ -55,8 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="covidct: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="covidct: %(message)s", stream=sys.stderr
+    )
     try:
         return int(args._run(args) or 0)
     except CovidCTError as error:
@@ -66,14 +68,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"covidct {args.command}: interrupted.", file=sys.stderr)
         return 130
     except MemoryError:
-        print(f"covidct {args.command}: error: out of memory; close other programs or use a machine with more RAM.",
-              file=sys.stderr)
+        print(
+            f"covidct {args.command}: error: out of memory; close other programs or use a machine with more RAM.",
+            file=sys.stderr,
+        )
         return 2
     except Exception as error:  # a bug, not a user error
         if args.debug:
             raise
-        print(f"covidct {args.command}: internal error ({type(error).__name__}: {error}); "
-              "rerun with --debug and report the traceback.", file=sys.stderr)
+        print(
+            f"covidct {args.command}: internal error ({type(error).__name__}: {error}); "
+            "rerun with --debug and report the traceback.",
+            file=sys.stderr,
+        )
         return 1
 
 

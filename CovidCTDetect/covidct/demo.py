@@ -37,8 +37,13 @@ class DemoCase:
     peak_in_lesion: bool | None = None
 
 
-def run_demo(out_dir: str | os.PathLike, model: str = "decovnet", device: str = "auto",
-             lungs_method: str | None = None, progress=None) -> list[DemoCase]:
+def run_demo(
+    out_dir: str | os.PathLike,
+    model: str = "decovnet",
+    device: str = "auto",
+    lungs_method: str | None = None,
+    progress=None,
+) -> list[DemoCase]:
     """Run detection on the sample CT and on its copy with synthetic lesions; write both under ``out_dir``
     (``sample/`` and ``sample-lesions/``, the latter with ``lesions.nii.gz``) and return the two cases.
 
@@ -49,6 +54,7 @@ def run_demo(out_dir: str | os.PathLike, model: str = "decovnet", device: str = 
     from .detect import detect, load_classifier
     from .explain import heat_share, peak_inside
     from .io import save_image
+
     loaded = load_classifier(_installed(model), device)
     out_dir = Path(out_dir)
     plain = detect(SAMPLE_CT, model=loaded, lungs_method=lungs_method, progress=progress)
@@ -61,8 +67,16 @@ def run_demo(out_dir: str | os.PathLike, model: str = "decovnet", device: str = 
     paths["lesions"] = save_image(lesions, out_dir / "sample-lesions" / "lesions.nii.gz")
     region = sitk.GetArrayViewFromImage(lesions) > 0
     lungs = sitk.GetArrayViewFromImage(plain.lungs) > 0
-    cases.append(DemoCase("sample-lesions", result, paths, heat_share(result.heatmap, region),
-                          float((region & lungs).sum() / lungs.sum()), peak_inside(result.heatmap, region)))
+    cases.append(
+        DemoCase(
+            "sample-lesions",
+            result,
+            paths,
+            heat_share(result.heatmap, region),
+            float((region & lungs).sum() / lungs.sum()),
+            peak_inside(result.heatmap, region),
+        )
+    )
     return cases
 
 
@@ -72,8 +86,13 @@ def _installed(model: str) -> str:
     from .models import list_models
 
     cards = list_models()
-    if (Path(model).expanduser().exists() or model in {card.name for card in cards}
-            or model in {card.architecture for card in cards}):
+    if (
+        Path(model).expanduser().exists()
+        or model in {card.name for card in cards}
+        or model in {card.architecture for card in cards}
+    ):
         return model
-    raise ModelError(f"The demo needs the bundled '{model}' weights, which this installation does not include "
-                     f"yet; pass a trained model's folder with --model, or install a covidct release with weights.")
+    raise ModelError(
+        f"The demo needs the bundled '{model}' weights, which this installation does not include "
+        f"yet; pass a trained model's folder with --model, or install a covidct release with weights."
+    )

@@ -28,8 +28,15 @@ import numpy as np
 import SimpleITK as sitk
 
 from .errors import CTInputError, UsageError
-from .explain import (SUSPICIOUS_LEVEL, SUSPICIOUS_MIN_ML, HiResCAM, heatmap_on_ct, region_summary,
-                      suspicious_regions, voxel_volume_ml)
+from .explain import (
+    SUSPICIOUS_LEVEL,
+    SUSPICIOUS_MIN_ML,
+    HiResCAM,
+    heatmap_on_ct,
+    region_summary,
+    suspicious_regions,
+    voxel_volume_ml,
+)
 from .geometry import orientation_code, resample_to_reference
 
 #: stages of :attr:`Detection.timings`, in pipeline order
@@ -48,7 +55,8 @@ class Detection:
     inside the lungs), 0 outside, or ``None``; ``suspicious``: UInt8 labelmap (1 = heat ≥
     ``SUSPICIOUS_LEVEL`` in regions ≥ ``SUSPICIOUS_MIN_ML`` mL) or ``None``; ``features``: the 64-d
     deep feature of COVID-19Net (``None`` for other models); ``timings``: seconds per stage
-    (:data:`STAGES`; ``load`` = the model, unless it was passed loaded, and the CT); ``source``: the input's file or folder name (never patient data), or ``""``
+    (:data:`STAGES`; ``load`` = the model, unless it was passed loaded, and the CT); ``source``: the
+    input's file or folder name (never patient data), or ``""``
     for an in-memory image; ``ct``: the CT (HU) the result belongs to; ``card``: the model card.
     """
 
@@ -83,8 +91,11 @@ class Detection:
             "label": self.label,
             "threshold": self.threshold,
             "rule": "positive when probability > threshold",
-            "ct": {"size_xyz": list(size), "spacing_mm": [round(s, 4) for s in self.ct.GetSpacing()],
-                   "orientation": orientation_code(self.ct)},
+            "ct": {
+                "size_xyz": list(size),
+                "spacing_mm": [round(s, 4) for s in self.ct.GetSpacing()],
+                "orientation": orientation_code(self.ct),
+            },
             "lung_volume_ml": round(lung_ml, 1),
             "heatmap": None,
             "features": None if self.features is None else [round(float(v), 6) for v in self.features],
@@ -119,8 +130,10 @@ class Detection:
         if self.heatmap is not None:
             paths["heatmap"] = save_image(self.heatmap, folder / "heatmap.nii.gz")
             paths["suspicious"] = save_image(self.suspicious, folder / "suspicious.nii.gz")
-            title = (f"{self.source or 'CT'} · {self.model} · P(COVID-19) = {self.probability:.3f} "
-                     f"({self.label} at > {self.threshold:g}) · research use, not clinically validated")
+            title = (
+                f"{self.source or 'CT'} · {self.model} · P(COVID-19) = {self.probability:.3f} "
+                f"({self.label} at > {self.threshold:g}) · research use, not clinically validated"
+            )
             save_heatmap_montage(folder / "montage.png", self.ct, self.heatmap, self.lungs, title=title)
             paths["montage"] = folder / "montage.png"
         self.timings["save"] = time.perf_counter() - start
@@ -130,8 +143,16 @@ class Detection:
         return {kind: Path(path) for kind, path in paths.items()}
 
 
-def detect(ct, model="decovnet", lungs=None, threshold: float | None = None, device="auto",
-           heatmap: bool = True, progress=None, lungs_method: str | None = None) -> Detection:
+def detect(
+    ct,
+    model="decovnet",
+    lungs=None,
+    threshold: float | None = None,
+    device="auto",
+    heatmap: bool = True,
+    progress=None,
+    lungs_method: str | None = None,
+) -> Detection:
     """Detect COVID-19 on one chest CT.
 
     ``ct``: a SimpleITK image in HU (checked like a loaded file) or a path (file or DICOM folder).
@@ -185,8 +206,10 @@ def detect(ct, model="decovnet", lungs=None, threshold: float | None = None, dev
         else:
             mask = lungs_on_ct_grid(lungs if isinstance(lungs, sitk.Image) else read_image(lungs), image)
         if not sitk.GetArrayViewFromImage(mask).any():
-            raise CTInputError("No lungs were found in this CT, so there is nothing to analyse; check that it is a "
-                               "chest CT in Hounsfield units, or give a lung mask.")
+            raise CTInputError(
+                "No lungs were found in this CT, so there is nothing to analyse; check that it is a "
+                "chest CT in Hounsfield units, or give a lung mask."
+            )
 
     with _timed(timings, "preprocess"):
         report("detect", 2, steps, step="preprocess")
@@ -194,7 +217,7 @@ def detect(ct, model="decovnet", lungs=None, threshold: float | None = None, dev
         x = torch.from_numpy(array)[None].to(model_device)
 
     features = None
-    with _feature_capture(net) as captured, (HiResCAM(net) if heatmap else nullcontext()) as explainer:
+    with _feature_capture(net) as captured, HiResCAM(net) if heatmap else nullcontext() as explainer:
         with _timed(timings, "forward"):
             report("detect", 3, steps, step="forward")
             if heatmap:
@@ -213,9 +236,20 @@ def detect(ct, model="decovnet", lungs=None, threshold: float | None = None, dev
                 heat = heatmap_on_ct(cam, grid, image, mask)
                 suspicious = suspicious_regions(heat)
     report("detect", steps, steps, step="done")
-    return Detection(probability=probability, label="positive" if probability > threshold else "negative",
-                     threshold=threshold, model=card.name, lungs=mask, heatmap=heat, suspicious=suspicious,
-                     features=features, timings=timings, source=source, ct=image, card=card)
+    return Detection(
+        probability=probability,
+        label="positive" if probability > threshold else "negative",
+        threshold=threshold,
+        model=card.name,
+        lungs=mask,
+        heatmap=heat,
+        suspicious=suspicious,
+        features=features,
+        timings=timings,
+        source=source,
+        ct=image,
+        card=card,
+    )
 
 
 def load_classifier(model, device="auto"):
@@ -234,8 +268,9 @@ def check_threshold(threshold) -> float:
     except (TypeError, ValueError):
         value = float("nan")
     if not 0.0 < value < 1.0:
-        raise UsageError(f"The threshold {threshold} is not a probability strictly between 0 and 1; "
-                         "give a value such as 0.5.")
+        raise UsageError(
+            f"The threshold {threshold} is not a probability strictly between 0 and 1; give a value such as 0.5."
+        )
     return value
 
 
@@ -249,10 +284,12 @@ def lungs_on_ct_grid(lungs: sitk.Image, ct: sitk.Image) -> sitk.Image:
         lungs = sitk.Cast(lungs != 0, sitk.sitkUInt8)
     else:
         lungs = sitk.Cast(lungs, sitk.sitkUInt8)
-    same = (lungs.GetSize() == ct.GetSize()
-            and np.allclose(lungs.GetSpacing(), ct.GetSpacing(), rtol=1e-5)
-            and np.allclose(lungs.GetOrigin(), ct.GetOrigin(), atol=1e-3)
-            and np.allclose(lungs.GetDirection(), ct.GetDirection(), atol=1e-5))
+    same = (
+        lungs.GetSize() == ct.GetSize()
+        and np.allclose(lungs.GetSpacing(), ct.GetSpacing(), rtol=1e-5)
+        and np.allclose(lungs.GetOrigin(), ct.GetOrigin(), atol=1e-3)
+        and np.allclose(lungs.GetDirection(), ct.GetDirection(), atol=1e-5)
+    )
     if same:
         lungs.CopyInformation(ct)
         return lungs

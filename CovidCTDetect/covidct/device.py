@@ -34,12 +34,11 @@ def resolve_device(name: str = "auto"):
                 "use --device cpu or install a CUDA build of PyTorch."
             )
         index = name.partition(":")[2]
-        if index:
-            if not index.isdigit() or int(index) >= torch.cuda.device_count():
-                raise UsageError(
-                    f"Device '{name}' does not exist: PyTorch sees {torch.cuda.device_count()} CUDA GPU(s), "
-                    f"numbered 0 to {torch.cuda.device_count() - 1}."
-                )
+        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+            raise UsageError(
+                f"Device '{name}' does not exist: PyTorch sees {torch.cuda.device_count()} CUDA GPU(s), "
+                f"numbered 0 to {torch.cuda.device_count() - 1}."
+            )
         return torch.device(name)
     raise UsageError(f"Unknown device '{name}'; choose one of auto, cpu, cuda, cuda:N or mps.")
 
@@ -66,8 +65,14 @@ def list_devices() -> list[dict]:
     devices = []
     for index in range(torch.cuda.device_count() if torch.cuda.is_available() else 0):
         free, total = torch.cuda.mem_get_info(index)
-        devices.append({"device": f"cuda:{index}", "name": torch.cuda.get_device_name(index),
-                        "memory_gib": round(total / 2**30, 1), "free_gib": round(free / 2**30, 1)})
+        devices.append(
+            {
+                "device": f"cuda:{index}",
+                "name": torch.cuda.get_device_name(index),
+                "memory_gib": round(total / 2**30, 1),
+                "free_gib": round(free / 2**30, 1),
+            }
+        )
     if _mps_available():
         devices.append({"device": "mps", "name": "Apple MPS"})
     devices.append({"device": "cpu", "name": f"CPU ({os.cpu_count()} cores)"})

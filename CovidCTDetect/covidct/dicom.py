@@ -36,10 +36,10 @@ from .errors import CTInputError
 log = logging.getLogger(__name__)
 
 DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
-ACCEPTED_MODALITIES = ("CT", "")          #: "" = no Modality tag (anonymised test data)
-SPACING_TOLERANCE = 0.01                  #: slices are evenly spaced within max(0.01 mm, 1 % of the spacing)
-TILT_TOLERANCE_PIXELS = 0.1               #: in-plane drift of slice origins below this is not corrected
-MISSING_SLICE_FACTOR = 1.5                #: a gap larger than this × the median spacing means missing slices
+ACCEPTED_MODALITIES = ("CT", "")  #: "" = no Modality tag (anonymised test data)
+SPACING_TOLERANCE = 0.01  #: slices are evenly spaced within max(0.01 mm, 1 % of the spacing)
+TILT_TOLERANCE_PIXELS = 0.1  #: in-plane drift of slice origins below this is not corrected
+MISSING_SLICE_FACTOR = 1.5  #: a gap larger than this × the median spacing means missing slices
 
 _MODALITY, _SERIES_UID, _DESCRIPTION, _NUMBER = "0008|0060", "0020|000e", "0008|103e", "0020|0011"
 
@@ -53,10 +53,10 @@ class DicomImage:
     modality: str
     description: str
     series_number: str
-    origin: tuple[float, float, float]       #: ImagePositionPatient, LPS mm
-    direction: tuple[float, ...]             #: 3×3 row-major; columns = row direction, column direction, normal
-    spacing: tuple[float, float]             #: (x, y) pixel spacing in mm
-    size: tuple[int, int, int]               #: (columns, rows, frames)
+    origin: tuple[float, float, float]  #: ImagePositionPatient, LPS mm
+    direction: tuple[float, ...]  #: 3×3 row-major; columns = row direction, column direction, normal
+    spacing: tuple[float, float]  #: (x, y) pixel spacing in mm
+    size: tuple[int, int, int]  #: (columns, rows, frames)
 
 
 @dataclass
@@ -80,7 +80,7 @@ class Scan:
 
     series: list[DicomSeries]
     unreadable: list[Path] = field(default_factory=list)
-    other_images: list[Path] = field(default_factory=list)   #: NIfTI/NRRD/MHA files seen in the folder
+    other_images: list[Path] = field(default_factory=list)  #: NIfTI/NRRD/MHA files seen in the folder
     files_seen: int = 0
 
 
@@ -88,15 +88,15 @@ class Scan:
 class SeriesPlan:
     """The ordered slices of a series and the regular grid they are read onto."""
 
-    files: list[Path]                     #: ordered along the slice normal
-    size: tuple[int, int, int]            #: output (x, y, z) voxels
-    spacing: tuple[float, float, float]   #: output spacing, mm
-    origin: tuple[float, float, float]    #: output origin, LPS mm
-    direction: tuple[float, ...]          #: output direction, row-major 3×3
-    positions: np.ndarray                 #: (n,) slice positions along the normal from the first slice, mm
-    offsets: np.ndarray                   #: (n, 2) in-plane (x, y) drift of each slice origin, in pixels
-    corrections: list[str]                #: what resampling does, in words (empty: read as is)
-    multiframe: bool = False              #: one file holding all slices (geometry from GDCM)
+    files: list[Path]  #: ordered along the slice normal
+    size: tuple[int, int, int]  #: output (x, y, z) voxels
+    spacing: tuple[float, float, float]  #: output spacing, mm
+    origin: tuple[float, float, float]  #: output origin, LPS mm
+    direction: tuple[float, ...]  #: output direction, row-major 3×3
+    positions: np.ndarray  #: (n,) slice positions along the normal from the first slice, mm
+    offsets: np.ndarray  #: (n, 2) in-plane (x, y) drift of each slice origin, in pixels
+    corrections: list[str]  #: what resampling does, in words (empty: read as is)
+    multiframe: bool = False  #: one file holding all slices (geometry from GDCM)
 
     @property
     def resample(self) -> bool:
@@ -113,8 +113,12 @@ def scan_folder(folder: Path, recursive: bool = True) -> Scan:
             if looks_dicom:
                 scan.unreadable.append(path)
             continue
-        key = (image.series_uid, tuple(round(v, 4) for v in image.direction), image.size[:2],
-               tuple(round(v, 4) for v in image.spacing))
+        key = (
+            image.series_uid,
+            tuple(round(v, 4) for v in image.direction),
+            image.size[:2],
+            tuple(round(v, 4) for v in image.spacing),
+        )
         groups.setdefault(key, []).append(image)
     scan.series = [DicomSeries(images) for images in groups.values()]
     return scan
@@ -137,38 +141,60 @@ def read_header(path: Path) -> DicomImage | None:
             return ""
 
     size = tuple(reader.GetSize()) + (1,) * (3 - reader.GetDimension())
-    return DicomImage(path=path, series_uid=tag(_SERIES_UID), modality=tag(_MODALITY).upper(),
-                      description=tag(_DESCRIPTION), series_number=tag(_NUMBER),
-                      origin=tuple(reader.GetOrigin()[:3]), direction=tuple(reader.GetDirection()),
-                      spacing=tuple(reader.GetSpacing()[:2]), size=size[:3])
+    return DicomImage(
+        path=path,
+        series_uid=tag(_SERIES_UID),
+        modality=tag(_MODALITY).upper(),
+        description=tag(_DESCRIPTION),
+        series_number=tag(_NUMBER),
+        origin=tuple(reader.GetOrigin()[:3]),
+        direction=tuple(reader.GetDirection()),
+        spacing=tuple(reader.GetSpacing()[:2]),
+        size=size[:3],
+    )
 
 
 def choose_series(scan: Scan, source: str, target: Path | None = None, ct_only: bool = True) -> DicomSeries:
     """The series to load: the one holding ``target`` if given, else the CT series with the most slices."""
     if not scan.series:
         if scan.unreadable:
-            raise CTInputError(f"'{source}' holds {len(scan.unreadable)} DICOM file(s) but none can be read as an "
-                               "image (damaged, truncated, or non-image objects such as reports); export the CT "
-                               "series again.")
+            raise CTInputError(
+                f"'{source}' holds {len(scan.unreadable)} DICOM file(s) but none can be read as an "
+                "image (damaged, truncated, or non-image objects such as reports); export the CT "
+                "series again."
+            )
         if scan.other_images:
-            raise CTInputError(f"No DICOM files found in '{source}', which holds image files such as "
-                               f"'{scan.other_images[0].name}'; pass that file instead of the folder.")
-        raise CTInputError(f"No DICOM files found in '{source}'; point to the folder holding the CT series, "
-                           "or to a NIfTI, NRRD or MHA file.")
+            raise CTInputError(
+                f"No DICOM files found in '{source}', which holds image files such as "
+                f"'{scan.other_images[0].name}'; pass that file instead of the folder."
+            )
+        raise CTInputError(
+            f"No DICOM files found in '{source}'; point to the folder holding the CT series, "
+            "or to a NIfTI, NRRD or MHA file."
+        )
     candidates = scan.series
     if target is not None:
         candidates = [s for s in scan.series if any(image.path == target for image in s.images)]
         if not candidates:
-            raise CTInputError(f"'{target.name}' is not a readable DICOM image (damaged, truncated, or a non-image "
-                               "object such as a report); export the CT series again.")
+            raise CTInputError(
+                f"'{target.name}' is not a readable DICOM image (damaged, truncated, or a non-image "
+                "object such as a report); export the CT series again."
+            )
     usable = [s for s in candidates if s.first.modality in ACCEPTED_MODALITIES] if ct_only else candidates
     if not usable:
         found = ", ".join(sorted({s.first.modality for s in candidates}))
         raise CTInputError(f"'{source}' holds only {found} DICOM images and no CT (Modality CT); choose a CT series.")
     chosen = max(usable, key=lambda s: s.n_slices)
-    log.info("DICOM: %d series in '%s' (%d files looked at); chose series %s '%s' (modality %s, %d slices)",
-             len(scan.series), source, scan.files_seen, chosen.first.series_number or "?",
-             chosen.first.description, chosen.first.modality or "not given", chosen.n_slices)
+    log.info(
+        "DICOM: %d series in '%s' (%d files looked at); chose series %s '%s' (modality %s, %d slices)",
+        len(scan.series),
+        source,
+        scan.files_seen,
+        chosen.first.series_number or "?",
+        chosen.first.description,
+        chosen.first.modality or "not given",
+        chosen.n_slices,
+    )
     return chosen
 
 
@@ -180,12 +206,22 @@ def plan_geometry(series: DicomSeries, source: str, unreadable: int = 0) -> Seri
     first = series.first
     direction = np.array(first.direction, dtype=float).reshape(3, 3)
     if len(series.images) == 1:
-        return SeriesPlan(files=[first.path], size=first.size, spacing=first.spacing + (1.0,),
-                          origin=first.origin, direction=first.direction, positions=np.zeros(1),
-                          offsets=np.zeros((1, 2)), corrections=[], multiframe=first.size[2] > 1)
+        return SeriesPlan(
+            files=[first.path],
+            size=first.size,
+            spacing=first.spacing + (1.0,),
+            origin=first.origin,
+            direction=first.direction,
+            positions=np.zeros(1),
+            offsets=np.zeros((1, 2)),
+            corrections=[],
+            multiframe=first.size[2] > 1,
+        )
     if any(image.size[2] != 1 for image in series.images):
-        raise CTInputError(f"The DICOM series in '{source}' mixes several multi-frame files; export it as one "
-                           "file per slice or as a NIfTI volume.")
+        raise CTInputError(
+            f"The DICOM series in '{source}' mixes several multi-frame files; export it as one "
+            "file per slice or as a NIfTI volume."
+        )
     row, col, normal = direction[:, 0], direction[:, 1], direction[:, 2]
     origins = np.array([image.origin for image in series.images], dtype=float)
     order = np.argsort(origins @ normal, kind="stable")
@@ -195,13 +231,17 @@ def plan_geometry(series: DicomSeries, source: str, unreadable: int = 0) -> Seri
     positions = relative @ normal
     gaps = np.diff(positions)
     if gaps.min() < SPACING_TOLERANCE:
-        raise CTInputError(f"The DICOM series in '{source}' has several slices at the same position (mixed "
-                           "acquisitions or duplicates); export a single acquisition.")
+        raise CTInputError(
+            f"The DICOM series in '{source}' has several slices at the same position (mixed "
+            "acquisitions or duplicates); export a single acquisition."
+        )
     median = float(np.median(gaps))
     if gaps.max() > MISSING_SLICE_FACTOR * median:
         skipped = f", and {unreadable} unreadable file(s) were skipped" if unreadable else ""
-        raise CTInputError(f"The DICOM series in '{source}' has missing slices (a gap of {gaps.max():.2f} mm where "
-                           f"slices are {median:.2f} mm apart{skipped}); export the complete series again.")
+        raise CTInputError(
+            f"The DICOM series in '{source}' has missing slices (a gap of {gaps.max():.2f} mm where "
+            f"slices are {median:.2f} mm apart{skipped}); export the complete series again."
+        )
     sx, sy = first.spacing
     drift = relative - np.outer(positions, normal)
     offsets = np.stack([drift @ row / sx, drift @ col / sy], axis=1)
@@ -213,8 +253,9 @@ def plan_geometry(series: DicomSeries, source: str, unreadable: int = 0) -> Seri
         angle = math.degrees(math.atan2(float(np.linalg.norm(drift[-1])), float(positions[-1])))
         corrections.append(f"gantry tilt of {angle:.1f}° resampled onto slices along the normal")
     if uneven:
-        corrections.append(f"uneven slice spacing ({gaps.min():.3g} to {gaps.max():.3g} mm) resampled to "
-                           f"{median:.3g} mm")
+        corrections.append(
+            f"uneven slice spacing ({gaps.min():.3g} to {gaps.max():.3g} mm) resampled to {median:.3g} mm"
+        )
     if not tilted:
         offsets = np.zeros_like(offsets)
     low, high = offsets.min(axis=0), offsets.max(axis=0)
@@ -224,9 +265,16 @@ def plan_geometry(series: DicomSeries, source: str, unreadable: int = 0) -> Seri
     nz = int(round(float(positions[-1]) / step)) + 1
     step = float(positions[-1]) / (nz - 1)
     origin = origins[0] + low[0] * sx * row + low[1] * sy * col
-    return SeriesPlan(files=files, size=(nx, ny, nz), spacing=(sx, sy, step), origin=tuple(origin),
-                      direction=tuple(direction.ravel()), positions=positions, offsets=offsets - low,
-                      corrections=corrections)
+    return SeriesPlan(
+        files=files,
+        size=(nx, ny, nz),
+        spacing=(sx, sy, step),
+        origin=tuple(origin),
+        direction=tuple(direction.ravel()),
+        positions=positions,
+        offsets=offsets - low,
+        corrections=corrections,
+    )
 
 
 def read_series(plan: SeriesPlan, source: str) -> sitk.Image:
@@ -242,8 +290,10 @@ def read_series(plan: SeriesPlan, source: str) -> sitk.Image:
         reader.SetFileNames([str(path) for path in plan.files])
         image = reader.Execute()
     except RuntimeError as exc:
-        raise CTInputError(f"A file of the DICOM series in '{source}' cannot be decoded (truncated, damaged, or "
-                           "an unsupported compression); export the series again.") from exc
+        raise CTInputError(
+            f"A file of the DICOM series in '{source}' cannot be decoded (truncated, damaged, or "
+            "an unsupported compression); export the series again."
+        ) from exc
     if plan.resample:
         image = _regularise(image, plan)
     image.SetOrigin(plan.origin)
@@ -270,8 +320,15 @@ def _regularise(image: sitk.Image, plan: SeriesPlan) -> sitk.Image:
             if dx == 0 and dy == 0 and (ny, nx) == array.shape[1:]:
                 shifted[k] = array[k]
             else:
-                shifted[k] = ndimage.affine_transform(array[k], [1.0, 1.0], offset=(-dy, -dx), output_shape=(ny, nx),
-                                                      order=1, mode="grid-constant", cval=fill)
+                shifted[k] = ndimage.affine_transform(
+                    array[k],
+                    [1.0, 1.0],
+                    offset=(-dy, -dx),
+                    output_shape=(ny, nx),
+                    order=1,
+                    mode="grid-constant",
+                    cval=fill,
+                )
         return shifted[k]
 
     out = np.empty((nz, ny, nx), dtype=np.float32)

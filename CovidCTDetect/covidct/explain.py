@@ -89,7 +89,7 @@ class HiResCAM:
         self._handle = None
         self._flags: list[bool] = []
 
-    def __enter__(self) -> "HiResCAM":
+    def __enter__(self) -> HiResCAM:
         self._flags = [p.requires_grad for p in self.model.parameters()]
         for p in self.model.parameters():
             p.requires_grad_(False)
@@ -98,7 +98,7 @@ class HiResCAM:
 
     def __exit__(self, *exc) -> None:
         self._handle.remove()
-        for p, flag in zip(self.model.parameters(), self._flags):
+        for p, flag in zip(self.model.parameters(), self._flags, strict=True):
             p.requires_grad_(flag)
         self._activation = None
 
@@ -150,8 +150,12 @@ def heatmap_on_ct(cam: np.ndarray, grid: ModelGrid, ct: sitk.Image, lungs: sitk.
     canonical_ct = to_canonical(ct)
     box_shape = tuple(s.stop - s.start for s in grid.box)
     # torch's trilinear resize (align_corners=False) is geometry.resize_array's, computed ~2x faster
-    upsampled = torch.nn.functional.interpolate(torch.from_numpy(np.ascontiguousarray(cam, np.float32))[None, None],
-                                                size=box_shape, mode="trilinear", align_corners=False)[0, 0]
+    upsampled = torch.nn.functional.interpolate(
+        torch.from_numpy(np.ascontiguousarray(cam, np.float32))[None, None],
+        size=box_shape,
+        mode="trilinear",
+        align_corners=False,
+    )[0, 0]
     canonical = grid.to_ct(upsampled.numpy(), order=1)
     canonical_lungs = to_canonical(lungs)  # kept alive while its array view is read
     inside = sitk.GetArrayViewFromImage(canonical_lungs) > 0
@@ -163,8 +167,9 @@ def heatmap_on_ct(cam: np.ndarray, grid: ModelGrid, ct: sitk.Image, lungs: sitk.
     return from_canonical(image_from_array(canonical, canonical_ct), ct)
 
 
-def suspicious_regions(heatmap: sitk.Image, level: float = SUSPICIOUS_LEVEL,
-                       min_volume_ml: float = SUSPICIOUS_MIN_ML) -> sitk.Image:
+def suspicious_regions(
+    heatmap: sitk.Image, level: float = SUSPICIOUS_LEVEL, min_volume_ml: float = SUSPICIOUS_MIN_ML
+) -> sitk.Image:
     """UInt8 labelmap on the heat map's grid: 1 where heat ≥ ``level`` in a connected region
     (26-connectivity) of at least ``min_volume_ml`` millilitres, 0 elsewhere."""
     if not 0.0 < level <= 1.0:

@@ -65,7 +65,7 @@ def _data_end(dims, bitpix: int, offset: float) -> int | None:
     if not 1 <= ndim <= 7 or bitpix <= 0:
         return None
     voxels = 1
-    for n in dims[1:ndim + 1]:
+    for n in dims[1 : ndim + 1]:
         voxels *= max(int(n), 1)
     return int(offset) + voxels * bitpix // 8
 

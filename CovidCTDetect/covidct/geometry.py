@@ -56,8 +56,9 @@ def from_canonical(image: sitk.Image, like: sitk.Image) -> sitk.Image:
 
 # ---------------------------------------------------------------------------------------------
 # resampling and arrays
-def resample_to_reference(image: sitk.Image, reference: sitk.Image, interpolator: str = "linear",
-                          default_value: float = 0.0) -> sitk.Image:
+def resample_to_reference(
+    image: sitk.Image, reference: sitk.Image, interpolator: str = "linear", default_value: float = 0.0
+) -> sitk.Image:
     """Resample ``image`` onto ``reference``'s grid (physical space, identity transform).
 
     ``interpolator`` is ``"linear"`` for intensities or heat maps, ``"nearest"`` for label maps.
@@ -121,7 +122,7 @@ def bounding_box(mask: np.ndarray, margin: tuple[int, int, int] = (0, 0, 0)) -> 
         return None
     return tuple(
         slice(max(int(idx.min()) - m, 0), min(int(idx.max()) + 1 + m, n))
-        for idx, m, n in zip(nonzero, margin, mask.shape)
+        for idx, m, n in zip(nonzero, margin, mask.shape, strict=True)
     )
 
 
@@ -143,15 +144,19 @@ class ModelGrid:
     pad: tuple[tuple[int, int], ...] = ((0, 0), (0, 0), (0, 0))
 
     @classmethod
-    def full(cls, ct_shape, model_shape, pad=((0, 0), (0, 0), (0, 0))) -> "ModelGrid":
+    def full(cls, ct_shape, model_shape, pad=((0, 0), (0, 0), (0, 0))) -> ModelGrid:
         """The whole CT array (padded by ``pad``) resized to ``model_shape``."""
-        return cls(tuple(ct_shape), tuple(slice(0, n) for n in ct_shape), tuple(model_shape),
-                   tuple(tuple(int(v) for v in p) for p in pad))
+        return cls(
+            tuple(ct_shape),
+            tuple(slice(0, n) for n in ct_shape),
+            tuple(model_shape),
+            tuple(tuple(int(v) for v in p) for p in pad),
+        )
 
     @property
     def padded_shape(self) -> tuple[int, int, int]:
         """Shape of the padded box (what is resized to ``model_shape``)."""
-        return tuple(s.stop - s.start + before + after for s, (before, after) in zip(self.box, self.pad))
+        return tuple(s.stop - s.start + before + after for s, (before, after) in zip(self.box, self.pad, strict=True))
 
     def to_model(self, array: np.ndarray, order: int = 1, fill: float = 0.0) -> np.ndarray:
         """Cut the box from a CT-grid array, pad it with ``fill`` and resize it to ``model_shape``."""
@@ -162,7 +167,7 @@ class ModelGrid:
 
     def unpad(self, array: np.ndarray) -> np.ndarray:
         """The box's part of an array on the padded box's grid (the trailing three axes)."""
-        inner = tuple(slice(before, n - after) for (before, after), n in zip(self.pad, array.shape[-3:]))
+        inner = tuple(slice(before, n - after) for (before, after), n in zip(self.pad, array.shape[-3:], strict=True))
         return array[(Ellipsis, *inner)]
 
     def to_ct(self, array: np.ndarray, order: int = 1, fill: float = 0.0) -> np.ndarray:

@@ -22,9 +22,9 @@ import logging
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import SimpleITK as sitk
@@ -37,8 +37,14 @@ from .outputs import atomic_path
 log = logging.getLogger(__name__)
 
 #: file suffix -> format name, for the volume formats read directly
-VOLUME_SUFFIXES = {".nii": "NIfTI", ".nii.gz": "NIfTI", ".nrrd": "NRRD", ".nhdr": "NRRD",
-                   ".mha": "MetaImage", ".mhd": "MetaImage"}
+VOLUME_SUFFIXES = {
+    ".nii": "NIfTI",
+    ".nii.gz": "NIfTI",
+    ".nrrd": "NRRD",
+    ".nhdr": "NRRD",
+    ".mha": "MetaImage",
+    ".mhd": "MetaImage",
+}
 #: suffixes :func:`save_image` writes (single-file formats only, so the rename is atomic) -> compress?
 WRITE_SUFFIXES = {".nii": False, ".nii.gz": True, ".nrrd": True, ".mha": True}
 
@@ -48,13 +54,13 @@ class CTSource:
     """Where a loaded CT came from (no patient-identifying fields)."""
 
     path: str
-    format: str                               #: "NIfTI", "NRRD", "MetaImage", "DICOM" or "image file"
-    stored_pixel_type: str                    #: pixel type as read, before conversion to int16/float32
-    series_description: str | None = None     #: DICOM only
-    series_number: str | None = None          #: DICOM only
-    series_slices: int | None = None          #: DICOM only: slices in the chosen series
-    series_found: int | None = None           #: DICOM only: series found in the folder
-    corrections: tuple[str, ...] = ()         #: resampling applied (gantry tilt, uneven spacing)
+    format: str  #: "NIfTI", "NRRD", "MetaImage", "DICOM" or "image file"
+    stored_pixel_type: str  #: pixel type as read, before conversion to int16/float32
+    series_description: str | None = None  #: DICOM only
+    series_number: str | None = None  #: DICOM only
+    series_slices: int | None = None  #: DICOM only: slices in the chosen series
+    series_found: int | None = None  #: DICOM only: series found in the folder
+    corrections: tuple[str, ...] = ()  #: resampling applied (gantry tilt, uneven spacing)
 
 
 def load_ct(path: str | os.PathLike) -> sitk.Image:
@@ -67,9 +73,14 @@ def load_ct_with_source(path: str | os.PathLike) -> tuple[sitk.Image, CTSource]:
     image, source = _read(Path(path), ct=True)
     image = _hu_pixel_type(image)
     validate.check_values(image, _name(Path(path)))
-    log.info("loaded '%s' (%s): %s voxels, spacing %s mm, %s", _name(Path(path)), source.format,
-             "×".join(map(str, image.GetSize())), "×".join(f"{s:.4g}" for s in image.GetSpacing()),
-             image.GetPixelIDTypeAsString())
+    log.info(
+        "loaded '%s' (%s): %s voxels, spacing %s mm, %s",
+        _name(Path(path)),
+        source.format,
+        "×".join(map(str, image.GetSize())),
+        "×".join(f"{s:.4g}" for s in image.GetSpacing()),
+        image.GetPixelIDTypeAsString(),
+    )
     return image, source
 
 
@@ -114,7 +125,7 @@ def quiet_itk() -> Iterator[None]:
     captured = saved = None
     try:
         sys.stderr.flush()
-        captured = tempfile.TemporaryFile()
+        captured = tempfile.TemporaryFile()  # noqa: SIM115 (closed in the finally block below)
         saved = os.dup(2)
         os.dup2(captured.fileno(), 2)
     except (OSError, ValueError, AttributeError):
@@ -143,8 +154,9 @@ def _read(path: Path, ct: bool) -> tuple[sitk.Image, CTSource]:
         return _read_dicom(path, path, None, ct)
     if path.name.upper() == "DICOMDIR":
         return _read_dicom(path.parent, path.parent, None, ct)
-    if suffix_of(path) in dicom.DICOM_SUFFIXES or (suffix_of(path) not in VOLUME_SUFFIXES
-                                                   and dicom.has_dicom_magic(path)):
+    if suffix_of(path) in dicom.DICOM_SUFFIXES or (
+        suffix_of(path) not in VOLUME_SUFFIXES and dicom.has_dicom_magic(path)
+    ):
         return _read_dicom(path.parent, path, path, ct)
     return _read_file(path, ct)
 
@@ -159,14 +171,23 @@ def _read_file(path: Path, ct: bool) -> tuple[sitk.Image, CTSource]:
         try:
             reader.ReadImageInformation()
         except RuntimeError as exc:
-            raise CTInputError(f"'{name}' is not a readable image (damaged, truncated, or not a NIfTI, NRRD, "
-                               "MetaImage or DICOM file); export the CT again in one of these formats.") from exc
+            raise CTInputError(
+                f"'{name}' is not a readable image (damaged, truncated, or not a NIfTI, NRRD, "
+                "MetaImage or DICOM file); export the CT again in one of these formats."
+            ) from exc
     pixel_type = sitk.GetPixelIDValueAsString(reader.GetPixelID())
     if ct:
-        validate.check_header(reader.GetSize(), reader.GetSpacing(), reader.GetNumberOfComponents(),
-                              validate.bytes_per_component(reader.GetPixelID()), name)
-    truncated = CTInputError(f"'{name}' could not be read completely: the file is truncated or damaged (or its "
-                             "data file is missing); copy or export it again.")
+        validate.check_header(
+            reader.GetSize(),
+            reader.GetSpacing(),
+            reader.GetNumberOfComponents(),
+            validate.bytes_per_component(reader.GetPixelID()),
+            name,
+        )
+    truncated = CTInputError(
+        f"'{name}' could not be read completely: the file is truncated or damaged (or its "
+        "data file is missing); copy or export it again."
+    )
     if suffix_of(path) in (".nii", ".nii.gz") and not nifti_is_complete(path):
         raise truncated
     with quiet_itk():
@@ -174,8 +195,9 @@ def _read_file(path: Path, ct: bool) -> tuple[sitk.Image, CTSource]:
             image = reader.Execute()
         except RuntimeError as exc:
             raise truncated from exc
-    return image, CTSource(path=str(path), format=VOLUME_SUFFIXES.get(suffix_of(path), "image file"),
-                           stored_pixel_type=pixel_type)
+    return image, CTSource(
+        path=str(path), format=VOLUME_SUFFIXES.get(suffix_of(path), "image file"), stored_pixel_type=pixel_type
+    )
 
 
 def _read_dicom(folder: Path, shown: Path, target: Path | None, ct: bool) -> tuple[sitk.Image, CTSource]:
@@ -191,14 +213,24 @@ def _read_dicom(folder: Path, shown: Path, target: Path | None, ct: bool) -> tup
     if plan.corrections:
         log.warning("DICOM series in '%s': %s.", name, "; ".join(plan.corrections))
     if scan.unreadable:
-        log.warning("skipped %d unreadable DICOM file(s) in '%s' (damaged or not images), e.g. '%s'",
-                    len(scan.unreadable), name, scan.unreadable[0].name)
+        log.warning(
+            "skipped %d unreadable DICOM file(s) in '%s' (damaged or not images), e.g. '%s'",
+            len(scan.unreadable),
+            name,
+            scan.unreadable[0].name,
+        )
     for key in image.GetMetaDataKeys():  # no patient fields travel with the image
         image.EraseMetaData(key)
-    source = CTSource(path=str(shown), format="DICOM", stored_pixel_type=image.GetPixelIDTypeAsString(),
-                      series_description=series.first.description, series_number=series.first.series_number,
-                      series_slices=series.n_slices, series_found=len(scan.series),
-                      corrections=tuple(plan.corrections))
+    source = CTSource(
+        path=str(shown),
+        format="DICOM",
+        stored_pixel_type=image.GetPixelIDTypeAsString(),
+        series_description=series.first.description,
+        series_number=series.first.series_number,
+        series_slices=series.n_slices,
+        series_found=len(scan.series),
+        corrections=tuple(plan.corrections),
+    )
     return image, source
 
 

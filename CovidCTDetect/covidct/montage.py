@@ -43,8 +43,7 @@ def hottest_slices(heat: np.ndarray, count: int, fallback: np.ndarray | None = N
     return sorted(chosen)
 
 
-def axial_panels(ct: sitk.Image, heatmap: sitk.Image, lungs: sitk.Image | None = None,
-                 count: int = 8) -> list[dict]:
+def axial_panels(ct: sitk.Image, heatmap: sitk.Image, lungs: sitk.Image | None = None, count: int = 8) -> list[dict]:
     """The montage's panels: for each of the hottest axial slices (:func:`hottest_slices`), a dict with
     ``k`` (slice index in the CT as stored), ``z_mm`` (LPS z of the slice), ``ct`` and ``heat`` (2D
     arrays ``(y, x)`` in canonical order: column 0 = patient's right, row 0 = anterior) and
@@ -59,14 +58,26 @@ def axial_panels(ct: sitk.Image, heatmap: sitk.Image, lungs: sitk.Image | None =
     panels = []
     for k in hottest_slices(heat, count, fallback):
         point = canonical_ct.TransformIndexToPhysicalPoint((nx // 2, ny // 2, k))
-        panels.append({"k": int(ct.TransformPhysicalPointToIndex(point)[2]), "z_mm": float(point[2]),
-                       "ct": np.array(ct_array[k]), "heat": np.array(heat[k]),
-                       "spacing": canonical_ct.GetSpacing()[:2]})
+        panels.append(
+            {
+                "k": int(ct.TransformPhysicalPointToIndex(point)[2]),
+                "z_mm": float(point[2]),
+                "ct": np.array(ct_array[k]),
+                "heat": np.array(heat[k]),
+                "spacing": canonical_ct.GetSpacing()[:2],
+            }
+        )
     return panels
 
 
-def save_heatmap_montage(path: str | os.PathLike, ct: sitk.Image, heatmap: sitk.Image,
-                         lungs: sitk.Image | None = None, title: str = "", count: int = 8) -> list[int]:
+def save_heatmap_montage(
+    path: str | os.PathLike,
+    ct: sitk.Image,
+    heatmap: sitk.Image,
+    lungs: sitk.Image | None = None,
+    title: str = "",
+    count: int = 8,
+) -> list[int]:
     """Write the montage PNG (atomically) and return the stored-CT slice indices ``k`` it shows.
 
     ``ct`` in HU and ``heatmap`` (0…1) must share one grid; ``lungs`` (optional, same grid) picks the
@@ -83,19 +94,36 @@ def save_heatmap_montage(path: str | os.PathLike, ct: sitk.Image, heatmap: sitk.
     FigureCanvasAgg(figure)
     axes = figure.subplots(rows, columns, squeeze=False)
     overlay = None
-    for ax, panel in zip(axes.ravel(), panels):
+    for ax, panel in zip(axes.ravel(), panels, strict=False):
         (ny, nx), (sx, sy) = panel["ct"].shape, panel["spacing"]
         extent = (0.0, nx * sx, ny * sy, 0.0)
-        ax.imshow(panel["ct"], cmap="gray", vmin=LUNG_WINDOW[0], vmax=LUNG_WINDOW[1], extent=extent,
-                  interpolation="nearest")
-        overlay = ax.imshow(np.ma.masked_less_equal(panel["heat"], HEAT_FLOOR), cmap="hot", vmin=0.0, vmax=1.0,
-                            alpha=0.6, extent=extent, interpolation="nearest")
+        ax.imshow(
+            panel["ct"], cmap="gray", vmin=LUNG_WINDOW[0], vmax=LUNG_WINDOW[1], extent=extent, interpolation="nearest"
+        )
+        overlay = ax.imshow(
+            np.ma.masked_less_equal(panel["heat"], HEAT_FLOOR),
+            cmap="hot",
+            vmin=0.0,
+            vmax=1.0,
+            alpha=0.6,
+            extent=extent,
+            interpolation="nearest",
+        )
         ax.set_title(f"k = {panel['k']}   z = {panel['z_mm']:.1f} mm", fontsize=9)
         for x, side, align in ((0.02, "R", "left"), (0.98, "L", "right")):
-            ax.text(x, 0.5, side, color="yellow", transform=ax.transAxes, ha=align, va="center",
-                    fontsize=10, fontweight="bold")
+            ax.text(
+                x,
+                0.5,
+                side,
+                color="yellow",
+                transform=ax.transAxes,
+                ha=align,
+                va="center",
+                fontsize=10,
+                fontweight="bold",
+            )
         ax.set_axis_off()
-    for ax in axes.ravel()[len(panels):]:
+    for ax in axes.ravel()[len(panels) :]:
         ax.set_axis_off()
     top = 1.0 - 0.5 / figure.get_figheight()
     figure.subplots_adjust(left=0.01, right=0.89, bottom=0.01, top=top, wspace=0.04, hspace=0.14)

@@ -31,7 +31,7 @@ class Progress:
     def close(self) -> None:
         """Finish any open bars."""
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -14,7 +14,7 @@ Two stages, so that a bad or huge file is refused before its voxels are read:
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -22,18 +22,19 @@ import SimpleITK as sitk
 from .errors import CTInputError
 from .memory import GB, available_memory_bytes
 
-MIN_SLICES = 16                      #: fewest slices (and pixels per row/column) accepted
-MIN_SPACING_MM = 0.1                 #: smallest plausible voxel spacing on any axis
-MAX_SPACING_MM = 20.0                #: largest plausible voxel spacing on any axis
-WORK_BYTES_PER_VOXEL = 4             #: one float32 working copy per voxel, on top of the image as read
-AIR_MAX_HU = -500.0                  #: the 1st percentile of a chest CT (air, lung) lies below this
-HIGH_MAX_HU = 4000.0                 #: the 99th percentile of a CT (bone at most) lies below this
-LABEL_MAX_VALUES = 128               #: integer images with at most this many distinct values are label maps
-SAMPLE_VOXELS = 2_000_000            #: voxels sampled for the value checks
+MIN_SLICES = 16  #: fewest slices (and pixels per row/column) accepted
+MIN_SPACING_MM = 0.1  #: smallest plausible voxel spacing on any axis
+MAX_SPACING_MM = 20.0  #: largest plausible voxel spacing on any axis
+WORK_BYTES_PER_VOXEL = 4  #: one float32 working copy per voxel, on top of the image as read
+AIR_MAX_HU = -500.0  #: the 1st percentile of a chest CT (air, lung) lies below this
+HIGH_MAX_HU = 4000.0  #: the 99th percentile of a CT (bone at most) lies below this
+LABEL_MAX_VALUES = 128  #: integer images with at most this many distinct values are label maps
+SAMPLE_VOXELS = 2_000_000  #: voxels sampled for the value checks
 
 
-def check_header(size: Sequence[int], spacing: Sequence[float], components: int, bytes_per_component: int,
-                 source: str) -> None:
+def check_header(
+    size: Sequence[int], spacing: Sequence[float], components: int, bytes_per_component: int, source: str
+) -> None:
     """Refuse, from header facts alone, an image that cannot be a 3D CT or cannot fit in memory.
 
     ``size`` and ``spacing`` are per axis (x, y, z[, t]) in voxels and millimetres; ``source`` names
@@ -41,25 +42,37 @@ def check_header(size: Sequence[int], spacing: Sequence[float], components: int,
     """
     size = tuple(int(n) for n in size)
     if len(size) == 2 or (len(size) == 3 and size[2] == 1):
-        raise CTInputError(f"'{source}' is a 2D image ({size[0]}×{size[1]} pixels); covidct needs a 3D chest CT "
-                           "volume (a whole DICOM series or a 3D NIfTI, NRRD or MHA file).")
+        raise CTInputError(
+            f"'{source}' is a 2D image ({size[0]}×{size[1]} pixels); covidct needs a 3D chest CT "
+            "volume (a whole DICOM series or a 3D NIfTI, NRRD or MHA file)."
+        )
     if len(size) != 3:
-        raise CTInputError(f"'{source}' is a {len(size)}D image ({'×'.join(map(str, size))}); covidct needs a single "
-                           "3D CT volume, so extract one time point or channel first.")
+        raise CTInputError(
+            f"'{source}' is a {len(size)}D image ({'×'.join(map(str, size))}); covidct needs a single "
+            "3D CT volume, so extract one time point or channel first."
+        )
     if components != 1:
-        raise CTInputError(f"'{source}' has {components} values per voxel (a colour or vector image); covidct needs "
-                           "a CT with one Hounsfield value per voxel.")
+        raise CTInputError(
+            f"'{source}' has {components} values per voxel (a colour or vector image); covidct needs "
+            "a CT with one Hounsfield value per voxel."
+        )
     if size[2] < MIN_SLICES:
-        raise CTInputError(f"'{source}' has only {size[2]} slices (fewer than {MIN_SLICES} slices, too few for a "
-                           "chest CT); load the complete CT series or volume.")
+        raise CTInputError(
+            f"'{source}' has only {size[2]} slices (fewer than {MIN_SLICES} slices, too few for a "
+            "chest CT); load the complete CT series or volume."
+        )
     if min(size[:2]) < MIN_SLICES:
-        raise CTInputError(f"'{source}' has only {size[0]}×{size[1]} pixels per slice (fewer than {MIN_SLICES} in "
-                           "a row or column); load the full-resolution CT.")
+        raise CTInputError(
+            f"'{source}' has only {size[0]}×{size[1]} pixels per slice (fewer than {MIN_SLICES} in "
+            "a row or column); load the full-resolution CT."
+        )
     spacing = tuple(float(s) for s in spacing[:3])
     if not all(math.isfinite(s) and MIN_SPACING_MM <= s <= MAX_SPACING_MM for s in spacing):
         shown = "×".join(f"{s:.4g}" for s in spacing)
-        raise CTInputError(f"'{source}' has an implausible voxel spacing of {shown} mm (expected {MIN_SPACING_MM:g} "
-                           f"to {MAX_SPACING_MM:g} mm on every axis); correct the spacing in the file's header.")
+        raise CTInputError(
+            f"'{source}' has an implausible voxel spacing of {shown} mm (expected {MIN_SPACING_MM:g} "
+            f"to {MAX_SPACING_MM:g} mm on every axis); correct the spacing in the file's header."
+        )
     check_memory(size, components, bytes_per_component, source)
 
 
@@ -69,9 +82,11 @@ def check_memory(size: Sequence[int], components: int, bytes_per_component: int,
     needed = voxels * (bytes_per_component + WORK_BYTES_PER_VOXEL)
     available = available_memory_bytes()
     if available is not None and needed > available:
-        raise CTInputError(f"'{source}' needs about {needed / GB:.1f} GB of memory ({'×'.join(map(str, size))} "
-                           f"voxels) but only {available / GB:.1f} GB is available; crop or downsample it, "
-                           "or use a machine with more memory.")
+        raise CTInputError(
+            f"'{source}' needs about {needed / GB:.1f} GB of memory ({'×'.join(map(str, size))} "
+            f"voxels) but only {available / GB:.1f} GB is available; crop or downsample it, "
+            "or use a machine with more memory."
+        )
 
 
 def check_values(image: sitk.Image, source: str) -> None:
@@ -80,30 +95,42 @@ def check_values(image: sitk.Image, source: str) -> None:
     if array.dtype.kind == "f":
         bad = int(array.size - np.count_nonzero(np.isfinite(array)))
         if bad:
-            raise CTInputError(f"'{source}' contains {bad} NaN or infinite voxel values; replace them "
-                               "(for example with -1024 HU) and save the CT again.")
+            raise CTInputError(
+                f"'{source}' contains {bad} NaN or infinite voxel values; replace them "
+                "(for example with -1024 HU) and save the CT again."
+            )
     sample = _sample(array)
     low, high = sample.min(), sample.max()
     if low == high and array.min() == array.max():
-        raise CTInputError(f"'{source}' holds the same value ({float(low):g}) in every voxel; it is empty or "
-                           "damaged, not a CT.")
+        raise CTInputError(
+            f"'{source}' holds the same value ({float(low):g}) in every voxel; it is empty or damaged, not a CT."
+        )
     if array.dtype.kind in "iu" or np.array_equal(sample, np.rint(sample)):
         distinct = np.unique(sample)
         if distinct.size <= LABEL_MAX_VALUES and low >= 0:
-            raise CTInputError(f"'{source}' looks like a label map or segmentation (only {distinct.size} distinct "
-                               f"values, from {float(low):g} to {float(high):g}), not a CT in Hounsfield units; "
-                               "load the CT image itself.")
+            raise CTInputError(
+                f"'{source}' looks like a label map or segmentation (only {distinct.size} distinct "
+                f"values, from {float(low):g} to {float(high):g}), not a CT in Hounsfield units; "
+                "load the CT image itself."
+            )
     p1, p99 = np.percentile(sample, [1, 99])
     if p1 > AIR_MAX_HU or p99 > HIGH_MAX_HU:
-        raise CTInputError(f"'{source}' does not hold Hounsfield units (1st percentile {p1:g}, 99th percentile "
-                           f"{p99:g}, whereas a chest CT has air near -1000 HU and little above 3000 HU), so it "
-                           "may be an MR or PET image or a CT saved without its rescale intercept; load a CT in HU.")
+        raise CTInputError(
+            f"'{source}' does not hold Hounsfield units (1st percentile {p1:g}, 99th percentile "
+            f"{p99:g}, whereas a chest CT has air near -1000 HU and little above 3000 HU), so it "
+            "may be an MR or PET image or a CT saved without its rescale intercept; load a CT in HU."
+        )
 
 
 def validate_ct(image: sitk.Image, source: str) -> None:
     """Run :func:`check_header` and :func:`check_values` on an image in memory (e.g. from Slicer)."""
-    check_header(image.GetSize(), image.GetSpacing(), image.GetNumberOfComponentsPerPixel(),
-                 bytes_per_component(image.GetPixelID()), source)
+    check_header(
+        image.GetSize(),
+        image.GetSpacing(),
+        image.GetNumberOfComponentsPerPixel(),
+        bytes_per_component(image.GetPixelID()),
+        source,
+    )
     check_values(image, source)
 
 
@@ -127,10 +154,25 @@ def _sample(array: np.ndarray, max_voxels: int = SAMPLE_VOXELS) -> np.ndarray:
 
 
 _PIXEL_BYTES = {
-    sitk.sitkUInt8: 1, sitk.sitkInt8: 1, sitk.sitkUInt16: 2, sitk.sitkInt16: 2,
-    sitk.sitkUInt32: 4, sitk.sitkInt32: 4, sitk.sitkUInt64: 8, sitk.sitkInt64: 8,
-    sitk.sitkFloat32: 4, sitk.sitkFloat64: 8,
-    sitk.sitkVectorUInt8: 1, sitk.sitkVectorInt8: 1, sitk.sitkVectorUInt16: 2, sitk.sitkVectorInt16: 2,
-    sitk.sitkVectorUInt32: 4, sitk.sitkVectorInt32: 4, sitk.sitkVectorFloat32: 4, sitk.sitkVectorFloat64: 8,
-    sitk.sitkLabelUInt8: 1, sitk.sitkLabelUInt16: 2, sitk.sitkLabelUInt32: 4,
+    sitk.sitkUInt8: 1,
+    sitk.sitkInt8: 1,
+    sitk.sitkUInt16: 2,
+    sitk.sitkInt16: 2,
+    sitk.sitkUInt32: 4,
+    sitk.sitkInt32: 4,
+    sitk.sitkUInt64: 8,
+    sitk.sitkInt64: 8,
+    sitk.sitkFloat32: 4,
+    sitk.sitkFloat64: 8,
+    sitk.sitkVectorUInt8: 1,
+    sitk.sitkVectorInt8: 1,
+    sitk.sitkVectorUInt16: 2,
+    sitk.sitkVectorInt16: 2,
+    sitk.sitkVectorUInt32: 4,
+    sitk.sitkVectorInt32: 4,
+    sitk.sitkVectorFloat32: 4,
+    sitk.sitkVectorFloat64: 8,
+    sitk.sitkLabelUInt8: 1,
+    sitk.sitkLabelUInt16: 2,
+    sitk.sitkLabelUInt32: 4,
 }

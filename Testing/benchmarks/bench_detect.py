@@ -61,10 +61,15 @@ def measure(ct: str, model: str, device: str, lungs_method: str, repeat: int, ou
         runs.append({**result.timings, "probability": result.probability})
     peak = peak_rss_mb()
     where = next(loaded[0].parameters()).device
-    gpu = torch.cuda.max_memory_allocated() / 2 ** 20 if where.type == "cuda" else None
-    return {"model_s": model_s, "runs": runs, "peak_mb": peak, "gpu_mb": gpu, "device": str(where),
-            "threads": torch.get_num_threads()}
-
+    gpu = torch.cuda.max_memory_allocated() / 2**20 if where.type == "cuda" else None
+    return {
+        "model_s": model_s,
+        "runs": runs,
+        "peak_mb": peak,
+        "gpu_mb": gpu,
+        "device": str(where),
+        "threads": torch.get_num_threads(),
+    }
 
 
 def save_random_model(architecture: str, root: Path) -> str:
@@ -75,8 +80,13 @@ def save_random_model(architecture: str, root: Path) -> str:
 
     torch.manual_seed(0)
     folder = root / f"random-{architecture}"
-    save_model(build_model(architecture), ModelCard(name=f"random-{architecture}", architecture=architecture,
-                                                    description="random weights, for timing only"), folder)
+    save_model(
+        build_model(architecture),
+        ModelCard(
+            name=f"random-{architecture}", architecture=architecture, description="random weights, for timing only"
+        ),
+        folder,
+    )
     return str(folder)
 
 
@@ -84,8 +94,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ct", default=str(P001), help="CT to time (default: COVID-CT-MD P001)")
     parser.add_argument("--model", default="decovnet", help="catalogue name or model folder (default: decovnet)")
-    parser.add_argument("--random", choices=("decovnet", "covid19net"),
-                        help="time randomly initialised weights of this architecture instead of --model")
+    parser.add_argument(
+        "--random",
+        choices=("decovnet", "covid19net"),
+        help="time randomly initialised weights of this architecture instead of --model",
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto (default: cpu)")
     parser.add_argument("--lungs", nargs="+", choices=("unet", "threshold"), default=["unet", "threshold"])
     parser.add_argument("--repeat", type=int, default=1, help="detections per process (later ones are warm)")
@@ -95,15 +108,24 @@ def main() -> None:
     env = child_or_environment(args, measure, DATA)
     with tempfile.TemporaryDirectory() as tmp:
         model = save_random_model(args.random, Path(tmp)) if args.random else args.model
-        print(f"CT {Path(args.ct).name}, model {model if not args.random else 'random ' + args.random}, "
-              f"device {args.device}")
+        print(
+            f"CT {Path(args.ct).name}, model {model if not args.random else 'random ' + args.random}, "
+            f"device {args.device}"
+        )
         header = f"{'lungs':<10} {'run':>3} {'model':>6} " + " ".join(f"{s:>10}" for s in STAGES)
         print(header + f" {'total':>7} {'peak MB':>8} {'GPU MB':>7}  (seconds)")
         for method in args.lungs:
-            job = {"ct": args.ct, "model": model, "device": args.device, "lungs_method": method,
-                   "repeat": args.repeat, "out": str(Path(tmp) / method)}
-            result = subprocess.run([sys.executable, __file__, "--child", json.dumps(job)],
-                                    capture_output=True, text=True, env=env)
+            job = {
+                "ct": args.ct,
+                "model": model,
+                "device": args.device,
+                "lungs_method": method,
+                "repeat": args.repeat,
+                "out": str(Path(tmp) / method),
+            }
+            result = subprocess.run(
+                [sys.executable, __file__, "--child", json.dumps(job)], capture_output=True, text=True, env=env
+            )
             if result.returncode != 0:
                 print(f"{method:<10} failed: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
                 continue
@@ -112,9 +134,11 @@ def main() -> None:
             for i, run in enumerate(figures["runs"]):
                 total = sum(run[s] for s in STAGES)
                 gpu = f"{figures['gpu_mb']:>7.0f}" if figures["gpu_mb"] is not None else f"{'-':>7}"
-                print(f"{method:<10} {i + 1:>3} {figures['model_s'] if i == 0 else 0:>6.2f} "
-                      + " ".join(f"{run[s]:>10.2f}" for s in STAGES)
-                      + f" {total:>7.2f} {figures['peak_mb']:>8.0f} {gpu}")
+                print(
+                    f"{method:<10} {i + 1:>3} {figures['model_s'] if i == 0 else 0:>6.2f} "
+                    + " ".join(f"{run[s]:>10.2f}" for s in STAGES)
+                    + f" {total:>7.2f} {figures['peak_mb']:>8.0f} {gpu}"
+                )
 
 
 if __name__ == "__main__":

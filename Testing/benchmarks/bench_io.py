@@ -51,17 +51,24 @@ def write_dicom_series(source: Path, folder: Path) -> Path:
     image = sitk.ReadImage(str(source))
     folder.mkdir(parents=True, exist_ok=True)
     direction = image.GetDirection()
-    orientation = "\\".join(f"{v:.6f}" for v in (direction[0], direction[3], direction[6],
-                                                   direction[1], direction[4], direction[7]))
+    orientation = "\\".join(
+        f"{v:.6f}" for v in (direction[0], direction[3], direction[6], direction[1], direction[4], direction[7])
+    )
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()
     series_uid = "1.2.826.0.1.3680043.2.1125.1.900"
     for k in range(image.GetDepth()):
         plane = image[:, :, k]
-        tags = {"0008|0060": "CT", "0008|0016": "1.2.840.10008.5.1.4.1.1.2", "0020|000e": series_uid,
-                "0008|0018": f"{series_uid}.{k + 1}", "0020|0013": str(k + 1), "0020|0037": orientation,
-                "0020|0032": "\\".join(f"{v:.4f}" for v in image.TransformIndexToPhysicalPoint((0, 0, k))),
-                "0008|103e": "benchmark copy of P001"}
+        tags = {
+            "0008|0060": "CT",
+            "0008|0016": "1.2.840.10008.5.1.4.1.1.2",
+            "0020|000e": series_uid,
+            "0008|0018": f"{series_uid}.{k + 1}",
+            "0020|0013": str(k + 1),
+            "0020|0037": orientation,
+            "0020|0032": "\\".join(f"{v:.4f}" for v in image.TransformIndexToPhysicalPoint((0, 0, k))),
+            "0008|103e": "benchmark copy of P001",
+        }
         for key, value in tags.items():
             plane.SetMetaData(key, value)
         writer.SetFileName(str(folder / f"IMG{k + 1:04d}.dcm"))
@@ -81,9 +88,14 @@ def measure(path: str, repeat: int) -> dict:
         times.append(time.perf_counter() - start)
         size, pixel_type = list(image.GetSize()), image.GetPixelIDTypeAsString()
         del image  # so that the next load does not count this one's memory
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 1024 ** 2)
-    return {"load_s": statistics.median(times), "peak_mb": peak, "growth_mb": peak - base,
-            "size": size, "pixel_type": pixel_type}
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 1024**2)
+    return {
+        "load_s": statistics.median(times),
+        "peak_mb": peak,
+        "growth_mb": peak - base,
+        "size": size,
+        "pixel_type": pixel_type,
+    }
 
 
 def _rss_mb() -> float:
@@ -113,12 +125,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.cases:
             path = CASES[name](Path(tmp))
-            result = subprocess.run([sys.executable, __file__, "--child", str(path), str(args.repeat)],
-                                    capture_output=True, text=True, check=True)
+            result = subprocess.run(
+                [sys.executable, __file__, "--child", str(path), str(args.repeat)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             figures = json.loads(result.stdout.strip().splitlines()[-1])
             size = "×".join(map(str, figures["size"]))
-            print(f"{name:<12} {size:<14} {figures['load_s']:>7.2f} {figures['peak_mb']:>8.0f} "
-                  f"{figures['growth_mb']:>10.0f}")
+            print(
+                f"{name:<12} {size:<14} {figures['load_s']:>7.2f} {figures['peak_mb']:>8.0f} "
+                f"{figures['growth_mb']:>10.0f}"
+            )
 
 
 if __name__ == "__main__":

@@ -47,9 +47,32 @@ REPO = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("COVIDCT_SHARED_DATA", REPO.parent / "shared" / "data"))
 P001 = DATA / "covid-ct-md-sample" / "P001.nii.gz"
 STAGES = {
-    "threshold": ("load", "canonical", "threshold", "airways", "components", "sides", "holes", "pleura", "expand", "back"),
-    "unet": ("load", "canonical", "preprocess", "network", "map back", "trachea", "components", "sides", "holes",
-             "concavities", "expand", "back"),
+    "threshold": (
+        "load",
+        "canonical",
+        "threshold",
+        "airways",
+        "components",
+        "sides",
+        "holes",
+        "pleura",
+        "expand",
+        "back",
+    ),
+    "unet": (
+        "load",
+        "canonical",
+        "preprocess",
+        "network",
+        "map back",
+        "trachea",
+        "components",
+        "sides",
+        "holes",
+        "concavities",
+        "expand",
+        "back",
+    ),
 }
 
 
@@ -137,11 +160,16 @@ def measure(ct: str, method: str, size: int, base: int, device: str, repeat: int
     peak = peak_rss_mb()
     tracemalloc.start()
     segment(image)
-    traced = tracemalloc.get_traced_memory()[1] / 2 ** 20
+    traced = tracemalloc.get_traced_memory()[1] / 2**20
     tracemalloc.stop()
-    return {"runs": runs, "peak_mb": peak, "traced_mb": traced, "threads": torch.get_num_threads(),
-            "cores": os.cpu_count(), "load": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
-
+    return {
+        "runs": runs,
+        "peak_mb": peak,
+        "traced_mb": traced,
+        "threads": torch.get_num_threads(),
+        "cores": os.cpu_count(),
+        "load": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+    }
 
 
 def bundled_unet() -> bool:
@@ -159,8 +187,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ct", default=str(P001), help="CT to time (default: COVID-CT-MD P001)")
     parser.add_argument("--methods", nargs="+", choices=("threshold", "unet"), default=["threshold", "unet"])
-    parser.add_argument("--sizes", nargs="+", type=int,
-                        help="time a random UNet at these slice sizes instead of the bundled one (e.g. 368 256)")
+    parser.add_argument(
+        "--sizes",
+        nargs="+",
+        type=int,
+        help="time a random UNet at these slice sizes instead of the bundled one (e.g. 368 256)",
+    )
     parser.add_argument("--base", type=int, help="base channels of that random UNet (default 16)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or mps (default: cpu)")
     parser.add_argument("--repeat", type=int, default=2, help="segmentations per process (later ones are warm)")
@@ -173,26 +205,42 @@ def main() -> None:
     sizes = (args.sizes or [368, 256]) if random_unet else [0]
     base = (args.base or 16) if random_unet else 0  # 0: the bundled unet-lungs
     if "unet" in args.methods and random_unet:
-        print(f"UNet: timing a RANDOMLY INITIALISED UNet2D(base={base}) (no bundled 'unet-lungs', or --sizes/--base "
-              "given); network times are real, post-processing times only indicative")
-    configs = [("threshold", 0)] * ("threshold" in args.methods) + [("unet", s) for s in sizes] * ("unet" in args.methods)
+        print(
+            f"UNet: timing a RANDOMLY INITIALISED UNet2D(base={base}) (no bundled 'unet-lungs', or --sizes/--base "
+            "given); network times are real, post-processing times only indicative"
+        )
+    configs = [("threshold", 0)] * ("threshold" in args.methods) + [("unet", s) for s in sizes] * (
+        "unet" in args.methods
+    )
     for method, size in configs:
-        job = {"ct": args.ct, "method": method, "size": size, "base": base, "device": args.device,
-               "repeat": args.repeat}
-        result = subprocess.run([sys.executable, __file__, "--child", json.dumps(job)], capture_output=True,
-                                text=True, env=env)
+        job = {
+            "ct": args.ct,
+            "method": method,
+            "size": size,
+            "base": base,
+            "device": args.device,
+            "repeat": args.repeat,
+        }
+        result = subprocess.run(
+            [sys.executable, __file__, "--child", json.dumps(job)], capture_output=True, text=True, env=env
+        )
         name = method if method == "threshold" else f"unet {size}" if size else "unet (bundled unet-lungs)"
         if result.returncode != 0:
             print(f"{name}: failed: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
             continue
         figures = json.loads(result.stdout.strip().splitlines()[-1])
         stages = STAGES[method]
-        print(f"\n{name}  ({figures['threads']} torch threads, {figures['cores']} cores, "
-              f"load average {figures['load']:.1f}; seconds)")
+        print(
+            f"\n{name}  ({figures['threads']} torch threads, {figures['cores']} cores, "
+            f"load average {figures['load']:.1f}; seconds)"
+        )
         print(f"{'run':>4} " + " ".join(f"{s:>10}" for s in stages) + f" {'total':>7} {'peak MB':>8} {'traced MB':>9}")
         for i, run in enumerate(figures["runs"]):
-            print(f"{i + 1:>4} " + " ".join(f"{run.get(s, 0.0):>10.2f}" for s in stages)
-                  + f" {run['total']:>7.2f} {figures['peak_mb']:>8.0f} {figures['traced_mb']:>9.0f}")
+            print(
+                f"{i + 1:>4} "
+                + " ".join(f"{run.get(s, 0.0):>10.2f}" for s in stages)
+                + f" {run['total']:>7.2f} {figures['peak_mb']:>8.0f} {figures['traced_mb']:>9.0f}"
+            )
 
 
 if __name__ == "__main__":

@@ -120,10 +120,18 @@ def measure(arch: str, mode: str, phase: str, device_name: str, slices: int, rep
         step()
         sync()
         times.append(time.perf_counter() - start)
-    result = {"model": arch, "mode": mode, "phase": phase, "device": str(device),
-              "threads": torch.get_num_threads(), "median_s": statistics.median(times), "min_s": min(times),
-              "logit": logit, "params": sum(p.numel() for p in model.parameters()),
-              "input": list(x.shape)}
+    result = {
+        "model": arch,
+        "mode": mode,
+        "phase": phase,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "median_s": statistics.median(times),
+        "min_s": min(times),
+        "logit": logit,
+        "params": sum(p.numel() for p in model.parameters()),
+        "input": list(x.shape),
+    }
     if device.type == "cuda":
         result["peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
         result["gpu"] = torch.cuda.get_device_name(device)
@@ -144,7 +152,7 @@ def calibrate_batch_norm(model, x) -> None:
     model.train()
     with torch.no_grad():
         model(x)
-    for norm, momentum in zip(norms, saved):
+    for norm, momentum in zip(norms, saved, strict=True):
         norm.momentum = momentum
 
 
@@ -180,15 +188,32 @@ def main(argv=None) -> int:
 
     for arch in args.models:
         print(f"{arch}: forward {flops(arch, args.slices):.1f} GFLOP", flush=True)
-    header = f"{'model':<11}{'phase':<7}{'mode':<9}{'median s':>9}{'min s':>8}{'peak MB':>9}{'growth MB':>10}{'|dlogit|':>10}{'logit':>8}"
+    header = (
+        f"{'model':<11}{'phase':<7}{'mode':<9}{'median s':>9}{'min s':>8}{'peak MB':>9}{'growth MB':>10}"
+        f"{'|dlogit|':>10}{'logit':>8}"
+    )
     print(header)
     print("-" * len(header))
     reference = {}
     for arch in args.models:
         for phase in args.phases:
             for mode in args.modes:
-                command = [sys.executable, __file__, "--one", arch, mode, phase, "--device", args.device,
-                           "--slices", str(args.slices), "--repeat", str(args.repeat), "--threads", str(args.threads)]
+                command = [
+                    sys.executable,
+                    __file__,
+                    "--one",
+                    arch,
+                    mode,
+                    phase,
+                    "--device",
+                    args.device,
+                    "--slices",
+                    str(args.slices),
+                    "--repeat",
+                    str(args.repeat),
+                    "--threads",
+                    str(args.threads),
+                ]
                 done = subprocess.run(command, capture_output=True, text=True)
                 if done.returncode != 0:
                     reason = (done.stderr.strip().splitlines() or ["failed"])[-1]
@@ -203,8 +228,11 @@ def main(argv=None) -> int:
                     if arch in reference:
                         dlogit = f"{abs(r['logit'] - reference[arch]):.1e}"
                 growth = f"{r['growth_mb']:.0f}" if "growth_mb" in r else "-"
-                print(f"{arch:<11}{phase:<7}{mode:<9}{r['median_s']:>9.2f}{r['min_s']:>8.2f}{r['peak_mb']:>9.0f}"
-                      f"{growth:>10}{dlogit:>10}{logit:>8}", flush=True)
+                print(
+                    f"{arch:<11}{phase:<7}{mode:<9}{r['median_s']:>9.2f}{r['min_s']:>8.2f}{r['peak_mb']:>9.0f}"
+                    f"{growth:>10}{dlogit:>10}{logit:>8}",
+                    flush=True,
+                )
                 if args.json:
                     print(json.dumps(r), flush=True)
     return 0

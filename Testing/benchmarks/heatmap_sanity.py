@@ -60,9 +60,15 @@ def real_case(name: str, loaded, lungs_method: str | None) -> dict:
     in_slices[slices] = True
     volume_share = float(lungs[slices].sum()) / float(lungs.sum())
     share = heat_share(result.heatmap, in_slices)
-    return {"case": name, "probability": result.probability, "positive_slices": int(slices.sum()),
-            "slices": int(slices.size), "heat_share": share, "lung_volume_share": volume_share,
-            "ratio": share / volume_share if volume_share > 0 else float("nan")}
+    return {
+        "case": name,
+        "probability": result.probability,
+        "positive_slices": int(slices.sum()),
+        "slices": int(slices.size),
+        "heat_share": share,
+        "lung_volume_share": volume_share,
+        "ratio": share / volume_share if volume_share > 0 else float("nan"),
+    }
 
 
 def synth_folder(args, tmp: Path) -> Path:
@@ -71,18 +77,31 @@ def synth_folder(args, tmp: Path) -> Path:
         return Path(args.synth)
     from covidct.data.synth import make_synth_dataset
 
-    return Path(make_synth_dataset(args.backgrounds, tmp / "synth", n_pos=args.count, n_neg=0, seed=args.seed,
-                                   lungs_method=args.lungs_method or "threshold", device=args.device)).parent
+    return Path(
+        make_synth_dataset(
+            args.backgrounds,
+            tmp / "synth",
+            n_pos=args.count,
+            n_neg=0,
+            seed=args.seed,
+            lungs_method=args.lungs_method or "threshold",
+            device=args.device,
+        )
+    ).parent
 
 
 def synth_cases(folder: Path, split: str | None, count: int) -> list[dict]:
     """Up to ``count`` positive cases of a synthetic dataset as ``{"id", "ct", "lungs", "lesions"}``."""
     from covidct.data.manifest import read_manifest
 
-    cases = [case for case in read_manifest(folder / "manifest.csv")
-             if case.label == 1 and case.extra.get("lesions") and (not split or case.split == split)]
-    return [{"id": case.id, "ct": case.ct, "lungs": case.lungs, "lesions": folder / case.extra["lesions"]}
-            for case in cases][:count]
+    cases = [
+        case
+        for case in read_manifest(folder / "manifest.csv")
+        if case.label == 1 and case.extra.get("lesions") and (not split or case.split == split)
+    ]
+    return [
+        {"id": case.id, "ct": case.ct, "lungs": case.lungs, "lesions": folder / case.extra["lesions"]} for case in cases
+    ][:count]
 
 
 def synth_case(case: dict, loaded) -> dict:
@@ -94,18 +113,25 @@ def synth_case(case: dict, loaded) -> dict:
     result = detect(case["ct"], model=loaded, lungs=case["lungs"])
     lesions = sitk.GetArrayFromImage(read_image(case["lesions"])) > 0
     lungs = sitk.GetArrayViewFromImage(result.lungs) > 0
-    return {"case": case["id"], "probability": result.probability, "peak_in_lesion": peak_inside(result.heatmap, lesions),
-            "heat_share": heat_share(result.heatmap, lesions),
-            "lesion_volume_share": float((lesions & lungs).sum()) / float(lungs.sum())}
+    return {
+        "case": case["id"],
+        "probability": result.probability,
+        "peak_in_lesion": peak_inside(result.heatmap, lesions),
+        "heat_share": heat_share(result.heatmap, lesions),
+        "lesion_volume_share": float((lesions & lungs).sum()) / float(lungs.sum()),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="catalogue name or model folder (e.g. the demo weights)")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--lungs-method", choices=("unet", "threshold"),
-                        help="lung segmentation for the real cases and generated synthetic volumes (default: the "
-                             "one the model's training masks came from, else unet; threshold for generated volumes)")
+    parser.add_argument(
+        "--lungs-method",
+        choices=("unet", "threshold"),
+        help="lung segmentation for the real cases and generated synthetic volumes (default: the "
+        "one the model's training masks came from, else unet; threshold for generated volumes)",
+    )
     parser.add_argument("--real", nargs="*", default=["P001", "P002"], help="COVID-CT-MD cases (default P001 P002)")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--synth", help="synthetic dataset folder (manifest.csv with lesions)")
@@ -127,8 +153,10 @@ def main() -> None:
     for name in args.real:
         row = real_case(name, loaded, args.lungs_method)
         figures["real"].append(row)
-        print(f"{name:<8} {row['probability']:>8.3f} {row['positive_slices']:>5}/{row['slices']:<6} "
-              f"{row['heat_share']:>11.3f} {row['lung_volume_share']:>15.3f} {row['ratio']:>6.2f}")
+        print(
+            f"{name:<8} {row['probability']:>8.3f} {row['positive_slices']:>5}/{row['slices']:<6} "
+            f"{row['heat_share']:>11.3f} {row['lung_volume_share']:>15.3f} {row['ratio']:>6.2f}"
+        )
 
     if args.synth or args.backgrounds:
         with tempfile.TemporaryDirectory() as tmp:
@@ -139,14 +167,18 @@ def main() -> None:
             for case in cases:
                 row = synth_case(case, loaded)
                 figures["synth"].append(row)
-                print(f"{row['case']:<28} {row['probability']:>8.3f} {str(row['peak_in_lesion']):>15} "
-                      f"{row['heat_share']:>11.3f} {row['lesion_volume_share']:>17.3f}")
+                print(
+                    f"{row['case']:<28} {row['probability']:>8.3f} {str(row['peak_in_lesion']):>15} "
+                    f"{row['heat_share']:>11.3f} {row['lesion_volume_share']:>17.3f}"
+                )
         hits = [row["peak_in_lesion"] for row in figures["synth"]]
         figures["synth_peak_in_lesion_fraction"] = float(np.mean(hits)) if hits else None
         if hits:
-            print(f"heat-map maximum inside a lesion: {sum(hits)} of {len(hits)} ({100 * np.mean(hits):.0f} %); "
-                  f"mean heat share in lesions {np.mean([r['heat_share'] for r in figures['synth']]):.3f} vs. "
-                  f"lesion volume share {np.mean([r['lesion_volume_share'] for r in figures['synth']]):.3f}")
+            print(
+                f"heat-map maximum inside a lesion: {sum(hits)} of {len(hits)} ({100 * np.mean(hits):.0f} %); "
+                f"mean heat share in lesions {np.mean([r['heat_share'] for r in figures['synth']]):.3f} vs. "
+                f"lesion volume share {np.mean([r['lesion_volume_share'] for r in figures['synth']]):.3f}"
+            )
     if args.json:
         from covidct.outputs import write_json
 

@@ -17,7 +17,7 @@ def peak_rss_mb() -> float:
     match = re.search(r"VmHWM:\s+(\d+)", status.read_text()) if status.exists() else None
     if match:
         return int(match.group(1)) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 1024 ** 2)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 1024**2)
 
 
 def child_or_environment(args, measure, data_dir) -> dict:

@@ -7,7 +7,8 @@ Run (the ``--`` separates Slicer's own options from this script's)::
 
 Default mode: every CT file of ``--input`` (NIfTI, NRRD, MetaImage) is loaded as a Slicer volume node and
 run through the module's blocking logic (``DetectionLogic.detect``), as a user's scene would be;
-``RESULTS_FOLDER/<volume name>/`` (the file name without its suffix) receives each CT's outputs (report.json, heat map, lungs, suspicious
+``RESULTS_FOLDER/<volume name>/`` (the file name without its suffix) receives each CT's outputs
+(report.json, heat map, lungs, suspicious
 region, montage.png) and ``RESULTS_FOLDER/slicer_results.csv`` the results table (one row per CT:
 volume, model, probability, label, threshold, time). A CT that fails is reported and skipped.
 
@@ -57,16 +58,25 @@ def detect_volumes(logic, args) -> int:
             print(f"{path.name}: Slicer could not load this file as a volume; check that it is a CT image.")
             continue
         try:
-            result = logic.detect(volume_node, args.model, lungsMethod=args.lungs_method, device=args.device,
-                                  threshold=args.threshold, outputFolder=args.out, show=False)
+            result = logic.detect(
+                volume_node,
+                args.model,
+                lungsMethod=args.lungs_method,
+                device=args.device,
+                threshold=args.threshold,
+                outputFolder=args.out,
+                show=False,
+            )
         except CovidCTError as error:
             print(f"{path.name}: {error}")
             continue
         finally:
             slicer.mrmlScene.RemoveNode(volume_node)  # keep memory flat over a long folder
         done, table_node = done + 1, result.tableNode
-        print(f"{path.name}: P(COVID-19) = {result.probability:.3f} ({result.label}), {result.seconds:.1f} s, "
-              f"outputs in {result.outputFolder}")
+        print(
+            f"{path.name}: P(COVID-19) = {result.probability:.3f} ({result.label}), {result.seconds:.1f} s, "
+            f"outputs in {result.outputFolder}"
+        )
     if table_node is not None:
         slicer.util.saveNode(table_node, str(Path(args.out) / "slicer_results.csv"))
     print(f"{done} of {len(files)} CTs done; table: {Path(args.out) / 'slicer_results.csv'}")
@@ -82,8 +92,9 @@ def print_case_result(event: dict) -> None:
 
 def detect_whole_folder(logic, args) -> int:
     """One background ``covidct detect`` over the folder; return the number of successes."""
-    table_node = logic.runBatch(args.input, args.out, args.model, args.lungs_method, args.device, args.threshold,
-                                onEvent=print_case_result)
+    table_node = logic.runBatch(
+        args.input, args.out, args.model, args.lungs_method, args.device, args.threshold, onEvent=print_case_result
+    )
     errors = table_node.GetTable().GetColumnByName("error")
     rows = table_node.GetTable().GetNumberOfRows()
     done = sum(1 for row in range(rows) if not errors.GetValue(row))

@@ -10,22 +10,30 @@ from ..progress import Progress, make_progress
 
 def add_device_option(parser: argparse.ArgumentParser) -> None:
     """``--device auto|cpu|cuda|cuda:N|mps`` (default auto)."""
-    parser.add_argument("--device", default="auto",
-                        help=f"compute device: {', '.join(DEVICE_CHOICES)} or cuda:N (default: auto)")
+    parser.add_argument(
+        "--device", default="auto", help=f"compute device: {', '.join(DEVICE_CHOICES)} or cuda:N (default: auto)"
+    )
 
 
 def add_lungs_method_option(parser: argparse.ArgumentParser) -> None:
     """``--lungs-method unet|threshold`` (default None: the method the model's training masks came from, as
     its card says, else unet when its weights are installed, else threshold)."""
-    parser.add_argument("--lungs-method", choices=("unet", "threshold"), default=None,
-                        help="lung segmentation method (default: the one the model's training masks came from, as "
-                             "its card says; else unet when its weights are installed, else threshold)")
+    parser.add_argument(
+        "--lungs-method",
+        choices=("unet", "threshold"),
+        default=None,
+        help="lung segmentation method (default: the one the model's training masks came from, as "
+        "its card says; else unet when its weights are installed, else threshold)",
+    )
 
 
 def add_progress_options(parser: argparse.ArgumentParser) -> None:
     """``--progress-json`` (machine-readable progress on stdout) and ``--quiet``."""
-    parser.add_argument("--progress-json", action="store_true",
-                        help="report progress as JSON lines on stdout (used by the Slicer modules)")
+    parser.add_argument(
+        "--progress-json",
+        action="store_true",
+        help="report progress as JSON lines on stdout (used by the Slicer modules)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 

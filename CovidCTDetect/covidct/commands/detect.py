@@ -20,13 +20,20 @@ from ._options import add_device_option, add_lungs_method_option, add_progress_o
 def add_arguments(parser) -> None:
     parser.add_argument("ct", nargs="+", metavar="CT", help="CT file(s), DICOM folder(s), or folder(s) of CTs")
     parser.add_argument("--out", required=True, help="output folder (one sub-folder per CT, and results.csv)")
-    parser.add_argument("--model", default="decovnet",
-                        help="model: decovnet or covid19net (the installed model of that architecture), a catalogue "
-                             "name, or a folder holding model.json (default: decovnet)")
+    parser.add_argument(
+        "--model",
+        default="decovnet",
+        help="model: decovnet or covid19net (the installed model of that architecture), a catalogue "
+        "name, or a folder holding model.json (default: decovnet)",
+    )
     parser.add_argument("--lungs", metavar="FILE", help="lung mask of the (single) CT; default: segment the lungs")
     add_lungs_method_option(parser)
-    parser.add_argument("--threshold", type=float, metavar="T",
-                        help="operating threshold in (0, 1); positive when probability > T (default: the model's)")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        metavar="T",
+        help="operating threshold in (0, 1); positive when probability > T (default: the model's)",
+    )
     parser.add_argument("--no-heatmap", action="store_true", help="skip the HiResCAM heat map (faster)")
     add_device_option(parser)
     add_progress_options(parser)
@@ -37,9 +44,17 @@ def run(args) -> int:
     from ..errors import CovidCTError
 
     with progress_from_args(args) as progress:
-        rows = detect_batch(args.ct, args.out, model=args.model, lungs=args.lungs, lungs_method=args.lungs_method,
-                            threshold=args.threshold, device=args.device, heatmap=not args.no_heatmap,
-                            progress=progress)
+        rows = detect_batch(
+            args.ct,
+            args.out,
+            model=args.model,
+            lungs=args.lungs,
+            lungs_method=args.lungs_method,
+            threshold=args.threshold,
+            device=args.device,
+            heatmap=not args.no_heatmap,
+            progress=progress,
+        )
     failed = [row for row in rows if row["error"]]
     if len(rows) == 1 and failed:
         raise CovidCTError(failed[0]["error"])

@@ -15,8 +15,12 @@ from ._options import add_device_option, add_lungs_method_option, add_progress_o
 def add_arguments(parser) -> None:
     parser.add_argument("--manifest", required=True, metavar="CSV", help="dataset manifest (id,ct[,lungs])")
     parser.add_argument("--out", required=True, metavar="CSV", help="output features CSV (id,f0,…,f63)")
-    parser.add_argument("--weights", default="covid19net-demo", metavar="NAME|DIR",
-                        help="COVID-19Net model: bundled name or folder (default: covid19net-demo)")
+    parser.add_argument(
+        "--weights",
+        default="covid19net-demo",
+        metavar="NAME|DIR",
+        help="COVID-19Net model: bundled name or folder (default: covid19net-demo)",
+    )
     add_lungs_method_option(parser)
     add_device_option(parser)
     add_progress_options(parser)
@@ -27,8 +31,15 @@ def run(args) -> int:
     from ..outputs import atomic_path
 
     with progress_from_args(args) as progress:
-        table = predict_cohort(args.manifest, args.weights, device=args.device, lungs_method=args.lungs_method,
-                               with_features=True, require_label=False, progress=progress)
+        table = predict_cohort(
+            args.manifest,
+            args.weights,
+            device=args.device,
+            lungs_method=args.lungs_method,
+            with_features=True,
+            require_label=False,
+            progress=progress,
+        )
         features = table.drop(columns=["label", "probability"]).rename(columns={"case_id": "id"})
         with atomic_path(args.out) as tmp:
             features.to_csv(tmp, index=False)

@@ -41,24 +41,30 @@ def ct_facts(image, source) -> dict:
         "format": source.format,
         "size_xyz": size,
         "spacing_mm": spacing,
-        "extent_mm": [round(n * s, 1) for n, s in zip(size, image.GetSpacing())],
+        "extent_mm": [round(n * s, 1) for n, s in zip(size, image.GetSpacing(), strict=True)],
         "slices": size[2],
         "orientation": orientation_code(image),
         "origin_lps_mm": [round(v, 2) for v in image.GetOrigin()],
         "pixel_type": image.GetPixelIDTypeAsString(),
         "stored_pixel_type": source.stored_pixel_type,
-        "hu_percentiles": {f"p{q}": round(float(v), 1)
-                           for q, v in zip(PERCENTILES, hu_percentiles(image, PERCENTILES))},
+        "hu_percentiles": {
+            f"p{q}": round(float(v), 1) for q, v in zip(PERCENTILES, hu_percentiles(image, PERCENTILES), strict=True)
+        },
     }
     if source.format == "DICOM":
-        facts["dicom_series"] = {"description": source.series_description, "number": source.series_number,
-                                 "slices": source.series_slices, "series_found": source.series_found}
+        facts["dicom_series"] = {
+            "description": source.series_description,
+            "number": source.series_number,
+            "slices": source.series_slices,
+            "series_found": source.series_found,
+        }
     facts["corrections"] = list(source.corrections)
     return facts
 
 
 def format_facts(facts: dict) -> str:
     """The facts as aligned ``label: value`` lines."""
+
     def xyz(values, unit=""):
         return " × ".join(f"{v:g}" for v in values) + unit
 
@@ -70,14 +76,26 @@ def format_facts(facts: dict) -> str:
         ("slices", str(facts["slices"])),
         ("orientation", facts["orientation"]),
         ("origin (LPS)", "(" + ", ".join(f"{v:g}" for v in facts["origin_lps_mm"]) + ") mm"),
-        ("pixel type", facts["pixel_type"] + (f" (stored as {facts['stored_pixel_type']})"
-                                              if facts["stored_pixel_type"] != facts["pixel_type"] else "")),
+        (
+            "pixel type",
+            facts["pixel_type"]
+            + (
+                f" (stored as {facts['stored_pixel_type']})"
+                if facts["stored_pixel_type"] != facts["pixel_type"]
+                else ""
+            ),
+        ),
         ("HU percentiles", ", ".join(f"{k} {v:g}" for k, v in facts["hu_percentiles"].items())),
     ]
     series = facts.get("dicom_series")
     if series:
-        lines.append(("DICOM series", f"'{series['description']}' (number {series['number'] or 'not given'}), "
-                                      f"{series['slices']} slices, chosen from {series['series_found']} series"))
+        lines.append(
+            (
+                "DICOM series",
+                f"'{series['description']}' (number {series['number'] or 'not given'}), "
+                f"{series['slices']} slices, chosen from {series['series_found']} series",
+            )
+        )
     lines.append(("corrections", "; ".join(facts["corrections"]) or "none"))
     width = max(len(label) for label, _ in lines) + 1
     return "\n".join(f"{label + ':':<{width}} {value}" for label, value in lines)

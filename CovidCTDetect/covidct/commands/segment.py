@@ -2,7 +2,8 @@
 
 CT is a NIfTI/NRRD/MHA file or a DICOM folder; the labelmap (UInt8) lies on the CT's own grid and is
 written atomically to --out (.nii.gz, .nrrd, ...). Methods: unet (default, the bundled 2D UNet of the
-DeCoVNet paper, then dense lesions in each lung's concavities put back) or threshold (the unsupervised method the UNet was trained from: HU threshold,
+DeCoVNet paper, then dense lesions in each lung's concavities put back) or threshold (the unsupervised
+method the UNet was trained from: HU threshold,
 airways removed, holes filled, consolidation at the costal pleura put back). A one-line summary
 gives each lung's volume and the run time; with --progress-json it is a JSON "result" line.
 
@@ -17,8 +18,12 @@ from ._options import add_device_option, add_progress_options, progress_from_arg
 def add_arguments(parser) -> None:
     parser.add_argument("ct", metavar="CT", help="CT file (.nii.gz, .nrrd, .mha ...) or DICOM folder")
     parser.add_argument("--out", required=True, help="output labelmap file, e.g. lungs.nii.gz")
-    parser.add_argument("--method", choices=("unet", "threshold"), default="unet",
-                        help="unet (default; bundled 2D UNet) or threshold (unsupervised)")
+    parser.add_argument(
+        "--method",
+        choices=("unet", "threshold"),
+        default="unet",
+        help="unet (default; bundled 2D UNet) or threshold (unsupervised)",
+    )
     add_device_option(parser)
     add_progress_options(parser)
 
@@ -37,9 +42,17 @@ def run(args) -> int:
         seconds = time.perf_counter() - start
         volumes = lung_volumes_ml(labels)
         if args.progress_json:
-            progress.event("result", out=str(args.out), method=args.method, seconds=round(seconds, 2),
-                           right_lung_ml=round(volumes["right lung"], 1), left_lung_ml=round(volumes["left lung"], 1))
+            progress.event(
+                "result",
+                out=str(args.out),
+                method=args.method,
+                seconds=round(seconds, 2),
+                right_lung_ml=round(volumes["right lung"], 1),
+                left_lung_ml=round(volumes["left lung"], 1),
+            )
     if not args.progress_json:
-        print(f"{args.out}: right lung {volumes['right lung'] / 1000:.2f} L, left lung "
-              f"{volumes['left lung'] / 1000:.2f} L ({args.method}, {seconds:.1f} s)")
+        print(
+            f"{args.out}: right lung {volumes['right lung'] / 1000:.2f} L, left lung "
+            f"{volumes['left lung'] / 1000:.2f} L ({args.method}, {seconds:.1f} s)"
+        )
     return 0

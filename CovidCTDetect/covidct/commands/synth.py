@@ -20,18 +20,33 @@ def add_arguments(parser) -> None:
     parser.add_argument("--positives", type=int, required=True, metavar="N", help="number of volumes with lesions")
     parser.add_argument("--negatives", type=int, required=True, metavar="N", help="number of volumes without")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0); same seed, same files")
-    parser.add_argument("--lungs", nargs="+", metavar="MASK",
-                        help="lung masks, one per CT in the same order (default: segment them)")
-    parser.add_argument("--lungs-method", choices=("threshold", "unet"), default="threshold",
-                        help="lung segmentation for CTs without --lungs (default: threshold)")
-    parser.add_argument("--kinds", nargs="+", choices=("ggo", "consolidation", "crazy_paving"),
-                        default=["ggo", "consolidation", "crazy_paving"], help="lesion kinds to draw from")
+    parser.add_argument(
+        "--lungs", nargs="+", metavar="MASK", help="lung masks, one per CT in the same order (default: segment them)"
+    )
+    parser.add_argument(
+        "--lungs-method",
+        choices=("threshold", "unet"),
+        default="threshold",
+        help="lung segmentation for CTs without --lungs (default: threshold)",
+    )
+    parser.add_argument(
+        "--kinds",
+        nargs="+",
+        choices=("ggo", "consolidation", "crazy_paving"),
+        default=["ggo", "consolidation", "crazy_paving"],
+        help="lesion kinds to draw from",
+    )
     parser.add_argument("--lesions", default="2-6", metavar="MIN-MAX", help="lesions per positive (default 2-6)")
     parser.add_argument("--size-mm", default="15-60", metavar="MIN-MAX", help="lesion diameter in mm (default 15-60)")
-    parser.add_argument("--strength", type=float, default=1.0,
-                        help="scale of the lesions' density change, 1 = typical (default 1)")
-    parser.add_argument("--background-noise", type=float, default=0.25,
-                        help="fresh noise added to every volume, as a fraction of the CT's own noise (default 0.25)")
+    parser.add_argument(
+        "--strength", type=float, default=1.0, help="scale of the lesions' density change, 1 = typical (default 1)"
+    )
+    parser.add_argument(
+        "--background-noise",
+        type=float,
+        default=0.25,
+        help="fresh noise added to every volume, as a fraction of the CT's own noise (default 0.25)",
+    )
     add_device_option(parser)
     add_progress_options(parser)
 
@@ -39,12 +54,26 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from ..data.synth import LesionOptions, make_synth_dataset
 
-    options = LesionOptions(kinds=tuple(args.kinds), n_lesions=_range(args.lesions, "--lesions", int),
-                            size_mm=_range(args.size_mm, "--size-mm", float), strength=args.strength)
+    options = LesionOptions(
+        kinds=tuple(args.kinds),
+        n_lesions=_range(args.lesions, "--lesions", int),
+        size_mm=_range(args.size_mm, "--size-mm", float),
+        strength=args.strength,
+    )
     with progress_from_args(args) as progress:
-        manifest = make_synth_dataset(args.ct, args.out, args.positives, args.negatives, seed=args.seed,
-                                      lungs=args.lungs, lungs_method=args.lungs_method, device=args.device,
-                                      options=options, background_noise=args.background_noise, progress=progress)
+        manifest = make_synth_dataset(
+            args.ct,
+            args.out,
+            args.positives,
+            args.negatives,
+            seed=args.seed,
+            lungs=args.lungs,
+            lungs_method=args.lungs_method,
+            device=args.device,
+            options=options,
+            background_noise=args.background_noise,
+            progress=progress,
+        )
         progress.event("result", manifest=str(manifest), positives=args.positives, negatives=args.negatives)
     return 0
 

@@ -27,42 +27,82 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True, metavar="RUN", help="run folder (checkpoints, final model)")
     parser.add_argument("--epochs", type=int, default=100, help="epochs (default 100)")
     parser.add_argument("--lr", type=float, default=1e-5, help="Adam learning rate (default 1e-5)")
-    parser.add_argument("--batch-size", type=int, default=None,
-                        help="volumes (UNet: slices) per step per process (default 1; UNet 16)")
-    parser.add_argument("--val-fraction", type=float, default=0.15,
-                        help="fraction of cases held out for validation when the manifest has no split=val rows "
-                             "(default 0.15)")
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="volumes (UNet: slices) per step per process (default 1; UNet 16)"
+    )
+    parser.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.15,
+        help="fraction of cases held out for validation when the manifest has no split=val rows (default 0.15)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--no-augment", dest="augment", action="store_false", help="turn the augmentation off")
-    parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
-                        help="bfloat16 mixed precision (default: on for CUDA, off otherwise)")
+    parser.add_argument(
+        "--amp",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="bfloat16 mixed precision (default: on for CUDA, off otherwise)",
+    )
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--init-from", metavar="WEIGHTS", help="start from a checkpoint (.pt) or a model folder/name")
-    parser.add_argument("--pretrain-manifest", metavar="CSV",
-                        help="COVID-19Net two-step transfer learning: first train on this auxiliary binary task")
+    parser.add_argument(
+        "--pretrain-manifest",
+        metavar="CSV",
+        help="COVID-19Net two-step transfer learning: first train on this auxiliary binary task",
+    )
     parser.add_argument("--pretrain-epochs", type=int, help="epochs of the pre-training step (default: --epochs)")
-    parser.add_argument("--input-size", metavar="HxW",
-                        help="model input size override, e.g. 112x168 (DeCoVNet in-plane; COVID-19Net HxW or DxHxW)")
-    parser.add_argument("--input-crop", choices=("lung_box",), default=None,
-                        help="DeCoVNet: crop every slice to the lungs' in-plane box, as the authors' released "
-                             "scripts did (default: the whole field of view, as the paper's text)")
-    parser.add_argument("--arch-option", action="append", metavar="NAME=VALUE",
-                        help="architecture constructor argument, repeatable: UNet base=8 levels=4, DeCoVNet "
-                             "dropout=0.5 running_stats=false (kept in the model card)")
-    parser.add_argument("--lungs-method", choices=("unet", "threshold"), default=None,
-                        help="lung segmentation for manifest rows without a lungs mask (default: unet when its "
-                             "weights are installed, else threshold; threshold pseudo-labels when training the UNet)")
+    parser.add_argument(
+        "--input-size",
+        metavar="HxW",
+        help="model input size override, e.g. 112x168 (DeCoVNet in-plane; COVID-19Net HxW or DxHxW)",
+    )
+    parser.add_argument(
+        "--input-crop",
+        choices=("lung_box",),
+        default=None,
+        help="DeCoVNet: crop every slice to the lungs' in-plane box, as the authors' released "
+        "scripts did (default: the whole field of view, as the paper's text)",
+    )
+    parser.add_argument(
+        "--arch-option",
+        action="append",
+        metavar="NAME=VALUE",
+        help="architecture constructor argument, repeatable: UNet base=8 levels=4, DeCoVNet "
+        "dropout=0.5 running_stats=false (kept in the model card)",
+    )
+    parser.add_argument(
+        "--lungs-method",
+        choices=("unet", "threshold"),
+        default=None,
+        help="lung segmentation for manifest rows without a lungs mask (default: unet when its "
+        "weights are installed, else threshold; threshold pseudo-labels when training the UNet)",
+    )
     parser.add_argument("--cache-dir", help="folder for preprocessed inputs (default RUN/cache)")
     parser.add_argument("--num-workers", type=int, default=0, help="data-loading processes (default 0)")
-    parser.add_argument("--checkpoint-every", type=int, default=50, metavar="STEPS",
-                        help="also checkpoint every STEPS steps within an epoch (default 50, 0 = off)")
-    parser.add_argument("--lesion-augment", type=float, default=0.5,
-                        help="UNet: probability of inserting synthetic pleural lesions into a slice (default 0.5)")
-    parser.add_argument("--lesion-weight", type=float, default=10.0,
-                        help="UNet: loss weight of the inserted lesions' pixels, relative to the others (default 10)")
+    parser.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=50,
+        metavar="STEPS",
+        help="also checkpoint every STEPS steps within an epoch (default 50, 0 = off)",
+    )
+    parser.add_argument(
+        "--lesion-augment",
+        type=float,
+        default=0.5,
+        help="UNet: probability of inserting synthetic pleural lesions into a slice (default 0.5)",
+    )
+    parser.add_argument(
+        "--lesion-weight",
+        type=float,
+        default=10.0,
+        help="UNet: loss weight of the inserted lesions' pixels, relative to the others (default 10)",
+    )
     parser.add_argument("--name", help="name of the final model (default MODEL-RUNFOLDER)")
-    parser.add_argument("--deterministic", action="store_true",
-                        help="deterministic algorithms on GPU too (slower; always on for CPU)")
+    parser.add_argument(
+        "--deterministic", action="store_true", help="deterministic algorithms on GPU too (slower; always on for CPU)"
+    )
     add_device_option(parser)
     add_progress_options(parser)
 
@@ -72,15 +112,33 @@ def run(args) -> int:
     from ..train import TrainConfig, parse_arch_options, parse_input_size, train
 
     config = TrainConfig(
-        model=args.model, manifest=args.manifest, out=args.out, epochs=args.epochs, lr=args.lr,
-        batch_size=args.batch_size, val_fraction=args.val_fraction, seed=args.seed, augment=args.augment,
-        device=args.device, amp=args.amp, num_workers=args.num_workers, init_from=args.init_from,
-        pretrain_manifest=args.pretrain_manifest, pretrain_epochs=args.pretrain_epochs,
-        input_size=parse_input_size(args.input_size), input_crop=args.input_crop,
-        lungs_method=args.lungs_method, cache_dir=args.cache_dir,
-        checkpoint_every=args.checkpoint_every, lesion_augment=args.lesion_augment,
-        lesion_weight=args.lesion_weight, name=args.name,
-        deterministic=args.deterministic, resume=args.resume, arch_options=parse_arch_options(args.arch_option))
+        model=args.model,
+        manifest=args.manifest,
+        out=args.out,
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        augment=args.augment,
+        device=args.device,
+        amp=args.amp,
+        num_workers=args.num_workers,
+        init_from=args.init_from,
+        pretrain_manifest=args.pretrain_manifest,
+        pretrain_epochs=args.pretrain_epochs,
+        input_size=parse_input_size(args.input_size),
+        input_crop=args.input_crop,
+        lungs_method=args.lungs_method,
+        cache_dir=args.cache_dir,
+        checkpoint_every=args.checkpoint_every,
+        lesion_augment=args.lesion_augment,
+        lesion_weight=args.lesion_weight,
+        name=args.name,
+        deterministic=args.deterministic,
+        resume=args.resume,
+        arch_options=parse_arch_options(args.arch_option),
+    )
     with progress_from_args(args) as progress:
         # the bar shows every step; one line per step would flood a terminal, so only JSON keeps them
         reporter = progress if isinstance(progress, JsonLinesProgress) else _WithoutSteps(progress)

@@ -77,8 +77,9 @@ def affine_theta(params: AugmentParams, height: int, width: int) -> torch.Tensor
     non-square images.
     """
     angle = math.radians(params.rotation_deg)
-    rotation = torch.tensor([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]],
-                            dtype=torch.float64)
+    rotation = torch.tensor(
+        [[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]], dtype=torch.float64
+    )
     shear = torch.tensor([[1.0, math.tan(math.radians(params.shear_deg))], [0.0, 1.0]], dtype=torch.float64)
     forward = rotation @ shear * params.scale
     shift = torch.tensor([params.translate_x * width, params.translate_y * height], dtype=torch.float64)
@@ -89,8 +90,13 @@ def affine_theta(params: AugmentParams, height: int, width: int) -> torch.Tensor
     return torch.cat([linear, offset[:, None]], dim=1)
 
 
-def apply_augmentation(stack: torch.Tensor, params: AugmentParams, image_channels: tuple[int, ...] = (0,),
-                       mask_channels: tuple[int, ...] = (), clamp: tuple[float, float] | None = None) -> torch.Tensor:
+def apply_augmentation(
+    stack: torch.Tensor,
+    params: AugmentParams,
+    image_channels: tuple[int, ...] = (0,),
+    mask_channels: tuple[int, ...] = (),
+    clamp: tuple[float, float] | None = None,
+) -> torch.Tensor:
     """Apply ``params`` to a ``(C, T, H, W)`` float stack on any device; returns a new tensor.
 
     Channels not listed in ``image_channels`` or ``mask_channels`` are returned unchanged.
@@ -118,7 +124,8 @@ def apply_augmentation(stack: torch.Tensor, params: AugmentParams, image_channel
     return out
 
 
-def random_augmentation(stack: torch.Tensor, generator: torch.Generator, ranges: AugmentRanges = PAPER_RANGES,
-                        **kwargs) -> torch.Tensor:
+def random_augmentation(
+    stack: torch.Tensor, generator: torch.Generator, ranges: AugmentRanges = PAPER_RANGES, **kwargs
+) -> torch.Tensor:
     """:func:`apply_augmentation` with parameters drawn by :func:`sample_params`."""
     return apply_augmentation(stack, sample_params(generator, ranges), **kwargs)

@@ -23,8 +23,8 @@ import hashlib
 import inspect
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -105,8 +105,9 @@ class TensorCache:
             array = array.astype(np.float16)
         with atomic_path(path) as tmp:
             np.save(tmp, array)
-        write_json(path.with_suffix(".json"), {"parts": parts, "shape": array.shape, "dtype": str(array.dtype),
-                                               "meta": meta})
+        write_json(
+            path.with_suffix(".json"), {"parts": parts, "shape": array.shape, "dtype": str(array.dtype), "meta": meta}
+        )
         return path
 
     @staticmethod

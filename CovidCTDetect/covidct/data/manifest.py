@@ -35,8 +35,22 @@ from ..outputs import atomic_path
 #: Accepted label spellings (case-insensitive, surrounding spaces ignored) and the label they mean.
 LABEL_VALUES = {
     **dict.fromkeys(("1", "1.0", "positive", "pos", "covid", "covid-19", "covid19", "true", "yes"), 1),
-    **dict.fromkeys(("0", "0.0", "negative", "neg", "non-covid", "noncovid", "non-covid-19", "non-covid19",
-                     "normal", "false", "no"), 0),
+    **dict.fromkeys(
+        (
+            "0",
+            "0.0",
+            "negative",
+            "neg",
+            "non-covid",
+            "noncovid",
+            "non-covid-19",
+            "non-covid19",
+            "normal",
+            "false",
+            "no",
+        ),
+        0,
+    ),
 }
 #: Accepted split spellings and the split they mean.
 SPLIT_VALUES = {
@@ -73,18 +87,22 @@ def read_manifest(path: str | os.PathLike, require_label: bool = True, check_fil
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"Manifest '{path}' cannot be read as UTF-8 text ({exc}); save it as a UTF-8 CSV file.") \
-            from exc
+        raise DatasetError(
+            f"Manifest '{path}' cannot be read as UTF-8 text ({exc}); save it as a UTF-8 CSV file."
+        ) from exc
     reader = csv.DictReader(text.splitlines())
     header = [name.strip().lower() for name in (reader.fieldnames or [])]
     if "ct" not in header:
-        raise DatasetError(f"Manifest '{path}' has no 'ct' column (header: {','.join(header) or 'empty'}); "
-                           "the first line must name the columns, e.g. 'ct,label'.")
+        raise DatasetError(
+            f"Manifest '{path}' has no 'ct' column (header: {','.join(header) or 'empty'}); "
+            "the first line must name the columns, e.g. 'ct,label'."
+        )
     if require_label and "label" not in header:
         raise DatasetError(f"Manifest '{path}' has no 'label' column; add one with 1/positive or 0/negative per row.")
     if len(set(header)) != len(header):
-        raise DatasetError(f"Manifest '{path}' names a column twice (header: {','.join(header)}); "
-                           "keep one column of each name.")
+        raise DatasetError(
+            f"Manifest '{path}' names a column twice (header: {','.join(header)}); keep one column of each name."
+        )
     reader.fieldnames = header
     root = path.parent
     cases: list[Case] = []
@@ -92,15 +110,19 @@ def read_manifest(path: str | os.PathLike, require_label: bool = True, check_fil
     for row in reader:
         line = reader.line_num
         if None in row:
-            raise DatasetError(f"Manifest '{path}' line {line} has more values than the header has columns; "
-                               "quote values that contain commas.")
+            raise DatasetError(
+                f"Manifest '{path}' line {line} has more values than the header has columns; "
+                "quote values that contain commas."
+            )
         values = {key: (value or "").strip() for key, value in row.items()}
         if not any(values.values()):
             continue  # blank line
         case = _parse_row(values, line, root, require_label, path)
         if case.id in seen:
-            raise DatasetError(f"Manifest '{path}' line {line}, column 'id': '{case.id}' repeats line "
-                               f"{seen[case.id]}; give every case a unique id.")
+            raise DatasetError(
+                f"Manifest '{path}' line {line}, column 'id': '{case.id}' repeats line "
+                f"{seen[case.id]}; give every case a unique id."
+            )
         seen[case.id] = line
         cases.append(case)
     if not cases:
@@ -132,13 +154,16 @@ def write_manifest(path: str | os.PathLike, cases: list[Case], relative: bool = 
         writer = csv.writer(stream)
         writer.writerow(list(COLUMNS) + extra_columns)
         for case in cases:
-            writer.writerow([show(v) for v in (case.id, case.ct, case.label, case.lungs, case.split)]
-                            + [show(case.extra.get(key)) for key in extra_columns])
+            writer.writerow(
+                [show(v) for v in (case.id, case.ct, case.label, case.lungs, case.split)]
+                + [show(case.extra.get(key)) for key in extra_columns]
+            )
     return path
 
 
-def split_cases(cases: list[Case], val_fraction: float, seed: int,
-                need_both_labels: bool = True) -> tuple[list[Case], list[Case]]:
+def split_cases(
+    cases: list[Case], val_fraction: float, seed: int, need_both_labels: bool = True
+) -> tuple[list[Case], list[Case]]:
     """Training and validation cases; rows with split ``test`` are left out of both.
 
     When some rows say ``val``, those are the validation set and the rest (``train`` or empty) train.
@@ -154,8 +179,10 @@ def split_cases(cases: list[Case], val_fraction: float, seed: int,
         val = [case for case in pool if case.split == "val"]
     else:
         if not 0.0 < val_fraction < 1.0:
-            raise DatasetError(f"The validation fraction {val_fraction} must lie between 0 and 1 (exclusive) when "
-                               "the manifest has no 'val' rows; use e.g. --val-fraction 0.15.")
+            raise DatasetError(
+                f"The validation fraction {val_fraction} must lie between 0 and 1 (exclusive) when "
+                "the manifest has no 'val' rows; use e.g. --val-fraction 0.15."
+            )
         rng = np.random.default_rng(seed)
         groups = {}
         for case in pool:
@@ -176,16 +203,22 @@ def _check_split(train: list[Case], val: list[Case], need_both_labels: bool) -> 
         labels = {case.label for case in train + val}
         if labels != {0, 1}:
             only = "positive (1)" if labels == {1} else "negative (0)"
-            raise DatasetError(f"The manifest's training cases are all {only}; training a classifier needs both "
-                               "positive and negative cases.")
+            raise DatasetError(
+                f"The manifest's training cases are all {only}; training a classifier needs both "
+                "positive and negative cases."
+            )
         for name, subset in (("training", train), ("validation", val)):
             if {case.label for case in subset} != {0, 1}:
-                raise DatasetError(f"Too few cases for validation: the {name} set ({len(subset)} cases) lacks a "
-                                   "positive or a negative case; add cases (at least 2 of each label) or mark "
-                                   "some rows split=val.")
+                raise DatasetError(
+                    f"Too few cases for validation: the {name} set ({len(subset)} cases) lacks a "
+                    "positive or a negative case; add cases (at least 2 of each label) or mark "
+                    "some rows split=val."
+                )
     elif not train or not val:
-        raise DatasetError(f"Too few cases for validation: {len(train)} training and {len(val)} validation cases; "
-                           "the manifest needs at least 2 cases (or rows marked split=val).")
+        raise DatasetError(
+            f"Too few cases for validation: {len(train)} training and {len(val)} validation cases; "
+            "the manifest needs at least 2 cases (or rows marked split=val)."
+        )
 
 
 def parse_label(value: str) -> int:
@@ -207,8 +240,9 @@ def _parse_row(values: dict, line: int, root: Path, require_label: bool, manifes
         try:
             label = parse_label(label_text)
         except ValueError:
-            raise DatasetError(f"{where}, column 'label': '{label_text}' is not a label; use 1/positive/COVID or "
-                               "0/negative/non-COVID.") from None
+            raise DatasetError(
+                f"{where}, column 'label': '{label_text}' is not a label; use 1/positive/COVID or 0/negative/non-COVID."
+            ) from None
     elif require_label:
         raise DatasetError(f"{where}, column 'label' is empty; give 1 (COVID-19 positive) or 0 (negative).")
     split_text = values.get("split", "")
@@ -216,24 +250,37 @@ def _parse_row(values: dict, line: int, root: Path, require_label: bool, manifes
     if split_text:
         split = SPLIT_VALUES.get(split_text.lower())
         if split is None:
-            raise DatasetError(f"{where}, column 'split': '{split_text}' is not a split; use train, val or test "
-                               "(or leave it empty).")
+            raise DatasetError(
+                f"{where}, column 'split': '{split_text}' is not a split; use train, val or test (or leave it empty)."
+            )
     ct_path = _resolve(ct, root)
     lungs_text = values.get("lungs", "")
     extra = {key: value for key, value in values.items() if key not in COLUMNS and key}
-    return Case(id=values.get("id") or path_stem(ct_path), ct=ct_path, label=label,
-                lungs=_resolve(lungs_text, root) if lungs_text else None, split=split, line=line, extra=extra)
+    return Case(
+        id=values.get("id") or path_stem(ct_path),
+        ct=ct_path,
+        label=label,
+        lungs=_resolve(lungs_text, root) if lungs_text else None,
+        split=split,
+        line=line,
+        extra=extra,
+    )
 
 
 def _check_files(cases: list[Case], manifest: Path) -> None:
-    missing = [(case.line, column, value) for case in cases for column, value in (("ct", case.ct),
-                                                                                   ("lungs", case.lungs))
-               if value is not None and not value.exists()]
+    missing = [
+        (case.line, column, value)
+        for case in cases
+        for column, value in (("ct", case.ct), ("lungs", case.lungs))
+        if value is not None and not value.exists()
+    ]
     if missing:
         line, column, value = missing[0]
         more = f" (and {len(missing) - 1} more missing files)" if len(missing) > 1 else ""
-        raise DatasetError(f"Manifest '{manifest}' line {line}, column '{column}': '{value}' does not exist{more}; "
-                           "fix the path (relative paths are read from the manifest's folder).")
+        raise DatasetError(
+            f"Manifest '{manifest}' line {line}, column '{column}': '{value}' does not exist{more}; "
+            "fix the path (relative paths are read from the manifest's folder)."
+        )
 
 
 def _resolve(text: str, root: Path) -> Path:

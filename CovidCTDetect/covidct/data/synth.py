@@ -105,8 +105,9 @@ def texture_noise(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarra
     return noise / level if level > 0 else noise
 
 
-def paint_lesions(hu: np.ndarray, lungs: np.ndarray, spacing, rng: np.random.Generator,
-                  options: LesionOptions = LesionOptions()) -> tuple[np.ndarray, np.ndarray]:
+def paint_lesions(
+    hu: np.ndarray, lungs: np.ndarray, spacing, rng: np.random.Generator, options: LesionOptions = LesionOptions()
+) -> tuple[np.ndarray, np.ndarray]:
     """Insert lesions into the lungs of a CT array (2D or 3D, HU).
 
     ``lungs``: same-shaped labelmap (1 = right, 2 = left, or any non-zero = lung; separate lungs are
@@ -117,8 +118,9 @@ def paint_lesions(hu: np.ndarray, lungs: np.ndarray, spacing, rng: np.random.Gen
     out = np.array(hu, dtype=np.float32)
     lung = np.asarray(lungs) > 0
     if out.shape != lung.shape:
-        raise DatasetError(f"The lung mask's shape {lung.shape} differs from the CT's {out.shape}; "
-                           "give a mask on the CT's grid.")
+        raise DatasetError(
+            f"The lung mask's shape {lung.shape} differs from the CT's {out.shape}; give a mask on the CT's grid."
+        )
     if not lung.any():
         raise DatasetError("The lung mask is empty, so no lesion can be inserted; check the mask or the CT.")
     spacing = np.asarray(spacing, dtype=float)
@@ -136,9 +138,15 @@ def paint_lesions(hu: np.ndarray, lungs: np.ndarray, spacing, rng: np.random.Gen
     return out, labels
 
 
-def insert_lesions(ct: sitk.Image, lungs: sitk.Image, rng: np.random.Generator, kinds=KINDS,
-                   n_lesions: tuple[int, int] = LesionOptions.n_lesions,
-                   size_mm: tuple[float, float] = LesionOptions.size_mm, **options) -> tuple[sitk.Image, sitk.Image]:
+def insert_lesions(
+    ct: sitk.Image,
+    lungs: sitk.Image,
+    rng: np.random.Generator,
+    kinds=KINDS,
+    n_lesions: tuple[int, int] = LesionOptions.n_lesions,
+    size_mm: tuple[float, float] = LesionOptions.size_mm,
+    **options,
+) -> tuple[sitk.Image, sitk.Image]:
     """Insert synthetic COVID-19 lesions into the lungs of ``ct``.
 
     ``lungs``: a labelmap on the CT grid (non-zero = lung). Further keyword options are those of
@@ -147,11 +155,14 @@ def insert_lesions(ct: sitk.Image, lungs: sitk.Image, rng: np.random.Generator, 
     values of :data:`LESION_LABELS`.
     """
     if ct.GetSize() != lungs.GetSize():
-        raise DatasetError(f"The lung mask's size {lungs.GetSize()} differs from the CT's {ct.GetSize()}; "
-                           "give a mask on the CT's grid.")
+        raise DatasetError(
+            f"The lung mask's size {lungs.GetSize()} differs from the CT's {ct.GetSize()}; "
+            "give a mask on the CT's grid."
+        )
     opts = LesionOptions(kinds=tuple(kinds), n_lesions=tuple(n_lesions), size_mm=tuple(size_mm), **options)
-    hu, labels = paint_lesions(sitk.GetArrayViewFromImage(ct), sitk.GetArrayViewFromImage(lungs),
-                               ct.GetSpacing()[::-1], rng, opts)
+    hu, labels = paint_lesions(
+        sitk.GetArrayViewFromImage(ct), sitk.GetArrayViewFromImage(lungs), ct.GetSpacing()[::-1], rng, opts
+    )
     return _like(hu, ct), _mask_like(labels, ct)
 
 
@@ -196,8 +207,9 @@ class _Placement:
         for side in sides:
             fraction = _block_mean(side, self.factor)
             self.coarse.append(fraction >= 0.5 if np.any(fraction >= 0.5) else fraction > 0)
-        self.depth = ndi.distance_transform_edt(_thorax(np.logical_or.reduce(self.coarse), self.spacing),
-                                                sampling=self.spacing)
+        self.depth = ndi.distance_transform_edt(
+            _thorax(np.logical_or.reduce(self.coarse), self.spacing), sampling=self.spacing
+        )
 
     def centre(self, side: int, touching_mm: float | None, peripheral_mm: float, rng) -> np.ndarray:
         """A full-resolution lung voxel of ``side``: within ``touching_mm`` of the outer surface when given
@@ -208,7 +220,7 @@ class _Placement:
         index = np.flatnonzero(cells)
         weights = np.exp(-self.depth.ravel()[index] / peripheral_mm)
         cell = np.array(np.unravel_index(rng.choice(index, p=weights / weights.sum()), cells.shape))
-        block = tuple(slice(c * f, (c + 1) * f) for c, f in zip(cell, self.factor))
+        block = tuple(slice(c * f, (c + 1) * f) for c, f in zip(cell, self.factor, strict=True))
         voxels = np.argwhere(self.sides[side][block])
         if len(voxels) == 0:  # a cell kept only because the lung is thin everywhere: its centre
             return np.minimum(cell * self.factor + self.factor // 2, np.array(self.sides[side].shape) - 1)
@@ -217,17 +229,17 @@ class _Placement:
 
 def _block_mean(mask: np.ndarray, factor: np.ndarray) -> np.ndarray:
     """Mean of ``mask`` over blocks of ``factor`` voxels (the array is zero-padded to whole blocks)."""
-    padded_shape = [int(np.ceil(n / f)) * f for n, f in zip(mask.shape, factor)]
+    padded_shape = [int(np.ceil(n / f)) * f for n, f in zip(mask.shape, factor, strict=True)]
     padded = np.zeros(padded_shape, np.float32)
     padded[tuple(slice(0, n) for n in mask.shape)] = mask
-    interleaved = [v for n, f in zip(padded_shape, factor) for v in (n // f, f)]
+    interleaved = [v for n, f in zip(padded_shape, factor, strict=True) for v in (n // f, f)]
     return padded.reshape(interleaved).mean(axis=tuple(range(1, 2 * mask.ndim, 2)))
 
 
 def _thorax(lung: np.ndarray, spacing: np.ndarray) -> np.ndarray:
     """The lungs plus the mediastinum between them: in-plane closing and hole filling, slice by slice."""
     radius = np.maximum(1, np.round(MEDIASTINUM_MM / spacing[-2:])).astype(int)
-    grid = np.ogrid[-radius[0]:radius[0] + 1, -radius[1]:radius[1] + 1]
+    grid = np.ogrid[-radius[0] : radius[0] + 1, -radius[1] : radius[1] + 1]
     disk = (grid[0] / radius[0]) ** 2 + (grid[1] / radius[1]) ** 2 <= 1.0
     in_plane = np.zeros((3,) * (lung.ndim - 2) + (3, 3), bool)
     in_plane[(1,) * (lung.ndim - 2)] = ndi.generate_binary_structure(2, 1)
@@ -238,8 +250,9 @@ def _thorax(lung: np.ndarray, spacing: np.ndarray) -> np.ndarray:
     return ndi.binary_fill_holes(closed | lung, in_plane)
 
 
-def _paint_one(out, labels, side_mask, placement: _Placement, side: int, spacing, sigma, kind, rng,
-               options: LesionOptions) -> None:
+def _paint_one(
+    out, labels, side_mask, placement: _Placement, side: int, spacing, sigma, kind, rng, options: LesionOptions
+) -> None:
     ndim = out.ndim
     diameter = rng.uniform(*options.size_mm)
     radii = diameter / 2.0 * rng.uniform(0.6, 1.4, ndim)
@@ -248,9 +261,10 @@ def _paint_one(out, labels, side_mask, placement: _Placement, side: int, spacing
     centre = placement.centre(side, touching, options.peripheral_mm, rng)
     # local box and coordinates (mm) about the centre
     reach = np.ceil(radii.max() * 1.6 / spacing).astype(int) + 1
-    box = tuple(slice(max(c - r, 0), min(c + r + 1, n)) for c, r, n in zip(centre, reach, out.shape))
-    grids = np.meshgrid(*[(np.arange(s.start, s.stop) - c) * sp for s, c, sp in zip(box, centre, spacing)],
-                        indexing="ij")
+    box = tuple(slice(max(c - r, 0), min(c + r + 1, n)) for c, r, n in zip(centre, reach, out.shape, strict=True))
+    grids = np.meshgrid(
+        *[(np.arange(s.start, s.stop) - c) * sp for s, c, sp in zip(box, centre, spacing, strict=True)], indexing="ij"
+    )
     coords = np.stack(grids, axis=-1) @ _random_rotation(ndim, rng)
     radius_field = np.sqrt(np.sum((coords / radii) ** 2, axis=-1))
     shape_noise = _smooth_field(radius_field.shape, spacing, diameter / 5.0, rng)
@@ -292,8 +306,9 @@ def _fluid_fraction(hu: float, parenchyma: float) -> float:
 
 def _smooth_field(shape, spacing, correlation_mm: float, rng: np.random.Generator) -> np.ndarray:
     """A Gaussian random field with correlation length ``correlation_mm``, normalised to unit std."""
-    field = ndi.gaussian_filter(rng.standard_normal(shape).astype(np.float32),
-                                [max(correlation_mm / s, 0.3) for s in spacing], mode="wrap")
+    field = ndi.gaussian_filter(
+        rng.standard_normal(shape).astype(np.float32), [max(correlation_mm / s, 0.3) for s in spacing], mode="wrap"
+    )
     std = field.std()
     return field / std if std > 0 else field
 
@@ -320,10 +335,19 @@ def _mask_like(labels: np.ndarray, ct: sitk.Image) -> sitk.Image:
     return image
 
 
-def make_synth_dataset(backgrounds, out_dir: str | os.PathLike, n_pos: int, n_neg: int, seed: int = 0,
-                       lungs=None, lungs_method: str = "threshold", device: str = "auto",
-                       options: LesionOptions = LesionOptions(), background_noise: float = 0.25,
-                       progress=None) -> Path:
+def make_synth_dataset(
+    backgrounds,
+    out_dir: str | os.PathLike,
+    n_pos: int,
+    n_neg: int,
+    seed: int = 0,
+    lungs=None,
+    lungs_method: str = "threshold",
+    device: str = "auto",
+    options: LesionOptions = LesionOptions(),
+    background_noise: float = 0.25,
+    progress=None,
+) -> Path:
     """Write a labelled synthetic dataset and return the path of its manifest CSV.
 
     ``backgrounds``: CT paths (files or DICOM folders) of real, lesion-free chest CTs. Positive ``k``
@@ -353,18 +377,21 @@ def make_synth_dataset(backgrounds, out_dir: str | os.PathLike, n_pos: int, n_ne
         raise DatasetError(f"Asked for {n_pos} positives and {n_neg} negatives; ask for at least one volume.")
     out_dir = Path(out_dir)
     if (out_dir / "manifest.csv").exists():
-        raise DatasetError(f"'{out_dir}' already holds a synthetic dataset (manifest.csv); choose another --out "
-                           "or delete that folder.")
+        raise DatasetError(
+            f"'{out_dir}' already holds a synthetic dataset (manifest.csv); choose another --out or delete that folder."
+        )
     names = _unique_stems(backgrounds)
     total = n_pos + n_neg
     cases: list[Case] = []
-    for b, (background, mask_path, name) in enumerate(zip(backgrounds, lungs, names)):
+    for b, (background, mask_path, name) in enumerate(zip(backgrounds, lungs, names, strict=True)):
         ct = load_ct(background)
         if mask_path is not None:
             lung_image = read_image(mask_path)
             if lung_image.GetSize() != ct.GetSize():
-                raise DatasetError(f"Lung mask '{mask_path}' ({lung_image.GetSize()}) is not on the grid of "
-                                   f"'{background}' ({ct.GetSize()}); give the mask made from that CT.")
+                raise DatasetError(
+                    f"Lung mask '{mask_path}' ({lung_image.GetSize()}) is not on the grid of "
+                    f"'{background}' ({ct.GetSize()}); give the mask made from that CT."
+                )
             lung_image = sitk.Cast(lung_image, sitk.sitkUInt8)
             lung_image.CopyInformation(ct)
         else:
@@ -379,28 +406,51 @@ def make_synth_dataset(backgrounds, out_dir: str | os.PathLike, n_pos: int, n_ne
                 volume = add_background_noise(ct, lung_image, background_noise, rng)
                 extra = {"background": background.name, "lesions": None, "lesion_ml": 0.0, "kinds": ""}
                 if label:
-                    volume, lesions = insert_lesions(volume, lung_image, rng, kinds=options.kinds,
-                                                     n_lesions=options.n_lesions, size_mm=options.size_mm,
-                                                     peripheral_mm=options.peripheral_mm,
-                                                     subpleural=options.subpleural, bilateral=options.bilateral,
-                                                     strength=options.strength)
+                    volume, lesions = insert_lesions(
+                        volume,
+                        lung_image,
+                        rng,
+                        kinds=options.kinds,
+                        n_lesions=options.n_lesions,
+                        size_mm=options.size_mm,
+                        peripheral_mm=options.peripheral_mm,
+                        subpleural=options.subpleural,
+                        bilateral=options.bilateral,
+                        strength=options.strength,
+                    )
                     values = sitk.GetArrayViewFromImage(lesions)
                     voxel_ml = float(np.prod(ct.GetSpacing())) / 1000.0
-                    extra.update(lesions=save_image(lesions, out_dir / "lesions" / f"{case_id}.nii.gz"),
-                                 lesion_ml=round(float(np.count_nonzero(values)) * voxel_ml, 2),
-                                 kinds=" ".join(k for k, v in LESION_LABELS.items() if np.any(values == v)))
+                    extra.update(
+                        lesions=save_image(lesions, out_dir / "lesions" / f"{case_id}.nii.gz"),
+                        lesion_ml=round(float(np.count_nonzero(values)) * voxel_ml, 2),
+                        kinds=" ".join(k for k, v in LESION_LABELS.items() if np.any(values == v)),
+                    )
                 ct_path = save_image(volume, out_dir / "ct" / f"{case_id}.nii.gz")
-                cases.append(Case(id=case_id, ct=Path(ct_path).resolve(), label=label,
-                                  lungs=Path(lung_path).resolve(), extra=extra))
+                cases.append(
+                    Case(
+                        id=case_id,
+                        ct=Path(ct_path).resolve(),
+                        label=label,
+                        lungs=Path(lung_path).resolve(),
+                        extra=extra,
+                    )
+                )
                 if progress is not None:
                     progress.stage("synth", len(cases), total)
     cases.sort(key=lambda case: case.id)
-    write_json(out_dir / "synth.json", {
-        "seed": seed, "positives": n_pos, "negatives": n_neg, "backgrounds": [b.name for b in backgrounds],
-        "lungs": [Path(m).name if m is not None else f"segment_lungs(method={lungs_method!r})" for m in lungs],
-        "background_noise": background_noise, "options": {k: getattr(options, k) for k in options.__annotations__},
-        "note": "Synthetic lesions inserted into real CTs (covidct.data.synth); not real COVID-19 cases.",
-    })
+    write_json(
+        out_dir / "synth.json",
+        {
+            "seed": seed,
+            "positives": n_pos,
+            "negatives": n_neg,
+            "backgrounds": [b.name for b in backgrounds],
+            "lungs": [Path(m).name if m is not None else f"segment_lungs(method={lungs_method!r})" for m in lungs],
+            "background_noise": background_noise,
+            "options": {k: getattr(options, k) for k in options.__annotations__},
+            "note": "Synthetic lesions inserted into real CTs (covidct.data.synth); not real COVID-19 cases.",
+        },
+    )
     return write_manifest(out_dir / "manifest.csv", cases)
 
 

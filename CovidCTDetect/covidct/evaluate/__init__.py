@@ -21,5 +21,11 @@ sensitivity and the specificity; this package names every column by what it comp
 from .predictions import Predictions, make_predictions, read_predictions
 from .report import evaluate_predictions, render_markdown, write_report
 
-__all__ = ["Predictions", "make_predictions", "read_predictions", "evaluate_predictions", "render_markdown",
-           "write_report"]
+__all__ = [
+    "Predictions",
+    "make_predictions",
+    "read_predictions",
+    "evaluate_predictions",
+    "render_markdown",
+    "write_report",
+]

@@ -17,8 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def bootstrap_roc_auc(labels, probabilities, n_resamples: int = 2000, seed: int = 0,
-                      chunk: int = 500) -> np.ndarray:
+def bootstrap_roc_auc(labels, probabilities, n_resamples: int = 2000, seed: int = 0, chunk: int = 500) -> np.ndarray:
     """ROC AUC of ``n_resamples`` stratified bootstrap resamples, shape (n_resamples,).
 
     Positives and negatives are resampled separately (their counts stay fixed), with
@@ -32,7 +31,7 @@ def bootstrap_roc_auc(labels, probabilities, n_resamples: int = 2000, seed: int 
         b = min(chunk, n_resamples - start)
         w_pos = rng.multinomial(n_pos, np.full(n_pos, 1.0 / n_pos), size=b)
         w_neg = rng.multinomial(n_neg, np.full(n_neg, 1.0 / n_neg), size=b)
-        out[start:start + b] = weighted_roc_auc(labels, probabilities, w_pos, w_neg)
+        out[start : start + b] = weighted_roc_auc(labels, probabilities, w_pos, w_neg)
     return out
 
 
@@ -48,8 +47,8 @@ def weighted_roc_auc(labels, probabilities, pos_weights: np.ndarray, neg_weights
     order = np.argsort(negatives, kind="stable")
     negatives, neg_weights = negatives[order], np.asarray(neg_weights, dtype=np.float64)[:, order]
     pos_weights = np.asarray(pos_weights, dtype=np.float64)
-    below = np.searchsorted(negatives, positives, side="left")   # sorted negatives strictly below each positive
-    upto = np.searchsorted(negatives, positives, side="right")   # ... below or tied
+    below = np.searchsorted(negatives, positives, side="left")  # sorted negatives strictly below each positive
+    upto = np.searchsorted(negatives, positives, side="right")  # ... below or tied
     cum = np.zeros((len(neg_weights), len(negatives) + 1))
     np.cumsum(neg_weights, axis=1, out=cum[:, 1:])
     wins = cum[:, below] + 0.5 * (cum[:, upto] - cum[:, below])  # (B, n_pos)

@@ -14,9 +14,15 @@ from ..errors import CovidCTError, UsageError
 from ..progress import Progress
 
 
-def predict_cohort(manifest: str | os.PathLike, weights: str, device: str = "auto", lungs_method: str | None = None,
-                   with_features: bool = False, require_label: bool = True,
-                   progress: Progress | None = None):
+def predict_cohort(
+    manifest: str | os.PathLike,
+    weights: str,
+    device: str = "auto",
+    lungs_method: str | None = None,
+    with_features: bool = False,
+    require_label: bool = True,
+    progress: Progress | None = None,
+):
     """A pandas DataFrame with one row per manifest case, in manifest order.
 
     Columns: ``case_id``, ``label`` (0/1; None when the manifest has none), ``probability``
@@ -33,8 +39,10 @@ def predict_cohort(manifest: str | os.PathLike, weights: str, device: str = "aut
     cases = read_manifest(manifest, require_label=require_label)
     net, card = loaded = load_model(weights, device)
     if with_features and not hasattr(net, "features"):
-        raise UsageError(f"Model '{card.name}' ({card.architecture}) has no deep features; "
-                         "use a COVID-19Net model such as covid19net-demo.")
+        raise UsageError(
+            f"Model '{card.name}' ({card.architecture}) has no deep features; "
+            "use a COVID-19Net model such as covid19net-demo."
+        )
     rows = []
     for done, case in enumerate(cases):
         if progress:

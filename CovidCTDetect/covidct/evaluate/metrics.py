@@ -40,8 +40,10 @@ def pr_auc(labels, probabilities) -> dict:
     abstract's 0.976, and the results section's 0.975 is either of them truncated to 3 decimals.
     """
     precision, recall, _ = metrics.precision_recall_curve(labels, probabilities)
-    return {"average_precision": float(metrics.average_precision_score(labels, probabilities)),
-            "trapezoidal": float(metrics.auc(recall, precision))}
+    return {
+        "average_precision": float(metrics.average_precision_score(labels, probabilities)),
+        "trapezoidal": float(metrics.auc(recall, precision)),
+    }
 
 
 def confusion_at(labels, probabilities, threshold: float) -> dict:
@@ -55,12 +57,21 @@ def confusion_at(labels, probabilities, threshold: float) -> dict:
     tn, fp, fn, tp = metrics.confusion_matrix(labels, predicted, labels=[0, 1]).ravel()
     # per class [negative, positive]: precision = [NPV, PPV], recall = [specificity, sensitivity]
     precision, recall, f1, _ = metrics.precision_recall_fscore_support(
-        labels, predicted, labels=[0, 1], zero_division=np.nan)
-    return {"threshold": float(threshold),
-            "accuracy": float(metrics.accuracy_score(labels, predicted)),
-            "sensitivity": float(recall[1]), "specificity": float(recall[0]),
-            "ppv": float(precision[1]), "npv": float(precision[0]), "f1": float(f1[1]),
-            "tp": int(tp), "fp": int(fp), "tn": int(tn), "fn": int(fn)}
+        labels, predicted, labels=[0, 1], zero_division=np.nan
+    )
+    return {
+        "threshold": float(threshold),
+        "accuracy": float(metrics.accuracy_score(labels, predicted)),
+        "sensitivity": float(recall[1]),
+        "specificity": float(recall[0]),
+        "ppv": float(precision[1]),
+        "npv": float(precision[0]),
+        "f1": float(f1[1]),
+        "tp": int(tp),
+        "fp": int(fp),
+        "tn": int(tn),
+        "fn": int(fn),
+    }
 
 
 def threshold_table(labels, probabilities, thresholds=PAPER_THRESHOLDS) -> list[dict]:
@@ -123,16 +134,28 @@ def operating_point(labels, probabilities, metric: str, target: float, rule: str
         eligible = np.flatnonzero(value >= target - 1e-12)
         index = int(eligible[np.argmax(other[eligible])])
     short = "sens" if metric == "sensitivity" else "spec"
-    return OperatingPoint(f"{short}~{target:g}", rule, float(target), float(thresholds[index]),
-                          float(sensitivity[index]), float(specificity[index]))
+    return OperatingPoint(
+        f"{short}~{target:g}",
+        rule,
+        float(target),
+        float(thresholds[index]),
+        float(sensitivity[index]),
+        float(specificity[index]),
+    )
 
 
 def youden_point(labels, probabilities) -> OperatingPoint:
     """The vertex maximising Youden's J = sensitivity + specificity − 1 (ties: highest threshold)."""
     thresholds, sensitivity, specificity = roc_vertices(labels, probabilities)
     index = int(np.argmax(sensitivity + specificity))
-    return OperatingPoint("youden", "max sensitivity+specificity-1", None, float(thresholds[index]),
-                          float(sensitivity[index]), float(specificity[index]))
+    return OperatingPoint(
+        "youden",
+        "max sensitivity+specificity-1",
+        None,
+        float(thresholds[index]),
+        float(sensitivity[index]),
+        float(specificity[index]),
+    )
 
 
 def balanced_point(labels, probabilities) -> OperatingPoint:
@@ -142,12 +165,21 @@ def balanced_point(labels, probabilities) -> OperatingPoint:
     """
     thresholds, sensitivity, specificity = roc_vertices(labels, probabilities)
     index = int(np.argmax(np.minimum(sensitivity, specificity)))
-    return OperatingPoint("balanced", "max min(sensitivity,specificity)", None, float(thresholds[index]),
-                          float(sensitivity[index]), float(specificity[index]))
+    return OperatingPoint(
+        "balanced",
+        "max min(sensitivity,specificity)",
+        None,
+        float(thresholds[index]),
+        float(sensitivity[index]),
+        float(specificity[index]),
+    )
 
 
 def standard_operating_points(labels, probabilities, target: float = 0.95) -> list[OperatingPoint]:
     """Sensitivity ≈ target and specificity ≈ target (both rules), Youden and balanced points."""
-    points = [operating_point(labels, probabilities, metric, target, rule)
-              for metric in ("sensitivity", "specificity") for rule in RULES]
+    points = [
+        operating_point(labels, probabilities, metric, target, rule)
+        for metric in ("sensitivity", "specificity")
+        for rule in RULES
+    ]
     return points + [youden_point(labels, probabilities), balanced_point(labels, probabilities)]

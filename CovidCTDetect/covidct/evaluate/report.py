@@ -17,19 +17,26 @@ from .predictions import Predictions
 COLUMN_NOTE = (
     "Columns are named by what they compute: sensitivity = TP/(TP+FN), specificity = TN/(TN+FP), "
     "PPV = TP/(TP+FP), NPV = TN/(TN+FN); a case is positive when its probability is > the threshold. "
-    "Note: the DeCoVNet paper's Table 2 labels two columns \"PPV\" and \"NPV\", but the values it prints "
+    'Note: the DeCoVNet paper\'s Table 2 labels two columns "PPV" and "NPV", but the values it prints '
     "are the sensitivity and the specificity (at 0.5 its released predictions give sensitivity 0.840, "
-    "specificity 0.982, PPV 0.984, NPV 0.821); compare its \"PPV\"/\"NPV\" with the Sensitivity/Specificity columns here."
+    'specificity 0.982, PPV 0.984, NPV 0.821); compare its "PPV"/"NPV" with the Sensitivity/Specificity columns here.'
 )
 
 
-def evaluate_predictions(predictions: Predictions, n_resamples: int = 2000, seed: int = 0, level: float = 0.95,
-                         thresholds=metrics.PAPER_THRESHOLDS, target: float = 0.95,
-                         progress: Progress | None = None) -> dict:
+def evaluate_predictions(
+    predictions: Predictions,
+    n_resamples: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+    thresholds=metrics.PAPER_THRESHOLDS,
+    target: float = 0.95,
+    progress: Progress | None = None,
+) -> dict:
     """All metrics of ``predictions`` as a JSON-able dict (see the module docstring of :mod:`.metrics`).
 
     Keys: ``n_cases, n_positive, n_negative, roc_auc, roc_auc_ci, pr_auc, operating_points,
-    threshold_table, roc_curve, pr_curve, conventions`` (the curves: see :func:`curve_points`). The ROC AUC's CI is the percentile interval of a stratified
+    threshold_table, roc_curve, pr_curve, conventions`` (the curves: see :func:`curve_points`). The ROC
+    AUC's CI is the percentile interval of a stratified
     bootstrap with ``n_resamples`` resamples drawn with ``seed``.
     """
     y, p = predictions.labels, predictions.probabilities
@@ -44,10 +51,18 @@ def evaluate_predictions(predictions: Predictions, n_resamples: int = 2000, seed
     if progress:
         progress.stage("metrics", 3, 3)
     return {
-        "n_cases": len(predictions), "n_positive": int(y.sum()), "n_negative": int(len(y) - y.sum()),
+        "n_cases": len(predictions),
+        "n_positive": int(y.sum()),
+        "n_negative": int(len(y) - y.sum()),
         "roc_auc": auc,
-        "roc_auc_ci": {"level": level, "low": low, "high": high, "method": "stratified percentile bootstrap",
-                       "resamples": n_resamples, "seed": seed},
+        "roc_auc_ci": {
+            "level": level,
+            "low": low,
+            "high": high,
+            "method": "stratified percentile bootstrap",
+            "resamples": n_resamples,
+            "seed": seed,
+        },
         "pr_auc": metrics.pr_auc(y, p),
         "operating_points": [point.as_dict() for point in points],
         "threshold_table": table,
@@ -57,7 +72,8 @@ def evaluate_predictions(predictions: Predictions, n_resamples: int = 2000, seed
             "operating_points": "ROC vertices; positive when probability >= threshold",
             "nearest": "vertex whose value is closest to the target; ties: highest threshold",
             "at_least": "vertex with value >= target and the best other metric",
-            "pr_auc": "average_precision = sklearn average_precision_score; trapezoidal = sklearn auc over precision_recall_curve",
+            "pr_auc": "average_precision = sklearn average_precision_score; "
+            "trapezoidal = sklearn auc over precision_recall_curve",
         },
     }
 
@@ -76,10 +92,16 @@ def curve_points(labels, probabilities) -> dict:
     thresholds, sensitivity, specificity = metrics.roc_vertices(labels, probabilities)
     precision, recall, pr_thresholds = precision_recall_curve(labels, probabilities)
     return {
-        "roc_curve": {"threshold": thresholds.tolist(), "sensitivity": sensitivity.tolist(),
-                      "specificity": specificity.tolist()},
-        "pr_curve": {"threshold": pr_thresholds.tolist() + [math.inf], "recall": recall.tolist(),
-                     "precision": precision.tolist()},
+        "roc_curve": {
+            "threshold": thresholds.tolist(),
+            "sensitivity": sensitivity.tolist(),
+            "specificity": specificity.tolist(),
+        },
+        "pr_curve": {
+            "threshold": pr_thresholds.tolist() + [math.inf],
+            "recall": recall.tolist(),
+            "precision": precision.tolist(),
+        },
     }
 
 
@@ -101,26 +123,42 @@ def render_markdown(report: dict) -> str:
     """The report as Markdown: summary, operating points and the threshold table with the naming note."""
     ci = report["roc_auc_ci"]
     lines = [
-        "# Evaluation report", "",
-        f"{report['n_cases']} cases: {report['n_positive']} positive, {report['n_negative']} negative.", "",
-        "| Metric | Value |", "|---|---|",
+        "# Evaluation report",
+        "",
+        f"{report['n_cases']} cases: {report['n_positive']} positive, {report['n_negative']} negative.",
+        "",
+        "| Metric | Value |",
+        "|---|---|",
         f"| ROC AUC | {report['roc_auc']:.3f} ({ci['level']:.0%} CI {ci['low']:.3f}–{ci['high']:.3f}, "
         f"{ci['method']}, {ci['resamples']} resamples, seed {ci['seed']}) |",
         f"| PR AUC (average precision) | {report['pr_auc']['average_precision']:.3f} |",
-        f"| PR AUC (trapezoidal) | {report['pr_auc']['trapezoidal']:.3f} |", "",
-        "## Operating points", "",
+        f"| PR AUC (trapezoidal) | {report['pr_auc']['trapezoidal']:.3f} |",
+        "",
+        "## Operating points",
+        "",
         "ROC vertices; a case is positive when its probability is ≥ the threshold. `nearest`: value closest to "
-        "the target (ties: highest threshold); `at_least`: value ≥ target with the best other metric.", "",
-        "| Point | Rule | Threshold | Sensitivity | Specificity |", "|---|---|---|---|---|",
+        "the target (ties: highest threshold); `at_least`: value ≥ target with the best other metric.",
+        "",
+        "| Point | Rule | Threshold | Sensitivity | Specificity |",
+        "|---|---|---|---|---|",
     ]
     for point in report["operating_points"]:
-        threshold = "∞ (no case positive)" if point["threshold"] is None or math.isinf(point["threshold"]) \
+        threshold = (
+            "∞ (no case positive)"
+            if point["threshold"] is None or math.isinf(point["threshold"])
             else f"{point['threshold']:.4g}"
-        lines.append(f"| {point['name']} | {point['rule']} | {threshold} | "
-                     f"{point['sensitivity']:.3f} | {point['specificity']:.3f} |")
-    lines += ["", "## Threshold table", "",
-              "| Threshold | Accuracy | Sensitivity | Specificity | PPV | NPV | F1 | TP | FP | TN | FN |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+        )
+        lines.append(
+            f"| {point['name']} | {point['rule']} | {threshold} | "
+            f"{point['sensitivity']:.3f} | {point['specificity']:.3f} |"
+        )
+    lines += [
+        "",
+        "## Threshold table",
+        "",
+        "| Threshold | Accuracy | Sensitivity | Specificity | PPV | NPV | F1 | TP | FP | TN | FN |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for row in report["threshold_table"]:
         rates = " | ".join(_fmt(row[k]) for k in ("accuracy", "sensitivity", "specificity", "ppv", "npv", "f1"))
         lines.append(f"| {row['threshold']:g} | {rates} | {row['tp']} | {row['fp']} | {row['tn']} | {row['fn']} |")
@@ -130,4 +168,3 @@ def render_markdown(report: dict) -> str:
 
 def _fmt(value: float) -> str:
     return "–" if value is None or math.isnan(value) else f"{value:.3f}"
-

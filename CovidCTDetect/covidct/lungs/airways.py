@@ -80,8 +80,14 @@ def _trachea(slice_labels: np.ndarray, areas: np.ndarray, tree: np.ndarray, sx: 
     return None if best is None else slice_labels == best
 
 
-def _follow(branches: np.ndarray, count: int, below_labels: np.ndarray, below_hu: np.ndarray,
-            areas: np.ndarray, pixel_mm2: float) -> np.ndarray:
+def _follow(
+    branches: np.ndarray,
+    count: int,
+    below_labels: np.ndarray,
+    below_hu: np.ndarray,
+    areas: np.ndarray,
+    pixel_mm2: float,
+) -> np.ndarray:
     """The airway's in-plane mask in the next slice down, continuing each branch of ``branches``."""
     following = np.zeros(below_labels.shape, bool)
     for branch in range(1, count + 1):

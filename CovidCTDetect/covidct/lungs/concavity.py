@@ -98,8 +98,8 @@ def in_plane_disc(radius_mm: float, spacing_xyz) -> np.ndarray:
     """A ``(1, Y, X)`` boolean structuring element: the voxels of one slice within ``radius_mm`` of its centre."""
     sy, sx = float(spacing_xyz[1]), float(spacing_xyz[0])
     ny, nx = int(radius_mm / sy), int(radius_mm / sx)
-    rows, columns = np.ogrid[-ny:ny + 1, -nx:nx + 1]
-    return ((rows * sy) ** 2 + (columns * sx) ** 2 <= radius_mm ** 2)[None]
+    rows, columns = np.ogrid[-ny : ny + 1, -nx : nx + 1]
+    return ((rows * sy) ** 2 + (columns * sx) ** 2 <= radius_mm**2)[None]
 
 
 def closing_additions(mask: np.ndarray, spacing_zyx: np.ndarray, radius_mm: float) -> np.ndarray:
@@ -115,9 +115,9 @@ def closing_additions(mask: np.ndarray, spacing_zyx: np.ndarray, radius_mm: floa
     factor = np.array([1, *np.maximum(1, np.rint(COARSE_MM / spacing_zyx[1:])).astype(int)])
     coarse_spacing = spacing_zyx * factor
     margin = np.ceil(radius_mm / coarse_spacing).astype(int) + 1
-    fit = [(-n) % f for n, f in zip(mask.shape, factor)]
+    fit = [(-n) % f for n, f in zip(mask.shape, factor, strict=True)]
     blocks = np.pad(mask, [(0, p) for p in fit]).astype(np.float32)
-    shape = [n // f for n, f in zip(blocks.shape, factor)]
+    shape = [n // f for n, f in zip(blocks.shape, factor, strict=True)]
     coarse = blocks.reshape(shape[0], factor[0], shape[1], factor[1], shape[2], factor[2]).mean(axis=(1, 3, 5)) >= 0.5
     coarse = np.pad(coarse, [(m, m) for m in margin])
     grown = ndi.distance_transform_edt(~coarse, sampling=coarse_spacing) <= radius_mm

@@ -22,8 +22,9 @@ def label_inplane(mask: np.ndarray) -> tuple[np.ndarray, int]:
 
 def inplane_border_labels(labels: np.ndarray) -> np.ndarray:
     """The non-zero labels that touch the in-plane border (first/last row or column) of any slice."""
-    edges = np.concatenate([labels[:, 0, :].ravel(), labels[:, -1, :].ravel(),
-                            labels[:, :, 0].ravel(), labels[:, :, -1].ravel()])
+    edges = np.concatenate(
+        [labels[:, 0, :].ravel(), labels[:, -1, :].ravel(), labels[:, :, 0].ravel(), labels[:, :, -1].ravel()]
+    )
     return np.unique(edges[edges > 0])
 
 
@@ -51,8 +52,9 @@ def component_sizes(labels: np.ndarray, count: int) -> np.ndarray:
     return np.bincount(labels.ravel(), minlength=count + 1)[1:]
 
 
-def largest_components(mask: np.ndarray, n: int, min_fraction: float = 0.0,
-                       structure: np.ndarray | None = None) -> list[np.ndarray]:
+def largest_components(
+    mask: np.ndarray, n: int, min_fraction: float = 0.0, structure: np.ndarray | None = None
+) -> list[np.ndarray]:
     """The ``n`` largest 3D components of ``mask`` (largest first), dropping any smaller than
     ``min_fraction`` of the largest. ``structure``: scipy connectivity (default 6-connectivity)."""
     labels, count = ndi.label(mask, structure)

@@ -57,8 +57,9 @@ class PleuraOptions:
     directions: int = 360  # rays per slice
 
 
-def fill_pleural_lesions(labels: np.ndarray, hu: np.ndarray, spacing_xyz,
-                         options: PleuraOptions = PleuraOptions()) -> np.ndarray:
+def fill_pleural_lesions(
+    labels: np.ndarray, hu: np.ndarray, spacing_xyz, options: PleuraOptions = PleuraOptions()
+) -> np.ndarray:
     """``labels`` (uint8 ``(z, y, x)``, 0/1/2) with costal-pleura lesion bites filled with their lung's label.
 
     ``hu``: the CT on the same grid (HU); ``spacing_xyz``: voxel size in mm (x, y, z).
@@ -75,10 +76,19 @@ def fill_pleural_lesions(labels: np.ndarray, hu: np.ndarray, spacing_xyz,
     surface = rays.surface(labels[z0:z1][:, rays.y, rays.x] * rays.inside, options.min_radius_fraction)
     arc = rays.arc_step(surface.outer)
     level = np.fmax(
-        np.stack([_hull_profile(row, side, float(step), options.rho_mm, periodic=True)
-                  for row, side, step in zip(surface.outer, surface.label, arc)]),
-        np.stack([_hull_profile(column, side, sz, options.rho_mm, periodic=False)
-                  for column, side in zip(surface.outer.T, surface.label.T)], axis=1),
+        np.stack(
+            [
+                _hull_profile(row, side, float(step), options.rho_mm, periodic=True)
+                for row, side, step in zip(surface.outer, surface.label, arc, strict=True)
+            ]
+        ),
+        np.stack(
+            [
+                _hull_profile(column, side, sz, options.rho_mm, periodic=False)
+                for column, side in zip(surface.outer.T, surface.label.T, strict=True)
+            ],
+            axis=1,
+        ),
     )
     out = labels.copy()
     _paint(out, hu, z0, rays, surface, level, options)
@@ -108,7 +118,7 @@ class _Rays:
         self.inside = (y >= 0) & (y < shape[0]) & (x >= 0) & (x < shape[1])
         self.y = np.clip(y, 0, shape[0] - 1)
         self.x = np.clip(x, 0, shape[1] - 1)
-        gy, gx = np.mgrid[0:shape[0], 0:shape[1]]
+        gy, gx = np.mgrid[0 : shape[0], 0 : shape[1]]
         dy, dx = (gy - cy) * sy, (gx - cx) * sx
         #: every voxel's distance (mm) from the axis and the index of its ray
         self.voxel_radius = np.hypot(dy, dx)
@@ -136,7 +146,7 @@ class _Rays:
 
 def _row_median(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Median of each row over its valid entries (0 for a row without any)."""
-    return np.array([np.median(row[ok]) if ok.any() else 0.0 for row, ok in zip(values, valid)])
+    return np.array([np.median(row[ok]) if ok.any() else 0.0 for row, ok in zip(values, valid, strict=True)])
 
 
 def _hull_profile(f: np.ndarray, side: np.ndarray, step: float, rho: float, periodic: bool) -> np.ndarray:
@@ -161,12 +171,12 @@ def _hull_profile(f: np.ndarray, side: np.ndarray, step: float, rho: float, peri
     values, group = f[order], group[order]
     starts = np.flatnonzero(np.diff(np.concatenate([[-1], group])) != 0)
     stops = np.append(starts[1:], group.size)
-    for start, stop in zip(starts, stops):
+    for start, stop in zip(starts, stops, strict=True):
         if group[start] == 0:
             continue
         t = np.arange(stop - start) * step
-        g = values[start:stop] - t ** 2 / (2.0 * rho)
-        out[order[start:stop]] = _upper_hull(t, g) + t ** 2 / (2.0 * rho)
+        g = values[start:stop] - t**2 / (2.0 * rho)
+        out[order[start:stop]] = _upper_hull(t, g) + t**2 / (2.0 * rho)
     return out
 
 

@@ -23,8 +23,15 @@ from .sides import grow_each_lung, label_sides
 SECOND_LUNG_FRACTION = 0.1
 
 
-def finish_lungs(lung: np.ndarray, hu: np.ndarray, spacing_xyz, *, pleura: bool, concavities: bool,
-                 options: PleuraOptions = PleuraOptions()) -> np.ndarray:
+def finish_lungs(
+    lung: np.ndarray,
+    hu: np.ndarray,
+    spacing_xyz,
+    *,
+    pleura: bool,
+    concavities: bool,
+    options: PleuraOptions = PleuraOptions(),
+) -> np.ndarray:
     """UInt8 labelmap (0, right lung 1, left lung 2: :mod:`.sides`) from a boolean lung mask.
 
     ``lung`` and ``hu`` are canonical ``(z, y, x)`` arrays on one grid (HU for ``hu``);

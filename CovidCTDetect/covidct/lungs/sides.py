@@ -61,7 +61,10 @@ def grow_each_lung(labels: np.ndarray, additions, margin: tuple[int, int, int] =
         found = ndi.find_objects(mask.astype(np.uint8))
         if not found or found[0] is None:
             continue
-        box = tuple(slice(max(s.start - m, 0), min(s.stop + m, n)) for s, m, n in zip(found[0], margin, labels.shape))
+        box = tuple(
+            slice(max(s.start - m, 0), min(s.stop + m, n))
+            for s, m, n in zip(found[0], margin, labels.shape, strict=True)
+        )
         region = out[box]
         region[additions(mask[box], box) & (region == 0)] = value
     return out

@@ -77,8 +77,10 @@ def air_tree(hu: np.ndarray, spacing_xyz) -> tuple[np.ndarray, np.ndarray]:
     components = largest_components(inner, 1)
     voxel_ml = float(np.prod(spacing_xyz)) / 1000.0
     if not components or components[0].sum() * voxel_ml < MIN_LUNG_ML:
-        raise CTInputError("No air-filled lungs were found in this CT; check that it is a chest CT in "
-                           "Hounsfield units that shows the lungs.")
+        raise CTInputError(
+            "No air-filled lungs were found in this CT; check that it is a chest CT in "
+            "Hounsfield units that shows the lungs."
+        )
     return components[0], labels2d
 
 

@@ -44,8 +44,10 @@ def load_unet(device="auto"):
     try:
         find_model(MODEL_NAME)
     except ModelError as exc:
-        raise ModelError(f"The lung UNet's weights ('{MODEL_NAME}' in covidct/weights) are not installed yet, "
-                         "so use the threshold method meanwhile (--method threshold, or method=\"threshold\").") from exc
+        raise ModelError(
+            f"The lung UNet's weights ('{MODEL_NAME}' in covidct/weights) are not installed yet, "
+            'so use the threshold method meanwhile (--method threshold, or method="threshold").'
+        ) from exc
     return load_model(MODEL_NAME, device)
 
 
@@ -85,15 +87,21 @@ def lung_margin(model, slices: np.ndarray, model_grid, progress=None) -> tuple[n
     margin = np.empty((slices.shape[0], *slices.shape[2:]), np.float32)
     with torch.inference_mode():
         for start in range(0, slices.shape[0], BATCH):
-            batch = torch.from_numpy(slices[start:start + BATCH]).to(device)
+            batch = torch.from_numpy(slices[start : start + BATCH]).to(device)
             if channels_last:
                 batch = batch.contiguous(memory_format=torch.channels_last)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 logits = model(batch)
-            margin[start:start + BATCH] = (logits[:, 1] - logits[:, 0]).float().cpu().numpy()
+            margin[start : start + BATCH] = (logits[:, 1] - logits[:, 0]).float().cpu().numpy()
             if progress is not None:
-                progress.stage("lungs", 1, len(STEPS), step="network", slices=min(start + BATCH, slices.shape[0]),
-                               of=slices.shape[0])
+                progress.stage(
+                    "lungs",
+                    1,
+                    len(STEPS),
+                    step="network",
+                    slices=min(start + BATCH, slices.shape[0]),
+                    of=slices.shape[0],
+                )
     return margin, model_grid
 
 

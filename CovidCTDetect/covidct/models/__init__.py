@@ -47,8 +47,10 @@ def __getattr__(name):
     before PyTorch is installed)."""
     if name == "COVID19Net":
         from .covid19net import COVID19Net
+
         return COVID19Net
     if name == "DeCoVNet":
         from .decovnet import DeCoVNet
+
         return DeCoVNet
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -31,8 +31,10 @@ from ..outputs import atomic_path, write_json
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "weights"
 USER_CARD = "model.json"
 MODELS_DIR_ENV = "COVIDCT_MODELS_DIR"
-NOT_VALIDATED = ("Research software: these weights are not clinically validated and must not be used "
-                 "for diagnosis or any other clinical decision.")
+NOT_VALIDATED = (
+    "Research software: these weights are not clinically validated and must not be used "
+    "for diagnosis or any other clinical decision."
+)
 ARCHITECTURES = ("decovnet", "covid19net", "unet")
 #: the architectures that classify a CT as COVID-19 or not
 CLASSIFIERS = ("decovnet", "covid19net")
@@ -42,9 +44,11 @@ def model_class(arch: str):
     """The ``nn.Module`` class of an architecture name (``decovnet``, ``covid19net``, ``unet``)."""
     if arch == "decovnet":
         from .decovnet import DeCoVNet
+
         return DeCoVNet
     if arch == "covid19net":
         from .covid19net import COVID19Net
+
         return COVID19Net
     if arch == "unet":
         try:
@@ -52,8 +56,10 @@ def model_class(arch: str):
         except ModuleNotFoundError as exc:
             if exc.name != f"{__package__}.unet":
                 raise
-            raise ModelError("The 'unet' architecture is not available in this installation "
-                             "(covidct.models.unet is missing); reinstall covidct.") from exc
+            raise ModelError(
+                "The 'unet' architecture is not available in this installation "
+                "(covidct.models.unet is missing); reinstall covidct."
+            ) from exc
         return UNet2D
     raise ModelError(f"Unknown architecture '{arch}'; choose one of {', '.join(ARCHITECTURES)}.")
 
@@ -64,8 +70,9 @@ def build_model(arch: str, **config):
     try:
         return cls(**config)
     except TypeError as exc:
-        raise ModelError(f"Architecture '{arch}' does not accept the config {config} ({exc}); "
-                         "fix the model card's config.") from exc
+        raise ModelError(
+            f"Architecture '{arch}' does not accept the config {config} ({exc}); fix the model card's config."
+        ) from exc
 
 
 def default_lungs_method() -> str:
@@ -119,11 +126,15 @@ class ModelCard:
 
     def __post_init__(self):
         if self.architecture not in ARCHITECTURES:
-            raise ModelError(f"Model card '{self.name}' names the unknown architecture '{self.architecture}'; "
-                             f"use one of {', '.join(ARCHITECTURES)}.")
+            raise ModelError(
+                f"Model card '{self.name}' names the unknown architecture '{self.architecture}'; "
+                f"use one of {', '.join(ARCHITECTURES)}."
+            )
         if not isinstance(self.threshold, (int, float)) or not 0.0 <= self.threshold <= 1.0:
-            raise ModelError(f"Model card '{self.name}' has the threshold {self.threshold}; "
-                             "an operating threshold on a probability must lie between 0 and 1.")
+            raise ModelError(
+                f"Model card '{self.name}' has the threshold {self.threshold}; "
+                "an operating threshold on a probability must lie between 0 and 1."
+            )
         if not self.input:
             self.input = default_input(self.architecture)
         if not self.weights:
@@ -138,7 +149,7 @@ class ModelCard:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict, path: Path | None = None) -> "ModelCard":
+    def from_dict(cls, data: dict, path: Path | None = None) -> ModelCard:
         """A card from a parsed JSON object; unknown keys are ignored (newer cards stay readable)."""
         where = f"Model card {path}" if path else "The model card"
         missing = [key for key in ("name", "architecture") if key not in data]
@@ -151,8 +162,10 @@ class ModelCard:
     def weights_path(self) -> Path:
         """Absolute path of the weights file (next to the card)."""
         if self.path is None:
-            raise ModelError(f"Model card '{self.name}' was not read from a file, so its weights cannot be found; "
-                             "save it with save_model first.")
+            raise ModelError(
+                f"Model card '{self.name}' was not read from a file, so its weights cannot be found; "
+                "save it with save_model first."
+            )
         return self.path.parent / self.weights
 
 
@@ -204,10 +217,13 @@ def find_model(name_or_path: str | os.PathLike) -> ModelCard:
             return card
     available = ", ".join(card.name for card in models) or "none installed"
     if path.is_dir():
-        raise ModelError(f"Folder {path} holds no {USER_CARD}; give a model folder, a card file or one of the "
-                         f"model names ({available}).")
-    raise ModelError(f"Unknown model '{name_or_path}'; available models: {available} "
-                     f"(or give a folder holding {USER_CARD}).")
+        raise ModelError(
+            f"Folder {path} holds no {USER_CARD}; give a model folder, a card file or one of the "
+            f"model names ({available})."
+        )
+    raise ModelError(
+        f"Unknown model '{name_or_path}'; available models: {available} (or give a folder holding {USER_CARD})."
+    )
 
 
 def find_classifier(model) -> ModelCard:
@@ -225,13 +241,16 @@ def find_classifier(model) -> ModelCard:
     if name in CLASSIFIERS and not Path(name).exists():
         cards = list_models()
         if name not in {card.name for card in cards}:
-            matching = sorted((card.path.parent != BUNDLED_DIR, card.name) for card in cards
-                              if card.architecture == name)
+            matching = sorted(
+                (card.path.parent != BUNDLED_DIR, card.name) for card in cards if card.architecture == name
+            )
             name = matching[0][1] if matching else name
     card = find_model(name)
     if card.architecture not in CLASSIFIERS:
-        raise UsageError(f"Model '{card.name}' is a {card.architecture} model, not a COVID-19 classifier; "
-                         "choose a decovnet or covid19net model.")
+        raise UsageError(
+            f"Model '{card.name}' is a {card.architecture} model, not a COVID-19 classifier; "
+            "choose a decovnet or covid19net model."
+        )
     return card
 
 
@@ -258,25 +277,33 @@ def load_model(name_or_path: str | os.PathLike, device="cpu"):
     card = find_model(name_or_path)
     weights = card.weights_path
     if not weights.is_file():
-        raise ModelError(f"Weights file {weights} of model '{card.name}' is missing; "
-                         "reinstall the package or copy the weights next to the model card.")
+        raise ModelError(
+            f"Weights file {weights} of model '{card.name}' is missing; "
+            "reinstall the package or copy the weights next to the model card."
+        )
     actual = file_sha256(weights)
     if actual != card.sha256:
-        raise ModelError(f"Weights file {weights} does not match model '{card.name}' (sha256 {actual[:12]}… "
-                         f"instead of {card.sha256[:12] or 'none'}…); the file is damaged or replaced, "
-                         "so reinstall or re-save the model.")
+        raise ModelError(
+            f"Weights file {weights} does not match model '{card.name}' (sha256 {actual[:12]}… "
+            f"instead of {card.sha256[:12] or 'none'}…); the file is damaged or replaced, "
+            "so reinstall or re-save the model."
+        )
     device = device if isinstance(device, torch.device) else resolve_device(device)
     try:
         state = torch.load(weights, map_location=device, weights_only=True)
     except Exception as exc:  # pickle/zip errors of a damaged or foreign file
-        raise ModelError(f"Weights file {weights} of model '{card.name}' cannot be read as PyTorch weights "
-                         f"({type(exc).__name__}); re-save the model.") from exc
+        raise ModelError(
+            f"Weights file {weights} of model '{card.name}' cannot be read as PyTorch weights "
+            f"({type(exc).__name__}); re-save the model."
+        ) from exc
     model = build_model(card.architecture, **card.config)
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as exc:
-        raise ModelError(f"Weights file {weights} does not fit the '{card.architecture}' architecture with "
-                         f"config {card.config}; the card names the wrong architecture or config.") from exc
+        raise ModelError(
+            f"Weights file {weights} does not fit the '{card.architecture}' architecture with "
+            f"config {card.config}; the card names the wrong architecture or config."
+        ) from exc
     return model.to(device).eval(), card
 
 
@@ -292,8 +319,10 @@ def save_model(model, card: ModelCard, folder: str | os.PathLike, card_file: str
 
     model = _unwrap(model)
     if not isinstance(model, model_class(card.architecture)):
-        raise ModelError(f"Cannot save a {type(model).__name__} under a card for architecture "
-                         f"'{card.architecture}'; fix the card's architecture.")
+        raise ModelError(
+            f"Cannot save a {type(model).__name__} under a card for architecture "
+            f"'{card.architecture}'; fix the card's architecture."
+        )
     folder = Path(folder)
     state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
     with atomic_path(folder / card.weights) as tmp:

@@ -99,8 +99,14 @@ class COVID19Net(nn.Module):
     architecture = "covid19net"
     in_channels = 1
 
-    def __init__(self, growth: int = 16, block_layers: tuple[int, ...] = (2, 4, 6, 4),
-                 stem_channels: int = 16, compression: float = 0.5, bottleneck_factor: int = 4):
+    def __init__(
+        self,
+        growth: int = 16,
+        block_layers: tuple[int, ...] = (2, 4, 6, 4),
+        stem_channels: int = 16,
+        compression: float = 0.5,
+        bottleneck_factor: int = 4,
+    ):
         super().__init__()
         if len(block_layers) != 4:
             raise ValueError("COVID19Net has four dense blocks; block_layers needs four numbers")

@@ -144,4 +144,3 @@ class DeCoVNet(nn.Module):
     def loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy of logits ``(N, 2)`` against labels ``(N,)`` in {0, 1}."""
         return F.cross_entropy(logits.float(), labels.long())
-

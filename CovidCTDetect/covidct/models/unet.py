@@ -27,8 +27,12 @@ from torch.nn import functional as F
 
 def _double_conv(in_ch: int, out_ch: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True),
-        nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True),
+        nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_ch),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_ch),
+        nn.ReLU(inplace=True),
     )
 
 
@@ -40,11 +44,13 @@ class UNet2D(nn.Module):
         if levels < 2 or base < 1:
             raise ValueError(f"UNet2D needs levels >= 2 and base >= 1 (got levels={levels}, base={base})")
         self.levels = levels
-        widths = [base * 2 ** i for i in range(levels)]
-        self.down = nn.ModuleList([_double_conv(in_channels, widths[0])] +
-                                  [_double_conv(widths[i - 1], widths[i]) for i in range(1, levels)])
-        self.up = nn.ModuleList([nn.ConvTranspose2d(widths[i], widths[i - 1], 2, stride=2)
-                                 for i in range(levels - 1, 0, -1)])
+        widths = [base * 2**i for i in range(levels)]
+        self.down = nn.ModuleList(
+            [_double_conv(in_channels, widths[0])] + [_double_conv(widths[i - 1], widths[i]) for i in range(1, levels)]
+        )
+        self.up = nn.ModuleList(
+            [nn.ConvTranspose2d(widths[i], widths[i - 1], 2, stride=2) for i in range(levels - 1, 0, -1)]
+        )
         self.merge = nn.ModuleList([_double_conv(2 * widths[i - 1], widths[i - 1]) for i in range(levels - 1, 0, -1)])
         self.head = nn.Conv2d(widths[0], classes, 1)
         for module in self.modules():
@@ -62,7 +68,7 @@ class UNet2D(nn.Module):
             x = block(x if i == 0 else F.max_pool2d(x, 2))
             skips.append(x)
         x = skips.pop()
-        for up, merge in zip(self.up, self.merge):
+        for up, merge in zip(self.up, self.merge, strict=True):
             x = merge(torch.cat([up(x), skips.pop()], dim=1))
         return self.head(x)[..., :height, :width]
 

@@ -22,14 +22,18 @@ def model_input(arch: str, ct, lungs, size: tuple[int, ...] | None = None, crop:
 
     if arch == "decovnet":
         from .decovnet import INPUT_HW, decovnet_input
+
         return decovnet_input(ct, lungs, size=tuple(size) if size else INPUT_HW, crop=crop)
     if arch == "covid19net":
         if crop is not None:
             raise UsageError("COVID-19Net always crops to its lung-ROI; leave the input crop unset.")
         from .covid19net import INPUT_SHAPE, covid19net_input
+
         return covid19net_input(ct, lungs, shape=tuple(size) if size else INPUT_SHAPE)
-    raise UsageError(f"No whole-CT model input for architecture '{arch}'; use decovnet or covid19net "
-                     "(the lung UNet takes 2D slices, see covidct.preprocess.unet).")
+    raise UsageError(
+        f"No whole-CT model input for architecture '{arch}'; use decovnet or covid19net "
+        "(the lung UNet takes 2D slices, see covidct.preprocess.unet)."
+    )
 
 
 def input_options(arch: str, input_spec: dict | None) -> dict:

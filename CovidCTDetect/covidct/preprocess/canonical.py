@@ -25,13 +25,17 @@ def canonical_ct_and_lungs(ct: sitk.Image, lungs: sitk.Image) -> tuple[sitk.Imag
     canonical_lungs = to_canonical(lungs)  # keep a reference: the array view does not hold the image alive
     lung_array = sitk.GetArrayViewFromImage(canonical_lungs) > 0
     if not lung_array.any():
-        raise CTInputError("No lungs found in the lung mask of this CT; check that the image is a chest CT "
-                           "in Hounsfield units, or supply a lung mask.")
+        raise CTInputError(
+            "No lungs found in the lung mask of this CT; check that the image is a chest CT "
+            "in Hounsfield units, or supply a lung mask."
+        )
     return canonical, sitk.GetArrayFromImage(canonical), lung_array
 
 
 def _same_grid(a: sitk.Image, b: sitk.Image) -> bool:
-    return (a.GetSize() == b.GetSize()
-            and np.allclose(a.GetSpacing(), b.GetSpacing(), rtol=1e-5, atol=1e-6)
-            and np.allclose(a.GetOrigin(), b.GetOrigin(), atol=1e-3)
-            and np.allclose(a.GetDirection(), b.GetDirection(), atol=1e-5))
+    return (
+        a.GetSize() == b.GetSize()
+        and np.allclose(a.GetSpacing(), b.GetSpacing(), rtol=1e-5, atol=1e-6)
+        and np.allclose(a.GetOrigin(), b.GetOrigin(), atol=1e-3)
+        and np.allclose(a.GetDirection(), b.GetDirection(), atol=1e-5)
+    )

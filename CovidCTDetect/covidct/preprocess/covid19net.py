@@ -52,9 +52,14 @@ INPUT_SPEC = {
 }
 
 
-def covid19net_input(ct: sitk.Image, lungs: sitk.Image, margin_mm: float = MARGIN_MM,
-                     keep_mm: float = KEEP_MM, fill_hu: float = FILL_HU,
-                     shape: tuple[int, int, int] = INPUT_SHAPE) -> tuple[np.ndarray, ModelGrid]:
+def covid19net_input(
+    ct: sitk.Image,
+    lungs: sitk.Image,
+    margin_mm: float = MARGIN_MM,
+    keep_mm: float = KEEP_MM,
+    fill_hu: float = FILL_HU,
+    shape: tuple[int, int, int] = INPUT_SHAPE,
+) -> tuple[np.ndarray, ModelGrid]:
     """``(float32 array (1, 48, 240, 360), ModelGrid)`` for COVID-19Net from a CT (HU) and its lung mask.
 
     ``shape`` is the ``(D, H, W)`` the ROI is resized to: the paper's 48 × 240 × 360 unless a model

@@ -37,8 +37,9 @@ CROPS = (None, "lung_box")
 MARGIN_MM = 10.0
 
 
-def decovnet_input(ct: sitk.Image, lungs: sitk.Image,
-                   size: tuple[int, int] = INPUT_HW, crop: str | None = None) -> tuple[np.ndarray, ModelGrid]:
+def decovnet_input(
+    ct: sitk.Image, lungs: sitk.Image, size: tuple[int, int] = INPUT_HW, crop: str | None = None
+) -> tuple[np.ndarray, ModelGrid]:
     """``(float32 array (2, T, 224, 336), ModelGrid)`` for DeCoVNet from a CT (HU) and its lung mask.
 
     ``size`` is the in-plane ``(H, W)``: the paper's 224 × 336 unless a model card names another

@@ -44,7 +44,7 @@ INPUT_SPEC = {
     "hu_window": list(HU_WINDOW),
     "per_slice": True,
     "slices": f"every canonical axial slice (LPS order), whole field of view padded with air to at least "
-              f"{MIN_FOV_MM:g} mm, in-plane resize only",
+    f"{MIN_FOV_MM:g} mm, in-plane resize only",
 }
 
 
@@ -75,7 +75,7 @@ def fov_padding(shape_zyx, spacing_xyz) -> tuple[tuple[int, int], ...]:
     """Voxels of air to add ``((0, 0), (y0, y1), (x0, x1))`` so that each in-plane axis of an array of
     ``shape_zyx`` with ``spacing_xyz`` (mm) spans at least :data:`MIN_FOV_MM`, split evenly."""
     pad = [(0, 0)]
-    for n, spacing in zip(shape_zyx[1:], (spacing_xyz[1], spacing_xyz[0])):
+    for n, spacing in zip(shape_zyx[1:], (spacing_xyz[1], spacing_xyz[0]), strict=True):
         missing = max(0, int(np.ceil(MIN_FOV_MM / float(spacing) - n)))
         pad.append((missing // 2, missing - missing // 2))
     return tuple(pad)

@@ -55,9 +55,11 @@ def fit_cox(design: pd.DataFrame, time: pd.Series, event: pd.Series, penalizer: 
                 warnings.simplefilter("ignore", RuntimeWarning)
             return CoxPHFitter(penalizer=penalizer).fit(frame, TIME, EVENT)
     except (ConvergenceError, np.linalg.LinAlgError, ValueError) as exc:
-        raise DatasetError(f"The Cox model with {', '.join(design.columns) or 'no covariates'} did not converge "
-                           "(collinear or perfectly separating covariates); use a small --penalizer such as 0.1, "
-                           "or fewer covariates.") from exc
+        raise DatasetError(
+            f"The Cox model with {', '.join(design.columns) or 'no covariates'} did not converge "
+            "(collinear or perfectly separating covariates); use a small --penalizer such as 0.1, "
+            "or fewer covariates."
+        ) from exc
 
 
 @dataclass
@@ -78,7 +80,7 @@ class CoxModel:
     info: dict = field(default_factory=dict)
 
     @classmethod
-    def from_lifelines(cls, fitter, encoder: Encoder, design: pd.DataFrame, **fields) -> "CoxModel":
+    def from_lifelines(cls, fitter, encoder: Encoder, design: pd.DataFrame, **fields) -> CoxModel:
         """Take β and S₀ from a fitted ``CoxPHFitter``; x̄ is ``design``'s column mean (lifelines' centring).
 
         The cut-off is the median of the training hazards; ``fields`` are the remaining attributes.
@@ -88,9 +90,16 @@ class CoxModel:
         centre = design[features].mean(axis=0).to_numpy(dtype=float)
         log_hazard = (design[features].to_numpy(dtype=float) - centre) @ coefficients
         baseline = fitter.baseline_survival_.iloc[:, 0]
-        return cls(encoder=encoder, features=features, coefficients=coefficients, centre=centre,
-                   cutoff=float(np.median(np.exp(log_hazard))), baseline_time=baseline.index.to_numpy(dtype=float),
-                   baseline_survival=baseline.to_numpy(dtype=float), **fields)
+        return cls(
+            encoder=encoder,
+            features=features,
+            coefficients=coefficients,
+            centre=centre,
+            cutoff=float(np.median(np.exp(log_hazard))),
+            baseline_time=baseline.index.to_numpy(dtype=float),
+            baseline_survival=baseline.to_numpy(dtype=float),
+            **fields,
+        )
 
     # ---- prediction (JSON-only; no lifelines needed)
     def source_columns(self) -> list[str]:
@@ -122,12 +131,15 @@ class CoxModel:
     # ---- JSON
     def to_json(self) -> dict:
         return {
-            "format": FORMAT, "version": VERSION,
-            "time_column": self.time_column, "event_column": self.event_column, "id_column": self.id_column,
+            "format": FORMAT,
+            "version": VERSION,
+            "time_column": self.time_column,
+            "event_column": self.event_column,
+            "id_column": self.id_column,
             "event_is_favourable": self.event_is_favourable,
             "features": self.features,
-            "coefficients": dict(zip(self.features, self.coefficients.tolist())),
-            "centre": dict(zip(self.features, self.centre.tolist())),
+            "coefficients": dict(zip(self.features, self.coefficients.tolist(), strict=True)),
+            "centre": dict(zip(self.features, self.centre.tolist(), strict=True)),
             "cutoff": self.cutoff,
             "encoding": self.encoder.to_json(),
             "baseline_survival": {"time": self.baseline_time.tolist(), "survival": self.baseline_survival.tolist()},
@@ -135,25 +147,34 @@ class CoxModel:
         }
 
     @classmethod
-    def from_json(cls, data: dict) -> "CoxModel":
+    def from_json(cls, data: dict) -> CoxModel:
         if data.get("format") != FORMAT or data.get("version") != VERSION:
-            raise ModelError(f"This is not a covidct prognosis model (format {data.get('format')!r} version "
-                             f"{data.get('version')!r}); give a folder written by 'covidct prognosis fit'.")
+            raise ModelError(
+                f"This is not a covidct prognosis model (format {data.get('format')!r} version "
+                f"{data.get('version')!r}); give a folder written by 'covidct prognosis fit'."
+            )
         features = list(data["features"])
-        return cls(encoder=Encoder.from_json(data["encoding"]), features=features,
-                   coefficients=np.array([data["coefficients"][f] for f in features], dtype=float),
-                   centre=np.array([data["centre"][f] for f in features], dtype=float), cutoff=float(data["cutoff"]),
-                   baseline_time=np.array(data["baseline_survival"]["time"], dtype=float),
-                   baseline_survival=np.array(data["baseline_survival"]["survival"], dtype=float),
-                   time_column=data["time_column"], event_column=data["event_column"], id_column=data["id_column"],
-                   event_is_favourable=bool(data["event_is_favourable"]), info=dict(data.get("info", {})))
+        return cls(
+            encoder=Encoder.from_json(data["encoding"]),
+            features=features,
+            coefficients=np.array([data["coefficients"][f] for f in features], dtype=float),
+            centre=np.array([data["centre"][f] for f in features], dtype=float),
+            cutoff=float(data["cutoff"]),
+            baseline_time=np.array(data["baseline_survival"]["time"], dtype=float),
+            baseline_survival=np.array(data["baseline_survival"]["survival"], dtype=float),
+            time_column=data["time_column"],
+            event_column=data["event_column"],
+            id_column=data["id_column"],
+            event_is_favourable=bool(data["event_is_favourable"]),
+            info=dict(data.get("info", {})),
+        )
 
     def save(self, folder: str | os.PathLike) -> Path:
         """Write ``folder/model.json`` (atomically) and return its path."""
         return write_json(Path(folder) / MODEL_FILE, self.to_json())
 
     @classmethod
-    def load(cls, folder: str | os.PathLike) -> "CoxModel":
+    def load(cls, folder: str | os.PathLike) -> CoxModel:
         """Read a model from a folder (or its ``model.json``); raises :class:`ModelError` with one sentence."""
         path = Path(folder)
         if path.is_dir():
@@ -167,4 +188,6 @@ class CoxModel:
         try:
             return cls.from_json(data)
         except (KeyError, TypeError, ValueError) as exc:
-            raise ModelError(f"The prognosis model {path} lacks or garbles the entry {exc}; fit the model again.") from exc
+            raise ModelError(
+                f"The prognosis model {path} lacks or garbles the entry {exc}; fit the model again."
+            ) from exc

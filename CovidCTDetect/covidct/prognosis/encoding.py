@@ -32,7 +32,7 @@ class Encoder:
     dropped: list = field(default_factory=list)
 
     @classmethod
-    def fit(cls, covariates: pd.DataFrame, categorical: list[str]) -> "Encoder":
+    def fit(cls, covariates: pd.DataFrame, categorical: list[str]) -> Encoder:
         """Learn means/SDs and levels from the training covariates (raw values, one row per case)."""
         encoder = cls()
         for column in covariates.columns:
@@ -63,8 +63,13 @@ class Encoder:
                 names[column] = (column, None)
             else:
                 spec = self.categorical[column]
-                names.update({f"{column}{SEPARATOR}{level}": (column, level)
-                              for level in spec["levels"] if level != spec["reference"]})
+                names.update(
+                    {
+                        f"{column}{SEPARATOR}{level}": (column, level)
+                        for level in spec["levels"]
+                        if level != spec["reference"]
+                    }
+                )
         return names
 
     def columns(self) -> list[str]:
@@ -75,7 +80,9 @@ class Encoder:
         """The raw covariate a design column comes from (``sex=M`` → ``sex``)."""
         return self.design()[design_column][0]
 
-    def transform(self, covariates: pd.DataFrame, design_columns: list[str], source: str = "the covariates") -> pd.DataFrame:
+    def transform(
+        self, covariates: pd.DataFrame, design_columns: list[str], source: str = "the covariates"
+    ) -> pd.DataFrame:
         """The design matrix (float DataFrame, same index) restricted to ``design_columns``.
 
         Only the raw columns those need must be present. Raises :class:`DatasetError` for a missing
@@ -93,17 +100,21 @@ class Encoder:
                 numbers = pd.to_numeric(values, errors="coerce")
                 if numbers.isna().any():
                     case = values.index[numbers.isna()][0]
-                    raise DatasetError(f"In {source}, column '{column}' of case '{case}' is '{values[case]}', "
-                                       "not a number; fill in a numeric value.")
+                    raise DatasetError(
+                        f"In {source}, column '{column}' of case '{case}' is '{values[case]}', "
+                        "not a number; fill in a numeric value."
+                    )
                 out[name] = (numbers.astype(float) - spec["mean"]) / spec["sd"]
             else:
                 spec = self.categorical[column]
                 text = values.astype(str)
                 unknown = ~text.isin(spec["levels"])
                 if unknown.any():
-                    raise DatasetError(f"In {source}, column '{column}' of case '{text.index[unknown][0]}' is "
-                                       f"'{text[unknown].iloc[0]}', a level the model has not seen (levels: "
-                                       f"{', '.join(spec['levels'])}); use one of those.")
+                    raise DatasetError(
+                        f"In {source}, column '{column}' of case '{text.index[unknown][0]}' is "
+                        f"'{text[unknown].iloc[0]}', a level the model has not seen (levels: "
+                        f"{', '.join(spec['levels'])}); use one of those."
+                    )
                 out[name] = (text == level).astype(float)
         return pd.DataFrame(out, index=covariates.index, columns=list(design_columns))
 
@@ -112,9 +123,13 @@ class Encoder:
         return {"order": self.order, "numeric": self.numeric, "categorical": self.categorical, "dropped": self.dropped}
 
     @classmethod
-    def from_json(cls, data: dict) -> "Encoder":
-        return cls(numeric=dict(data["numeric"]), categorical=dict(data["categorical"]), order=list(data["order"]),
-                   dropped=list(data.get("dropped", [])))
+    def from_json(cls, data: dict) -> Encoder:
+        return cls(
+            numeric=dict(data["numeric"]),
+            categorical=dict(data["categorical"]),
+            order=list(data["order"]),
+            dropped=list(data.get("dropped", [])),
+        )
 
 
 def design_matrix(encoder: Encoder, covariates: pd.DataFrame, source: str = "the covariates") -> pd.DataFrame:

@@ -36,9 +36,17 @@ class Selection:
     steps: list[dict] = field(default_factory=list)
 
 
-def stepwise(design: pd.DataFrame, time: pd.Series, event: pd.Series, direction: str = "both",
-             criterion: str = "p", p_enter: float = 0.05, p_remove: float = 0.10, penalizer: float = 0.0,
-             progress: Progress | None = None) -> Selection:
+def stepwise(
+    design: pd.DataFrame,
+    time: pd.Series,
+    event: pd.Series,
+    direction: str = "both",
+    criterion: str = "p",
+    p_enter: float = 0.05,
+    p_remove: float = 0.10,
+    penalizer: float = 0.0,
+    progress: Progress | None = None,
+) -> Selection:
     """Select columns of ``design`` (standardised covariates, one row per case) for a Cox model.
 
     ``time``/``event``: follow-up and event indicator per row. Returns the :class:`Selection`; its
@@ -49,8 +57,10 @@ def stepwise(design: pd.DataFrame, time: pd.Series, event: pd.Series, direction:
     if criterion not in CRITERIA:
         raise UsageError(f"Unknown selection criterion '{criterion}'; choose aic or p.")
     if not (0 < p_enter < 1 and 0 < p_remove < 1) or (direction == "both" and p_remove < p_enter):
-        raise UsageError(f"The p-value thresholds (enter {p_enter}, remove {p_remove}) must lie in 0..1 with "
-                         "remove ≥ enter; e.g. --p-enter 0.05 --p-remove 0.10.")
+        raise UsageError(
+            f"The p-value thresholds (enter {p_enter}, remove {p_remove}) must lie in 0..1 with "
+            "remove ≥ enter; e.g. --p-enter 0.05 --p-remove 0.10."
+        )
     state = _State(design, time, event, criterion, p_enter, p_remove, penalizer, progress)
     if direction == "backward":
         state.start(list(design.columns))
@@ -91,8 +101,10 @@ class _State:
             try:
                 fitter = self.fit(columns, quiet=False)
             except DatasetError as exc:
-                raise DatasetError(f"Backward selection cannot start: the Cox model with all {len(columns)} covariates "
-                                   "does not converge; use --selection forward or both, or a --penalizer such as 0.1.") from exc
+                raise DatasetError(
+                    f"Backward selection cannot start: the Cox model with all {len(columns)} covariates "
+                    "does not converge; use --selection forward or both, or a --penalizer such as 0.1."
+                ) from exc
             self.aic, self.pvalues = fitter.AIC_partial_, fitter.summary["p"]
         else:
             self.aic, self.pvalues = self._null_aic(), pd.Series(dtype=float)
@@ -166,5 +178,6 @@ class _State:
         self.visited.add(frozenset(columns))
         self.aic = fitter.AIC_partial_ if fitter is not None else self._null_aic()
         self.pvalues = fitter.summary["p"] if fitter is not None else pd.Series(dtype=float)
-        self.steps.append({"step": len(self.steps) + 1, "action": action, "feature": column,
-                           "aic": float(self.aic), "p": p})
+        self.steps.append(
+            {"step": len(self.steps) + 1, "action": action, "feature": column, "aic": float(self.aic), "p": p}
+        )

@@ -26,8 +26,11 @@ def logrank(time: pd.Series, event: pd.Series, groups: pd.Series) -> dict:
     for name in sorted(groups.unique()):
         member = (groups == name).to_numpy()
         km = KaplanMeierFitter().fit(time[member], event[member])
-        summary[name] = {"n": int(member.sum()), "events": int(event[member].sum()),
-                         "median_time": float(km.median_survival_time_)}
+        summary[name] = {
+            "n": int(member.sum()),
+            "events": int(event[member].sum()),
+            "median_time": float(km.median_survival_time_),
+        }
     if len(summary) != 2:
         return {"test_statistic": None, "p": None, "groups": summary}
     first = (groups == min(summary)).to_numpy()
@@ -59,8 +62,16 @@ def kaplan_meier_curves(time: pd.Series, event: pd.Series, groups: pd.Series) ->
     return curves
 
 
-def plot_kaplan_meier(time: pd.Series, event: pd.Series, groups: pd.Series, path: str | os.PathLike,
-                      title: str, time_label: str, survival_label: str, p_value: float | None) -> None:
+def plot_kaplan_meier(
+    time: pd.Series,
+    event: pd.Series,
+    groups: pd.Series,
+    path: str | os.PathLike,
+    title: str,
+    time_label: str,
+    survival_label: str,
+    p_value: float | None,
+) -> None:
     """Kaplan-Meier curves of each group (censoring ticks, 95 % bands) with numbers at risk below (PNG)."""
     from lifelines import KaplanMeierFitter
     from lifelines.plotting import add_at_risk_counts
@@ -70,8 +81,13 @@ def plot_kaplan_meier(time: pd.Series, event: pd.Series, groups: pd.Series, path
     for name in [g for g in GROUP_STYLE if g in set(groups)] + sorted(set(groups) - set(GROUP_STYLE)):
         member = (groups == name).to_numpy()
         km = KaplanMeierFitter(label=f"{name} (n={member.sum()})").fit(time[member], event[member])
-        km.plot_survival_function(ax=axes, ci_show=True, show_censors=True, color=GROUP_STYLE.get(name),
-                                  censor_styles={"marker": "|", "ms": 6})
+        km.plot_survival_function(
+            ax=axes,
+            ci_show=True,
+            show_censors=True,
+            color=GROUP_STYLE.get(name),
+            censor_styles={"marker": "|", "ms": 6},
+        )
         fitters.append(km)
     p_text = "" if p_value is None else f" — log-rank p = {p_value:.2g}"
     axes.set(title=f"{title}{p_text}", xlabel=time_label, ylabel=survival_label, ylim=(0, 1.02))

@@ -56,25 +56,35 @@ def read_csv_table(path: str | os.PathLike, kind: str, id_column: str) -> pd.Dat
     """A CSV as a DataFrame of text cells indexed by ``id_column`` (unique, non-empty IDs)."""
     path = Path(path)
     if not path.is_file():
-        raise DatasetError(f"The {kind} file {path} does not exist; give the path of a CSV file with an '{id_column}' column.")
+        raise DatasetError(
+            f"The {kind} file {path} does not exist; give the path of a CSV file with an '{id_column}' column."
+        )
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"The {kind} file {path.name} is not a readable CSV ({exc.__class__.__name__}); "
-                           "save it as comma-separated UTF-8 text with a header row.") from exc
+        raise DatasetError(
+            f"The {kind} file {path.name} is not a readable CSV ({exc.__class__.__name__}); "
+            "save it as comma-separated UTF-8 text with a header row."
+        ) from exc
     table.columns = [str(c).strip() for c in table.columns]
     if id_column not in table.columns:
-        raise DatasetError(f"The {kind} file {path.name} has no '{id_column}' column (columns: "
-                           f"{', '.join(table.columns[:8])}{' …' if len(table.columns) > 8 else ''}); rename it or pass --id-column.")
+        raise DatasetError(
+            f"The {kind} file {path.name} has no '{id_column}' column (columns: "
+            f"{', '.join(table.columns[:8])}{' …' if len(table.columns) > 8 else ''}); rename it or pass --id-column."
+        )
     if len(set(table.columns)) != len(table.columns):
         raise DatasetError(f"The {kind} file {path.name} names a column twice; keep one column of each name.")
     ids = table[id_column].str.strip()
     if (ids == "").any():
-        raise DatasetError(f"The {kind} file {path.name} has an empty '{id_column}' in data row "
-                           f"{int(np.flatnonzero(ids == '')[0]) + 1}; give every case an ID.")
+        raise DatasetError(
+            f"The {kind} file {path.name} has an empty '{id_column}' in data row "
+            f"{int(np.flatnonzero(ids == '')[0]) + 1}; give every case an ID."
+        )
     repeated = ids[ids.duplicated()]
     if len(repeated):
-        raise DatasetError(f"The {kind} file {path.name} lists case '{repeated.iloc[0]}' twice; give every case one row.")
+        raise DatasetError(
+            f"The {kind} file {path.name} lists case '{repeated.iloc[0]}' twice; give every case one row."
+        )
     if table.empty:
         raise DatasetError(f"The {kind} file {path.name} has no cases; add one row per case below the header.")
     return table.drop(columns=id_column).set_axis(pd.Index(ids, name=id_column)).apply(lambda c: c.str.strip())
@@ -86,8 +96,10 @@ def numeric_column(table: pd.DataFrame, column: str, source: str) -> pd.Series:
     bad = ~np.isfinite(values.to_numpy(dtype=float))
     if bad.any():
         case = table.index[bad][0]
-        raise DatasetError(f"In {source}, column '{column}' of case '{case}' is '{table[column][bad].iloc[0]}', "
-                           "not a number; fill in a numeric value or remove the case.")
+        raise DatasetError(
+            f"In {source}, column '{column}' of case '{case}' is '{table[column][bad].iloc[0]}', "
+            "not a number; fill in a numeric value or remove the case."
+        )
     return values.astype(float)
 
 
@@ -95,8 +107,10 @@ def read_features(path: str | os.PathLike, id_column: str = "id") -> pd.DataFram
     """The features CSV as a float DataFrame indexed by case ID (every non-ID column is a feature)."""
     table = read_csv_table(path, "features", id_column)
     if table.shape[1] == 0:
-        raise DatasetError(f"The features file {Path(path).name} has no feature columns; "
-                           "write it with 'covidct features' (columns id,f0,…,f63).")
+        raise DatasetError(
+            f"The features file {Path(path).name} has no feature columns; "
+            "write it with 'covidct features' (columns id,f0,…,f63)."
+        )
     source = f"the features file {Path(path).name}"
     return pd.DataFrame({column: numeric_column(table, column, source) for column in table.columns})
 
@@ -105,29 +119,43 @@ def read_outcome(table: pd.DataFrame, time_column: str, event_column: str, sourc
     """Follow-up time (float ≥ 0) and event (0/1, at least one event) from a clinical table."""
     for column in (time_column, event_column):
         if column not in table.columns:
-            raise DatasetError(f"In {source}, there is no column '{column}' (columns: {', '.join(table.columns)}); "
-                               f"rename it or pass --{'time' if column == time_column else 'event'} with the right name.")
+            raise DatasetError(
+                f"In {source}, there is no column '{column}' (columns: {', '.join(table.columns)}); "
+                f"rename it or pass --{'time' if column == time_column else 'event'} with the right name."
+            )
     time = numeric_column(table, time_column, source)
     if (time < 0).any():
         case = time.index[time < 0][0]
-        raise DatasetError(f"In {source}, column '{time_column}' of case '{case}' is {time[case]:g}, a negative time; "
-                           "follow-up times must be ≥ 0.")
+        raise DatasetError(
+            f"In {source}, column '{time_column}' of case '{case}' is {time[case]:g}, a negative time; "
+            "follow-up times must be ≥ 0."
+        )
     text = table[event_column].str.lower()
     bad = ~text.isin(_TRUE | _FALSE)
     if bad.any():
-        raise DatasetError(f"In {source}, column '{event_column}' of case '{table.index[bad][0]}' is "
-                           f"'{table[event_column][bad].iloc[0]}'; use 1 (event happened) or 0 (censored).")
+        raise DatasetError(
+            f"In {source}, column '{event_column}' of case '{table.index[bad][0]}' is "
+            f"'{table[event_column][bad].iloc[0]}'; use 1 (event happened) or 0 (censored)."
+        )
     event = text.isin(_TRUE).astype(int)
     if event.sum() == 0:
-        raise DatasetError(f"In {source}, no case has {event_column} = 1; a Cox model needs cases with the event "
-                           "(1 = event happened at the given time, 0 = censored).")
+        raise DatasetError(
+            f"In {source}, no case has {event_column} = 1; a Cox model needs cases with the event "
+            "(1 = event happened at the given time, 0 = censored)."
+        )
     return time, event
 
 
-def load_cohort(features: str | os.PathLike, clinical: str | os.PathLike, id_column: str = "id",
-                time_column: str | None = None, event_column: str | None = None,
-                covariates: list[str] | None = None, categorical: list[str] | None = None,
-                needed: list[str] | None = None) -> Cohort:
+def load_cohort(
+    features: str | os.PathLike,
+    clinical: str | os.PathLike,
+    id_column: str = "id",
+    time_column: str | None = None,
+    event_column: str | None = None,
+    covariates: list[str] | None = None,
+    categorical: list[str] | None = None,
+    needed: list[str] | None = None,
+) -> Cohort:
     """Join the features and clinical CSVs into a :class:`Cohort`.
 
     ``covariates``: clinical columns to use (default: every column except ID, time and event).
@@ -149,36 +177,53 @@ def load_cohort(features: str | os.PathLike, clinical: str | os.PathLike, id_col
     if needed is not None:
         absent = [c for c in needed if c not in feature_table.columns and c not in clinical_table.columns]
         if absent:
-            raise DatasetError(f"The model uses column '{absent[0]}', which neither the features file nor {source} has; "
-                               "add it.")
+            raise DatasetError(
+                f"The model uses column '{absent[0]}', which neither the features file nor {source} has; add it."
+            )
         covariates = [c for c in needed if c not in feature_table.columns]
     elif covariates is None:
         covariates = [c for c in clinical_table.columns if c not in outcome]
     for column in list(covariates) + list(categorical or []):
         if column not in clinical_table.columns or column in outcome:
-            raise DatasetError(f"In {source}, there is no covariate column '{column}'; "
-                               f"choose from {', '.join(c for c in clinical_table.columns if c not in outcome)}.")
+            raise DatasetError(
+                f"In {source}, there is no covariate column '{column}'; "
+                f"choose from {', '.join(c for c in clinical_table.columns if c not in outcome)}."
+            )
     clash = sorted(set(covariates) & set(feature_table.columns))
     if clash:
         raise DatasetError(f"Column '{clash[0]}' is in both the features and the clinical file; rename one of them.")
     missing = [case for case in clinical_table.index if case not in feature_table.index]
     if missing:
-        raise DatasetError(f"{len(missing)} of the {len(clinical_table)} cases of {source} have no row in the features "
-                           f"file (first: '{missing[0]}'); make the '{id_column}' values of both files match.")
-    categorical = [c for c in covariates if c in set(categorical or [])
-                   or pd.to_numeric(clinical_table[c], errors="coerce").isna().all()]
+        raise DatasetError(
+            f"{len(missing)} of the {len(clinical_table)} cases of {source} have no row in the features "
+            f"file (first: '{missing[0]}'); make the '{id_column}' values of both files match."
+        )
+    categorical = [
+        c
+        for c in covariates
+        if c in set(categorical or []) or pd.to_numeric(clinical_table[c], errors="coerce").isna().all()
+    ]
     clinical_values = {}
     for column in covariates:
         if column in categorical:
             empty = clinical_table[column] == ""
             if empty.any():
-                raise DatasetError(f"In {source}, column '{column}' of case '{clinical_table.index[empty][0]}' is empty; "
-                                   "fill in a value or remove the case.")
+                raise DatasetError(
+                    f"In {source}, column '{column}' of case '{clinical_table.index[empty][0]}' is empty; "
+                    "fill in a value or remove the case."
+                )
             clinical_values[column] = clinical_table[column]
         else:
             clinical_values[column] = numeric_column(clinical_table, column, source)
-    joined = pd.concat([feature_table.loc[clinical_table.index], pd.DataFrame(clinical_values, index=clinical_table.index)],
-                       axis=1)
-    return Cohort(covariates=joined, feature_columns=list(feature_table.columns), clinical_columns=list(covariates),
-                  categorical=categorical, time=time, event=event,
-                  unused_feature_rows=len(feature_table) - len(clinical_table))
+    joined = pd.concat(
+        [feature_table.loc[clinical_table.index], pd.DataFrame(clinical_values, index=clinical_table.index)], axis=1
+    )
+    return Cohort(
+        covariates=joined,
+        feature_columns=list(feature_table.columns),
+        clinical_columns=list(covariates),
+        categorical=categorical,
+        time=time,
+        event=event,
+        unused_feature_rows=len(feature_table) - len(clinical_table),
+    )

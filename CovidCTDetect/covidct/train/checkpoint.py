@@ -35,8 +35,10 @@ def load_checkpoint(path: str | os.PathLike, device="cpu") -> dict:
     except FileNotFoundError:
         raise ModelError(f"Checkpoint {path} does not exist; check the path.") from None
     except Exception as exc:
-        raise ModelError(f"Checkpoint {path} cannot be read ({type(exc).__name__}); it is damaged or not a "
-                         "covidct checkpoint, so start again without it.") from exc
+        raise ModelError(
+            f"Checkpoint {path} cannot be read ({type(exc).__name__}); it is damaged or not a "
+            "covidct checkpoint, so start again without it."
+        ) from exc
     if not isinstance(state, dict) or "model" not in state:
         raise ModelError(f"Checkpoint {path} holds no model weights; give a checkpoint written by covidct train.")
     return state

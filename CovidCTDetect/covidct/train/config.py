@@ -20,9 +20,23 @@ ARCHS = ("decovnet", "covid19net", "unet")
 #: Batch size used when ``batch_size`` is None: 1 volume (the paper's, volumes differ in length), 16 UNet slices.
 DEFAULT_BATCH = {"decovnet": 1, "covid19net": 1, "unet": 16}
 #: Fields that must match when a run is resumed (the others, e.g. ``epochs`` or ``device``, may change).
-FIXED_ON_RESUME = ("model", "manifest", "lr", "batch_size", "val_fraction", "seed", "augment", "input_size",
-                   "input_crop", "init_from", "pretrain_manifest", "lungs_method", "lesion_augment", "lesion_weight",
-                   "arch_options")
+FIXED_ON_RESUME = (
+    "model",
+    "manifest",
+    "lr",
+    "batch_size",
+    "val_fraction",
+    "seed",
+    "augment",
+    "input_size",
+    "input_crop",
+    "init_from",
+    "pretrain_manifest",
+    "lungs_method",
+    "lesion_augment",
+    "lesion_weight",
+    "arch_options",
+)
 
 
 @dataclass
@@ -106,19 +120,29 @@ class TrainConfig:
         checks = [
             (self.epochs >= 1, f"--epochs must be at least 1 (got {self.epochs})."),
             (self.lr > 0, f"--lr must be positive (got {self.lr})."),
-            (self.batch_size is None or self.batch_size >= 1, f"--batch-size must be at least 1 (got {self.batch_size})."),
+            (
+                self.batch_size is None or self.batch_size >= 1,
+                f"--batch-size must be at least 1 (got {self.batch_size}).",
+            ),
             (0.0 <= self.val_fraction < 1.0, f"--val-fraction must lie in [0, 1) (got {self.val_fraction})."),
             (self.num_workers >= 0, f"--num-workers must be 0 or more (got {self.num_workers})."),
             (self.checkpoint_every >= 0, f"--checkpoint-every must be 0 or more (got {self.checkpoint_every})."),
             (0.0 <= self.lesion_augment <= 1.0, f"--lesion-augment must lie in [0, 1] (got {self.lesion_augment})."),
             (self.lesion_weight >= 1.0, f"--lesion-weight must be at least 1 (got {self.lesion_weight})."),
-            (self.input_crop is None or (self.model == "decovnet" and self.input_crop == "lung_box"),
-             f"--input-crop {self.input_crop} is not valid for {self.model}; only DeCoVNet takes --input-crop lung_box "
-             "(COVID-19Net always crops to its lung-ROI)."),
-            (self.lungs_method in (None, "unet", "threshold"),
-             f"--lungs-method must be unet or threshold (got {self.lungs_method})."),
-            (self.pretrain_epochs is None or self.pretrain_epochs >= 1,
-             f"--pretrain-epochs must be at least 1 (got {self.pretrain_epochs})."),
+            (
+                self.input_crop is None or (self.model == "decovnet" and self.input_crop == "lung_box"),
+                f"--input-crop {self.input_crop} is not valid for {self.model}; "
+                "only DeCoVNet takes --input-crop lung_box "
+                "(COVID-19Net always crops to its lung-ROI).",
+            ),
+            (
+                self.lungs_method in (None, "unet", "threshold"),
+                f"--lungs-method must be unet or threshold (got {self.lungs_method}).",
+            ),
+            (
+                self.pretrain_epochs is None or self.pretrain_epochs >= 1,
+                f"--pretrain-epochs must be at least 1 (got {self.pretrain_epochs}).",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -135,8 +159,10 @@ class TrainConfig:
             allowed = (2, 3) if self.model == "covid19net" else (2,)
             if len(self.input_size) not in allowed or min(self.input_size) < 16:
                 shape = "HxW or DxHxW" if self.model == "covid19net" else "HxW"
-                raise UsageError(f"--input-size {'x'.join(map(str, self.input_size))} is not valid for {self.model}; "
-                                 f"give {shape} with every size at least 16, e.g. 112x168.")
+                raise UsageError(
+                    f"--input-size {'x'.join(map(str, self.input_size))} is not valid for {self.model}; "
+                    f"give {shape} with every size at least 16, e.g. 112x168."
+                )
 
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
@@ -149,13 +175,13 @@ class TrainConfig:
         return write_json(path, self.to_dict())
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "TrainConfig":
+    def load(cls, path: str | os.PathLike) -> TrainConfig:
         """Read a config written by :meth:`save`; unknown keys are ignored."""
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
-    def differences(self, other: "TrainConfig") -> list[str]:
+    def differences(self, other: TrainConfig) -> list[str]:
         """Names of the :data:`FIXED_ON_RESUME` fields whose values differ from ``other``'s."""
         mine, theirs = self.to_dict(), other.to_dict()
         return [key for key in FIXED_ON_RESUME if mine[key] != theirs[key]]

@@ -50,8 +50,10 @@ def setup(device_name: str = "auto") -> DistContext:
         return DistContext(0, 1, 0, device)
     if device.type == "cuda":
         if local_rank >= torch.cuda.device_count():
-            raise UsageError(f"Process {local_rank} of this node has no GPU ({torch.cuda.device_count()} found); "
-                             "start at most one process per GPU (torchrun --nproc_per_node).")
+            raise UsageError(
+                f"Process {local_rank} of this node has no GPU ({torch.cuda.device_count()} found); "
+                "start at most one process per GPU (torchrun --nproc_per_node)."
+            )
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     elif device.type == "mps":

@@ -60,10 +60,14 @@ def train(config: TrainConfig, progress: Progress | None = None) -> Path:
         _check_out(config, ctx)
         if config.pretrain_manifest:
             pretrain = dataclasses.replace(
-                config, manifest=config.pretrain_manifest, out=str(Path(config.out) / "pretrain"),
-                pretrain_manifest=None, epochs=config.pretrain_epochs or config.epochs,
+                config,
+                manifest=config.pretrain_manifest,
+                out=str(Path(config.out) / "pretrain"),
+                pretrain_manifest=None,
+                epochs=config.pretrain_epochs or config.epochs,
                 name=f"{config.name or config.model}-pretrain",
-                resume=config.resume and (Path(config.out) / "pretrain" / "config.json").exists())
+                resume=config.resume and (Path(config.out) / "pretrain" / "config.json").exists(),
+            )
             if ctx.is_main:
                 pretrain.save(Path(pretrain.out) / "config.json")
             progress.event("phase", phase="pretrain", manifest=pretrain.manifest)
@@ -75,8 +79,9 @@ def train(config: TrainConfig, progress: Progress | None = None) -> Path:
         return _Run(config, ctx, progress).run()
     except torch.OutOfMemoryError as exc:
         size = "x".join(map(str, config.input_size)) if config.input_size else "the paper's size"
-        raise UsageError(f"Out of GPU memory training {config.model} at input size {size}; "
-                         "lower --input-size or use --device cpu.") from exc
+        raise UsageError(
+            f"Out of GPU memory training {config.model} at input size {size}; lower --input-size or use --device cpu."
+        ) from exc
     finally:
         distributed.teardown(ctx)
 
@@ -86,16 +91,20 @@ def _check_out(config: TrainConfig, ctx) -> None:
     out = Path(config.out)
     existing = [name for name in RUN_FILES if (out / name).exists()]
     if existing and not config.resume:
-        raise UsageError(f"Output folder '{out}' already holds a training run ({existing[0]}); pass --resume to "
-                         "continue it or choose another --out.")
+        raise UsageError(
+            f"Output folder '{out}' already holds a training run ({existing[0]}); pass --resume to "
+            "continue it or choose another --out."
+        )
     if config.resume:
         if not (out / "config.json").exists():
             raise UsageError(f"Output folder '{out}' holds no training run to resume; run without --resume.")
         saved = TrainConfig.load(out / "config.json")
         changed = config.differences(saved)
         if changed:
-            raise UsageError(f"--resume must keep the run's settings, but {', '.join(changed)} changed (saved: "
-                             f"{', '.join(f'{k}={getattr(saved, k)}' for k in changed)}); use the same options.")
+            raise UsageError(
+                f"--resume must keep the run's settings, but {', '.join(changed)} changed (saved: "
+                f"{', '.join(f'{k}={getattr(saved, k)}' for k in changed)}); use the same options."
+            )
     distributed.barrier(ctx)
     if ctx.is_main:
         config.save(out / "config.json")
@@ -118,12 +127,16 @@ class _Run:
         config = self.config
         with _deterministic(self.device.type == "cpu" or config.deterministic):
             cases = read_manifest(config.manifest, require_label=self.task.needs_labels)
-            train_cases, val_cases = split_cases(cases, config.val_fraction, config.seed,
-                                                 need_both_labels=self.task.needs_labels)
+            train_cases, val_cases = split_cases(
+                cases, config.val_fraction, config.seed, need_both_labels=self.task.needs_labels
+            )
             if self.ctx.is_main:
-                write_manifest(self.out / "split.csv",
-                               [dataclasses.replace(c, split="train") for c in train_cases]
-                               + [dataclasses.replace(c, split="val") for c in val_cases], relative=False)
+                write_manifest(
+                    self.out / "split.csv",
+                    [dataclasses.replace(c, split="train") for c in train_cases]
+                    + [dataclasses.replace(c, split="val") for c in val_cases],
+                    relative=False,
+                )
             self.train_items = self._prepare(train_cases, "train", True)
             self.val_items = self._prepare(val_cases, "val", False)
             self.train_cases, self.val_cases = train_cases, val_cases
@@ -155,8 +168,16 @@ class _Run:
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
         batch = config.effective_batch_size
         steps = math.ceil(math.ceil(len(self.train_items) / ctx.world_size) / batch)
-        state = {"epoch": 0, "position": 0, "global_step": 0, "history": [], "best": None,
-                 "loss_sum": 0.0, "loss_count": 0, "orders": None}
+        state = {
+            "epoch": 0,
+            "position": 0,
+            "global_step": 0,
+            "history": [],
+            "best": None,
+            "loss_sum": 0.0,
+            "loss_count": 0,
+            "orders": None,
+        }
         last = self.out / "last.pt"
         if config.resume and last.exists():
             state = self._restore(last, model, optimizer, steps)
@@ -170,9 +191,13 @@ class _Run:
                 state["orders"] = _epoch_orders(len(self.train_items), epoch, config.seed, ctx.world_size)
             order = state["orders"][ctx.rank]
             model.train()
-            batches = [[(i, sample_seed(config.seed, epoch, i)) for i in order[p * batch:(p + 1) * batch]]
-                       for p in range(state["position"], steps)]
-            for position, loaded in zip(range(state["position"], steps), self._loader(self.train_items, batches, True)):
+            batches = [
+                [(i, sample_seed(config.seed, epoch, i)) for i in order[p * batch : (p + 1) * batch]]
+                for p in range(state["position"], steps)
+            ]
+            for position, loaded in zip(
+                range(state["position"], steps), self._loader(self.train_items, batches, True), strict=False
+            ):
                 torch.manual_seed(sample_seed(config.seed, epoch, position, ctx.rank, 1))
                 loss = self._step(wrapped, model, optimizer, loaded)
                 state["position"] = position + 1
@@ -183,8 +208,15 @@ class _Run:
                 elapsed = time.monotonic() - start_time
                 eta = elapsed / max(done - start_step, 1) * (total_steps - done)
                 self.progress.stage("train", done, total_steps, epoch=epoch + 1, loss=round(loss, 4))
-                self.progress.event("step", epoch=epoch + 1, step=position + 1, steps=steps, global_step=done,
-                                    loss=round(loss, 6), eta_s=round(eta, 1))
+                self.progress.event(
+                    "step",
+                    epoch=epoch + 1,
+                    step=position + 1,
+                    steps=steps,
+                    global_step=done,
+                    loss=round(loss, 6),
+                    eta_s=round(eta, 1),
+                )
                 if config.checkpoint_every and (position + 1) % config.checkpoint_every == 0 and position + 1 < steps:
                     self._save(last, model, optimizer, state)
             metrics = self._validate(model)
@@ -197,14 +229,17 @@ class _Run:
             if ctx.is_main:
                 # last.pt is written last: once it says the epoch is done, best.pt and history.json are too
                 if improved:
-                    save_checkpoint(self.out / "best.pt", {"model": model.state_dict(), "arch": config.model,
-                                                          "epoch": epoch + 1, "metrics": record})
+                    save_checkpoint(
+                        self.out / "best.pt",
+                        {"model": model.state_dict(), "arch": config.model, "epoch": epoch + 1, "metrics": record},
+                    )
                 write_json(self.out / "history.json", state["history"])
                 self._save(last, model, optimizer, state)
             elapsed = time.monotonic() - start_time
             eta = elapsed / max(state["global_step"] - start_step, 1) * (total_steps - state["global_step"])
-            self.progress.event("epoch", epochs=config.epochs, **record, best_epoch=state["best"]["epoch"],
-                                eta_s=round(eta, 1))
+            self.progress.event(
+                "epoch", epochs=config.epochs, **record, best_epoch=state["best"]["epoch"], eta_s=round(eta, 1)
+            )
         distributed.barrier(ctx)
         return self._finish(model, state)
 
@@ -222,9 +257,14 @@ class _Run:
         """Batches of loaded items in the given order (``num_workers`` processes prefetch them)."""
         from torch.utils.data import DataLoader
 
-        return DataLoader(_Items(self.task, items, train), batch_sampler=batches, collate_fn=collate,
-                          num_workers=self.config.num_workers, pin_memory=self.device.type == "cuda",
-                          generator=torch.Generator())
+        return DataLoader(
+            _Items(self.task, items, train),
+            batch_sampler=batches,
+            collate_fn=collate,
+            num_workers=self.config.num_workers,
+            pin_memory=self.device.type == "cuda",
+            generator=torch.Generator(),
+        )
 
     @torch.no_grad()
     def _validate(self, model) -> dict:
@@ -233,7 +273,7 @@ class _Run:
         records: dict = {}
         indices = list(range(self.ctx.rank, len(self.val_items), self.ctx.world_size))
         size = self.task.val_batch
-        batches = [[(i, 0) for i in indices[start:start + size]] for start in range(0, len(indices), size)]
+        batches = [[(i, 0) for i in indices[start : start + size]] for start in range(0, len(indices), size)]
         for done, batch in enumerate(self._loader(self.val_items, batches, False), start=1):
             x, y = self.task.inputs(batch, train=False)
             with self._autocast():
@@ -263,27 +303,47 @@ class _Run:
     def _save(self, path: Path, model, optimizer, state: dict) -> None:
         if not self.ctx.is_main:
             return
-        save_checkpoint(path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                               "arch": self.config.model, "world_size": self.ctx.world_size,
-                               "rng": rng_state(), **state})
-        self.progress.event("checkpoint", path=str(path), epoch=state["epoch"] + (1 if state["position"] else 0),
-                            step=state["position"], global_step=state["global_step"])
+        save_checkpoint(
+            path,
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "arch": self.config.model,
+                "world_size": self.ctx.world_size,
+                "rng": rng_state(),
+                **state,
+            },
+        )
+        self.progress.event(
+            "checkpoint",
+            path=str(path),
+            epoch=state["epoch"] + (1 if state["position"] else 0),
+            step=state["position"],
+            global_step=state["global_step"],
+        )
 
     def _restore(self, path: Path, model, optimizer, steps: int) -> dict:
         saved = load_checkpoint(path, device="cpu")
         if saved.get("world_size") != self.ctx.world_size:
-            raise UsageError(f"Checkpoint {path} was written by {saved.get('world_size')} process(es) but this run "
-                             f"has {self.ctx.world_size}; resume with the same number of processes.")
+            raise UsageError(
+                f"Checkpoint {path} was written by {saved.get('world_size')} process(es) but this run "
+                f"has {self.ctx.world_size}; resume with the same number of processes."
+            )
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         set_rng_state(saved["rng"])
-        state = {key: saved[key] for key in ("epoch", "position", "global_step", "history", "best", "loss_sum",
-                                             "loss_count", "orders")}
+        state = {
+            key: saved[key]
+            for key in ("epoch", "position", "global_step", "history", "best", "loss_sum", "loss_count", "orders")
+        }
         if state["position"] > steps:
-            raise UsageError(f"Checkpoint {path} is at step {state['position']} of an epoch that now has {steps} "
-                             "steps; the data changed, so start a new run.")
-        self.progress.event("resume", path=str(path), epoch=state["epoch"] + 1, step=state["position"],
-                            global_step=state["global_step"])
+            raise UsageError(
+                f"Checkpoint {path} is at step {state['position']} of an epoch that now has {steps} "
+                "steps; the data changed, so start a new run."
+            )
+        self.progress.event(
+            "resume", path=str(path), epoch=state["epoch"] + 1, step=state["position"], global_step=state["global_step"]
+        )
         return state
 
     # ---- the final model ----------------------------------------------------------------------
@@ -295,8 +355,12 @@ class _Run:
             best = load_checkpoint(self.out / "best.pt", device="cpu")
             model.load_state_dict(best["model"])
             save_model(model, self._card(state), folder)
-            self.progress.event("done", model=str(folder), best_epoch=state["best"]["epoch"],
-                                **{k: v for k, v in state["best"].items() if k.startswith("val_")})
+            self.progress.event(
+                "done",
+                model=str(folder),
+                best_epoch=state["best"]["epoch"],
+                **{k: v for k, v in state["best"].items() if k.startswith("val_")},
+            )
         distributed.barrier(self.ctx)
         return folder
 
@@ -308,29 +372,33 @@ class _Run:
         spec = default_input(config.model)
         if config.input_size:
             shape = list(spec["shape"])
-            shape[-len(config.input_size):] = list(config.input_size)
+            shape[-len(config.input_size) :] = list(config.input_size)
             spec["shape"] = shape
         if config.input_crop:
             spec["crop"] = config.input_crop
         cases = self.train_cases + self.val_cases
         labels = [c.label for c in cases if c.label is not None]
-        described = (f"{len(cases)} cases of manifest {Path(config.manifest).name} ({len(self.train_cases)} training, "
-                     f"{len(self.val_cases)} validation")
+        described = (
+            f"{len(cases)} cases of manifest {Path(config.manifest).name} ({len(self.train_cases)} training, "
+            f"{len(self.val_cases)} validation"
+        )
         if labels:
             described += f"; {sum(labels)} positive, {len(labels) - sum(labels)} negative"
         described += ")"
         if config.pretrain_manifest:
-            described += (f", fine-tuned after pre-training on manifest {Path(config.pretrain_manifest).name} "
-                          "(two-step transfer learning)")
+            described += (
+                f", fine-tuned after pre-training on manifest {Path(config.pretrain_manifest).name} "
+                "(two-step transfer learning)"
+            )
         elif config.init_from:
             described += f", starting from the weights of {config.init_from}"
         return ModelCard(
             name=config.name or f"{config.model}-{self.out.name}",
             architecture=config.model,
             description=f"{config.model} trained with 'covidct train' for {len(state['history'])} epoch(s) "
-                        f"(lr {config.lr}, batch {config.effective_batch_size}, seed {config.seed}, "
-                        f"augmentation {'on' if config.augment else 'off'}); weights of the best validation "
-                        f"epoch ({best['epoch']}).",
+            f"(lr {config.lr}, batch {config.effective_batch_size}, seed {config.seed}, "
+            f"augmentation {'on' if config.augment else 'off'}); weights of the best validation "
+            f"epoch ({best['epoch']}).",
             input=spec,
             config=dict(config.arch_options),
             threshold=0.5,
@@ -391,8 +459,9 @@ def _initial_weights(source: str, arch: str) -> dict:
         model, card = load_model(source, device="cpu")
         found, state = card.architecture, model.state_dict()
     if found != arch:
-        raise ModelError(f"--init-from '{source}' holds a {found} model, not {arch}; start from weights of the "
-                         "same architecture.")
+        raise ModelError(
+            f"--init-from '{source}' holds a {found} model, not {arch}; start from weights of the same architecture."
+        )
     return state
 
 

@@ -67,10 +67,14 @@ def collate(batch: list[dict]) -> dict:
     different shapes (CTs of different lengths) cannot share one."""
     shapes = {tuple(item["x"].shape) for item in batch}
     if len(shapes) > 1:
-        raise UsageError(f"Volumes of different sizes {sorted(shapes)} cannot share a batch; use --batch-size 1 "
-                         "(the paper's setting) or volumes with the same number of slices.")
-    return {key: torch.stack([item[key] for item in batch]) if key in ("x", "y") else [item[key] for item in batch]
-            for key in batch[0]}
+        raise UsageError(
+            f"Volumes of different sizes {sorted(shapes)} cannot share a batch; use --batch-size 1 "
+            "(the paper's setting) or volumes with the same number of slices."
+        )
+    return {
+        key: torch.stack([item[key] for item in batch]) if key in ("x", "y") else [item[key] for item in batch]
+        for key in batch[0]
+    }
 
 
 class ClassifierTask:
@@ -107,9 +111,15 @@ class ClassifierTask:
         from ..io import load_ct
         from ..preprocess import model_input
 
-        parts = {"kind": "input", "arch": self.config.model, "ct": file_identity(case.ct),
-                 "lungs": lungs_key(case, self.config.lungs_method), "input_size": self.size,
-                 "input_crop": self.config.input_crop, "code": code_version(preprocess, geometry)}
+        parts = {
+            "kind": "input",
+            "arch": self.config.model,
+            "ct": file_identity(case.ct),
+            "lungs": lungs_key(case, self.config.lungs_method),
+            "input_size": self.size,
+            "input_crop": self.config.input_crop,
+            "code": code_version(preprocess, geometry),
+        }
 
         def compute():
             ct = load_ct(case.ct)
@@ -129,8 +139,12 @@ class ClassifierTask:
         """``(x, y)`` on the device, float32, augmented per sample (its own seed) when training."""
         x = batch["x"].to(self.device, non_blocking=True).float()
         if train and self.config.augment:
-            x = torch.stack([random_augmentation(sample, torch.Generator().manual_seed(seed), **self.augment_args)
-                             for sample, seed in zip(x, batch["seed"])])
+            x = torch.stack(
+                [
+                    random_augmentation(sample, torch.Generator().manual_seed(seed), **self.augment_args)
+                    for sample, seed in zip(x, batch["seed"], strict=True)
+                ]
+            )
         return x, batch["y"].to(self.device)
 
     def loss(self, model, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -140,8 +154,11 @@ class ClassifierTask:
     def outputs(self, model, logits: torch.Tensor, y: torch.Tensor, batch: dict) -> dict:
         """Per-sample validation records: probability, label and loss."""
         probability = model.probability(logits).float().cpu()
-        return {"probability": probability.tolist(), "label": y.cpu().tolist(),
-                "loss": [float(model.loss(logits[i:i + 1], y[i:i + 1])) for i in range(len(y))]}
+        return {
+            "probability": probability.tolist(),
+            "label": y.cpu().tolist(),
+            "loss": [float(model.loss(logits[i : i + 1], y[i : i + 1])) for i in range(len(y))],
+        }
 
     def score(self, records: dict) -> dict:
         """Validation metrics from all ranks' records: ROC AUC (scikit-learn) and mean loss."""
@@ -153,5 +170,8 @@ class ClassifierTask:
             from ..errors import ModelError
 
             raise ModelError("Training diverged (the model outputs NaN); lower --lr or disable --amp.")
-        return {"val_auc": float(roc_auc_score(labels, probability)), "val_loss": float(np.mean(records["loss"])),
-                "val_cases": int(len(labels))}
+        return {
+            "val_auc": float(roc_auc_score(labels, probability)),
+            "val_loss": float(np.mean(records["loss"])),
+            "val_cases": int(len(labels)),
+        }

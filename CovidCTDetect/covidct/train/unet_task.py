@@ -5,7 +5,8 @@ ground-truth lung masks, we segmented the lung regions using an unsupervised lea
 masks are the manifest's ``lungs`` files where a dataset has real ones, else pseudo-labels from
 ``segment_lungs(method="threshold")`` (cached). Slices are the paper's: HU window −1200…600 → 0…1,
 each slice resized to the UNet's input size (:mod:`covidct.preprocess.unet`; 368 × 368 in the
-paper, ``--input-size`` to train at another), masks nearest-neighbour on the same grid; the target is lung (1) vs background (0), left/right being assigned afterwards.
+paper, ``--input-size`` to train at another), masks nearest-neighbour on the same grid; the target is
+lung (1) vs background (0), left/right being assigned afterwards.
 
 Lesion augmentation: lung masks from thresholds, like many lung tools, leave out dense consolidation
 along the pleura. Here lesions are inserted into the *clean* slice while the target stays the clean
@@ -46,8 +47,7 @@ from .tasks import lungs_for, lungs_key
 UNET_RANGES = AugmentRanges(scale=0.4, brightness=0.1, contrast=0.1)
 
 #: Lesions inserted into training slices: dense or ground-glass, every one touching the pleura.
-PLEURAL_LESIONS = LesionOptions(kinds=("consolidation", "ggo"), n_lesions=(1, 3), size_mm=(10.0, 40.0),
-                                subpleural=1.0)
+PLEURAL_LESIONS = LesionOptions(kinds=("consolidation", "ggo"), n_lesions=(1, 3), size_mm=(10.0, 40.0), subpleural=1.0)
 
 
 def unet_slices(ct: sitk.Image, lungs: sitk.Image, size: tuple[int, int]) -> tuple[np.ndarray, list[float]]:
@@ -85,8 +85,13 @@ class SegmentationTask:
         from ..io import load_ct
 
         method = self.config.lungs_method
-        parts = {"kind": "unet-slices", "ct": file_identity(case.ct), "lungs": lungs_key(case, method),
-                 "size": self.size, "code": code_version(unet_slices, preprocess, geometry)}
+        parts = {
+            "kind": "unet-slices",
+            "ct": file_identity(case.ct),
+            "lungs": lungs_key(case, method),
+            "size": self.size,
+            "code": code_version(unet_slices, preprocess, geometry),
+        }
 
         def compute():
             ct = load_ct(case.ct)
@@ -97,8 +102,11 @@ class SegmentationTask:
         depth = TensorCache.load(path).shape[0]
         spacing = TensorCache.meta(path)["spacing"]
         variants = (False,) if train else (False, True)
-        return [{"path": str(path), "slice": z, "spacing": spacing, "lesions": lesions, "case": case.id}
-                for lesions in variants for z in range(depth)]
+        return [
+            {"path": str(path), "slice": z, "spacing": spacing, "lesions": lesions, "case": case.id}
+            for lesions in variants
+            for z in range(depth)
+        ]
 
     def load(self, item: dict, index: int, seed: int, train: bool) -> dict:
         """One slice as ``(2, H, W)`` float32 (image, target: 0 background, 1 lung, 2 lung with an
@@ -108,21 +116,37 @@ class SegmentationTask:
         lesions = item["lesions"] or (train and rng.random() < self.config.lesion_augment)
         if lesions and stack[1].any():
             low, high = HU_WINDOW
-            hu, painted = paint_lesions(stack[0] * (high - low) + low, stack[1] > 0, item["spacing"], rng,
-                                        PLEURAL_LESIONS)
+            hu, painted = paint_lesions(
+                stack[0] * (high - low) + low, stack[1] > 0, item["spacing"], rng, PLEURAL_LESIONS
+            )
             stack[0] = hu_window(hu)
             stack[1][painted > 0] = 2.0
-        return {"x": torch.from_numpy(stack), "y": torch.zeros(()), "seed": seed, "index": index,
-                "lesions": bool(item["lesions"])}
+        return {
+            "x": torch.from_numpy(stack),
+            "y": torch.zeros(()),
+            "seed": seed,
+            "index": index,
+            "lesions": bool(item["lesions"]),
+        }
 
     def inputs(self, batch: dict, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """``(x (N, 1, H, W), target (N, H, W) long, 0/1/2)`` on the device; :data:`UNET_RANGES` augmentation
         when training."""
         stack = batch["x"].to(self.device, non_blocking=True).float()
         if train and self.config.augment:
-            stack = torch.stack([random_augmentation(s[:, None], torch.Generator().manual_seed(seed), UNET_RANGES,
-                                                     image_channels=(0,), mask_channels=(1,), clamp=(0.0, 1.0))[:, 0]
-                                 for s, seed in zip(stack, batch["seed"])])
+            stack = torch.stack(
+                [
+                    random_augmentation(
+                        s[:, None],
+                        torch.Generator().manual_seed(seed),
+                        UNET_RANGES,
+                        image_channels=(0,),
+                        mask_channels=(1,),
+                        clamp=(0.0, 1.0),
+                    )[:, 0]
+                    for s, seed in zip(stack, batch["seed"], strict=True)
+                ]
+            )
         return stack[:, :1], stack[:, 1].round().long()
 
     def loss(self, model, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -137,15 +161,20 @@ class SegmentationTask:
         return cross_entropy + (1.0 - dice)
 
     def outputs(self, model, logits: torch.Tensor, target: torch.Tensor, batch: dict) -> dict:
-        """Per-slice overlap counts of the predicted and true lung, lesion pixels and those predicted lung, and the loss."""
+        """Per-slice overlap counts of the predicted and true lung, lesion pixels and those predicted
+        lung, and the loss."""
         predicted = logits.argmax(dim=1) == 1
         truth = target >= 1
         lesion = target == 2
-        return {"overlap": (predicted & truth).sum(dim=(1, 2)).tolist(),
-                "predicted": predicted.sum(dim=(1, 2)).tolist(), "true": truth.sum(dim=(1, 2)).tolist(),
-                "lesion": lesion.sum(dim=(1, 2)).tolist(), "lesion_found": (predicted & lesion).sum(dim=(1, 2)).tolist(),
-                "lesions": batch["lesions"], "loss": [float(self.loss(model, logits[i:i + 1], target[i:i + 1]))
-                                             for i in range(len(target))]}
+        return {
+            "overlap": (predicted & truth).sum(dim=(1, 2)).tolist(),
+            "predicted": predicted.sum(dim=(1, 2)).tolist(),
+            "true": truth.sum(dim=(1, 2)).tolist(),
+            "lesion": lesion.sum(dim=(1, 2)).tolist(),
+            "lesion_found": (predicted & lesion).sum(dim=(1, 2)).tolist(),
+            "lesions": batch["lesions"],
+            "loss": [float(self.loss(model, logits[i : i + 1], target[i : i + 1])) for i in range(len(target))],
+        }
 
     def score(self, records: dict) -> dict:
         """Dice of the lung class over all validation slices, clean and with lesions, and mean loss."""
@@ -157,7 +186,11 @@ class SegmentationTask:
             return float(2 * overlap[select].sum() / denominator) if denominator else 1.0
 
         lesion_pixels = float(np.sum(records["lesion"]))
-        return {"val_dice": dice(np.ones_like(lesions)), "val_dice_clean": dice(~lesions),
-                "val_dice_lesions": dice(lesions),
-                "val_lesion_coverage": float(np.sum(records["lesion_found"]) / lesion_pixels) if lesion_pixels else 1.0,
-                "val_loss": float(np.mean(records["loss"])), "val_slices": int(len(lesions))}
+        return {
+            "val_dice": dice(np.ones_like(lesions)),
+            "val_dice_clean": dice(~lesions),
+            "val_dice_lesions": dice(lesions),
+            "val_lesion_coverage": float(np.sum(records["lesion_found"]) / lesion_pixels) if lesion_pixels else 1.0,
+            "val_loss": float(np.mean(records["loss"])),
+            "val_slices": int(len(lesions)),
+        }
