@@ -1,0 +1,212 @@
+"""The real-CT yardstick: every real chest CT of ``../shared/data`` through lung segmentation and detection.
+
+Model and method choices are judged by this table, not by synthetic-lesion figures. Per CT and lung
+method it prints:
+
+* the mask volume of each lung (ml) and the *thick dense* tissue inside it (ml): voxels above −300 HU
+  that survive a binary opening with a 4 mm ball (``Testing/real_cts.py``). On a real negative this is
+  organ inside "lung" (stomach, spleen, liver, heart); on P001/P002 it is also consolidation;
+* on P001/P002, the dense tissue (> −300 HU) inside the mask in the radiologists' infection-positive
+  slices (consolidation kept);
+* the classifier's probability and the card's threshold, and where the hottest heat-map voxel lies:
+  in thick dense tissue or not (for a negative CT, heat there is heat on an organ), and for P001/P002
+  whether its slice is infection-positive.
+
+Asserts nothing. With ``--out DIR`` it also writes per CT and method a PNG of the mask over the CT
+(lung window; right lung red, left lung blue, thick dense tissue yellow) to look at, and
+``yardstick.json``.
+
+Usage (from the repository root)::
+
+    python Testing/benchmarks/real_ct_yardstick.py                       # default model and lungs
+    python Testing/benchmarks/real_ct_yardstick.py --methods unet threshold --out yardstick/
+    python Testing/benchmarks/real_ct_yardstick.py --model RUN/model --cases normal001 POPI
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from real_cts import REAL_BY_NAME, REAL_CTS, infection_slices, thick_dense  # noqa: E402
+
+
+def measure(case, method, loaded, out: Path | None) -> dict:
+    """One row of the table for ``case`` (a :class:`real_cts.RealCT`) with lung ``method``."""
+    from covidct.detect import detect
+    from covidct.io import load_ct
+    from covidct.lungs import lung_volumes_ml, segment_lungs
+
+    ct = load_ct(case.file)
+    start = time.perf_counter()
+    card_method = (loaded[1].input or {}).get("lungs_method")
+    labels = segment_lungs(ct, method=method or card_method)
+    seconds = time.perf_counter() - start
+    hu = sitk.GetArrayViewFromImage(ct)
+    mask = sitk.GetArrayViewFromImage(labels)
+    voxel_ml = float(np.prod(ct.GetSpacing())) / 1000.0
+    thick = thick_dense(hu, mask > 0, ct.GetSpacing())
+    volumes = lung_volumes_ml(labels)
+    row = {
+        "case": case.name,
+        "covid": case.covid,
+        "method": method or f"{card_method} (card)",
+        "right_ml": volumes["right lung"],
+        "left_ml": volumes["left lung"],
+        "thick_dense_ml": float(thick.sum()) * voxel_ml,
+        "segment_s": seconds,
+    }
+    infection = None
+    if case.labels_file is not None:
+        infection = infection_slices(case.labels_file, hu.shape[0])
+        dense = (mask > 0) & (hu > -300)
+        row["dense_in_infection_slices_ml"] = float(dense[infection].sum()) * voxel_ml
+    if loaded is not None:
+        result = detect(ct, model=loaded, lungs=labels)
+        heat = sitk.GetArrayViewFromImage(result.heatmap)
+        hottest = np.unravel_index(int(np.argmax(heat)), heat.shape)
+        row.update(
+            probability=result.probability,
+            threshold=result.threshold,
+            label=result.label,
+            hot_hu=float(hu[hottest]),
+            hot_in_thick_dense=bool(thick[hottest]),
+            hot_k=int(hottest[0]),
+        )
+        if infection is not None:
+            row["hot_in_infection_slice"] = bool(infection[hottest[0]])
+    if out is not None:
+        save_review(
+            out / f"{case.name}-{method or card_method}.png",
+            hu,
+            mask,
+            thick,
+            ct.GetSpacing(),
+            f"{case.name} ({case.note}) - {row['method']} lungs - thick dense {row['thick_dense_ml']:.0f} ml",
+        )
+    return row
+
+
+def save_review(path: Path, hu: np.ndarray, mask: np.ndarray, thick: np.ndarray, spacing, title: str) -> None:
+    """Eight panels: the six axial slices with the most thick dense tissue in the mask (else evenly spaced
+    through the lungs) and coronal slices through each lung; outlines of the labels, thick dense in yellow."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lung_k = np.flatnonzero(mask.any(axis=(1, 2)))
+    per_slice = thick.sum(axis=(1, 2))
+    ks = [int(k) for k in np.argsort(per_slice)[::-1][:6] if per_slice[k] > 0]
+    if lung_k.size:
+        ks += [int(k) for k in np.linspace(lung_k[0], lung_k[-1], 8)[1:-1] if int(k) not in ks]
+    ks = sorted(ks[:6])
+    figure, axes = plt.subplots(2, 4, figsize=(16, 8.5), facecolor="black")
+    views = [("axial", k) for k in ks] + [("coronal", j) for j in coronal_levels(mask)]
+    for axis, (view, index) in zip(axes.ravel(), views, strict=True):
+        if view == "axial":
+            image, labels, dense, aspect = hu[index], mask[index], thick[index], spacing[1] / spacing[0]
+        else:
+            image, labels, dense = hu[:, index], mask[:, index], thick[:, index]
+            aspect = spacing[2] / spacing[0]
+        axis.imshow(
+            image, cmap="gray", vmin=-1350, vmax=150, aspect=aspect, origin="upper" if view == "axial" else "lower"
+        )
+        overlay = np.zeros((*dense.shape, 4))
+        overlay[dense] = (1.0, 0.9, 0.0, 0.8)
+        axis.imshow(overlay, aspect=aspect, origin="upper" if view == "axial" else "lower")
+        for value, colour in ((1, "red"), (2, "deepskyblue")):
+            if (labels == value).any():
+                axis.contour(labels == value, levels=[0.5], colors=colour, linewidths=0.7)
+        axis.set_title(f"{view} {index}", color="white", fontsize=9)
+        axis.axis("off")
+    for axis in axes.ravel()[len(views) :]:
+        axis.axis("off")
+    figure.suptitle(title, color="white")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=70, facecolor="black")
+    plt.close(figure)
+
+
+def coronal_levels(mask: np.ndarray) -> list[int]:
+    """Two coronal (y) indices: the mask's 40th and 60th percentile in y (through the lungs' middle)."""
+    j = np.flatnonzero(mask.any(axis=(0, 2)))
+    if j.size == 0:
+        return []
+    return [int(j[0] + f * (j[-1] - j[0])) for f in (0.45, 0.7)]
+
+
+def print_header() -> None:
+    print(
+        f"{'case':<10} {'truth':<5} {'lungs':<17} {'R ml':>6} {'L ml':>6} {'thick ml':>8} {'inf.dense':>9} "
+        f"{'P':>6} {'thr':>5} {'call':<4} {'hot HU':>7} {'hot thick':>9} {'hot inf':>7} {'seg s':>6}"
+    )
+
+
+def print_row(row: dict) -> None:
+    prob = f"{row['probability']:.3f}" if "probability" in row else "-"
+    thr = f"{row['threshold']:.2f}" if "threshold" in row else "-"
+    call = ("pos" if row["label"] == "positive" else "neg") if "label" in row else "-"
+    hot_hu = f"{row['hot_hu']:.0f}" if "hot_hu" in row else "-"
+    print(
+        f"{row['case']:<10} {'COVID' if row['covid'] else 'neg':<5} {row['method']:<17} {row['right_ml']:>6.0f} "
+        f"{row['left_ml']:>6.0f} {row['thick_dense_ml']:>8.1f} "
+        f"{row.get('dense_in_infection_slices_ml', float('nan')):>9.1f} {prob:>6} {thr:>5} {call:<4} "
+        f"{hot_hu:>7} {str(row.get('hot_in_thick_dense', '-')):>9} {str(row.get('hot_in_infection_slice', '-')):>7} "
+        f"{row['segment_s']:>6.1f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="decovnet", help="classifier (catalogue name or folder); 'none' skips it")
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=[None],
+        choices=("unet", "threshold"),
+        help="lung methods to compare (default: the model card's)",
+    )
+    parser.add_argument("--cases", nargs="+", default=[ct.name for ct in REAL_CTS], choices=sorted(REAL_BY_NAME))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", type=Path, help="folder for the mask review PNGs and yardstick.json")
+    args = parser.parse_args()
+
+    from covidct.detect import load_classifier
+
+    loaded = None if args.model == "none" else load_classifier(args.model, args.device)
+    if loaded is None and args.methods == [None]:
+        args.methods = ["unet"]
+    print(f"model: {loaded[1].name if loaded else 'none'}")
+    print_header()
+    rows = []
+    for name in args.cases:
+        case = REAL_BY_NAME[name]
+        if not case.file.exists():
+            print(f"skipped {name}: {case.file} not found (set COVIDCT_SHARED_DATA)")
+            continue
+        for method in args.methods:
+            rows.append(measure(case, method, loaded, args.out))
+            print_row(rows[-1])
+    negatives = [row for row in rows if not row["covid"]]
+    if negatives:
+        print(f"worst thick dense on a real negative: {max(r['thick_dense_ml'] for r in negatives):.1f} ml")
+    if loaded is not None:
+        wrong = [r["case"] for r in rows if (r["label"] == "positive") != r["covid"]]
+        print(f"misclassified: {', '.join(wrong) if wrong else 'none'} of {len(rows)}")
+    if args.out is not None:
+        from covidct.outputs import write_json
+
+        write_json(args.out / "yardstick.json", {"model": loaded[1].name if loaded else None, "rows": rows})
+
+
+if __name__ == "__main__":
+    main()
