@@ -343,12 +343,18 @@ class CovidCTDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             f"<b>P(COVID-19) = {result.probability:.3f}</b>: <b>{result.label}</b> at threshold "
             f"{result.threshold:g} ({result.model}; research use only, not clinically validated)."
         ]
+        lines += [f"<b>Warning:</b> {warning}" for warning in result.warnings]
         if result.heatMapNode is not None:
             regions = result.suspiciousRegions
             lines.append(
                 f"Suspicious region: {regions.get('regions', 0)} region(s), {regions.get('volume_ml', 0):.1f} mL."
                 if result.suspiciousSegmentationNode is not None
                 else "No suspicious region."
+            )
+            lines.append(
+                "Heat map: absolute scale, the same for every CT."
+                if result.heatMapScaling == "absolute"
+                else "Heat map: relative, 1 = this CT's maximum (a negative CT shows bright heat too)."
             )
         if result.montagePath is not None:
             lines.append(

@@ -1,4 +1,4 @@
-"""covidct.detect on the real CIP CT with models saved through the catalogue (random weights, so the
+"""covidct.detect (covidct.detection) on the real CIP CT with models saved through the catalogue (random weights, so the
 pipeline runs without bundled weights): fields, geometry, saved files, orientation invariance,
 thresholds and error sentences."""
 
@@ -12,7 +12,7 @@ import SimpleITK as sitk
 import torch
 from conftest import TEST_DATA
 
-from covidct.detect import Detection, detect
+from covidct.detection import Detection, detect
 from covidct.errors import CTInputError, ModelError, UsageError
 from covidct.geometry import resample_to_reference
 from covidct.models import load_model
@@ -166,7 +166,7 @@ def test_decovnet_two_logit_model_end_to_end(models_dir):
 
 
 def test_an_architecture_name_stands_for_the_installed_model_of_that_architecture(models_dir, monkeypatch, tmp_path):
-    from covidct.detect import load_classifier
+    from covidct.detection import load_classifier
     from covidct.models import catalogue
 
     # the bundled model of an architecture comes first, before the user's models of that architecture

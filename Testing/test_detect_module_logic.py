@@ -23,8 +23,8 @@ from conftest import REPO, TEST_DATA
 slicer = pytest.importorskip("slicer", reason="slicer-core (real MRML without the Slicer application) is not installed")
 import vtk  # noqa: E402  (installed with slicer-core)
 
-import covidct.detect as detect_module  # noqa: E402
-from covidct.detect import detect  # noqa: E402
+import covidct.detection as detect_module
+from covidct.detection import detect  # noqa: E402
 from covidct.errors import CTInputError, ModelError, UsageError  # noqa: E402
 from CovidCTDetectLib import detect_logic  # noqa: E402
 from CovidCTDetectLib.detect_logic import (
@@ -252,7 +252,7 @@ def test_background_job_polls_cancels_and_reports_errors(scene, models_dir, tmp_
 
 def test_model_choices_are_the_libraries(scene, models_dir):
     """The logic offers the library's choices: the catalogue's classifiers and its model lookup, and
-    covidct.detect's lung methods mirrored without importing it (it needs scipy, which Slicer may lack)."""
+    covidct.detection's lung methods mirrored without importing it (it needs scipy, which Slicer may lack)."""
     assert detect_logic.CLASSIFIERS == ("decovnet", "covid19net")
     # an architecture name stands for the installed model of that architecture, as in covidct detect --model
     assert classifier_card("decovnet").name == "decovnet-demo"

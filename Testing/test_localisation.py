@@ -14,7 +14,7 @@ import SimpleITK as sitk
 from benchmarks.heatmap_sanity import real_case, synth_case, synth_cases
 from conftest import shared_file
 
-from covidct.detect import load_classifier
+from covidct.detection import load_classifier
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -328,7 +328,7 @@ def test_bundled_weights_load_and_say_what_they_are(name, architecture):
 def test_bundled_covid19net_gives_64_deep_features_on_a_real_ct():
     from conftest import shared_file
 
-    from covidct.detect import detect
+    from covidct.detection import detect
     from covidct.io import load_ct
 
     result = detect(

@@ -23,7 +23,7 @@ from conftest import TEST_DATA
 
 slicer = pytest.importorskip("slicer", reason="slicer-core (real MRML without the Slicer application) is not installed")
 
-from covidct.detect import detect  # noqa: E402
+from covidct.detection import detect  # noqa: E402
 from covidct.errors import DatasetError, ModelError, UsageError  # noqa: E402
 from covidct.prognosis import CoxModel, fit_prognosis, load_cohort, predict_prognosis, write_fit  # noqa: E402
 from CovidCTDetectLib.prognosis_logic import (

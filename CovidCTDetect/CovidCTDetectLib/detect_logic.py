@@ -12,7 +12,7 @@ background process (:mod:`CovidCTDetectLib.process`). Its outputs become:
   "Right lung", "Left lung"), and the suspicious region (heat ≥ 0.5 in regions ≥ 1 mL, see
   :mod:`covidct.explain`), when there is one, as the segmentation node "<volume> suspicious region"
   with the segment "Suspicious region";
-* the files of :meth:`covidct.detect.Detection.save` (report.json, montage.png, ...) in the sub-folder
+* the files of :meth:`covidct.detection.Detection.save` (report.json, montage.png, ...) in the sub-folder
   named after the volume of an output folder that is kept (a new temporary folder unless one is given).
 
 Batch: ``covidct detect FOLDER --out DIR`` (files and DICOM series; one sub-folder per case and
@@ -183,6 +183,10 @@ class DetectionResult:
     lungSegmentationNode: object = None
     suspiciousSegmentationNode: object = None
     suspiciousRegions: dict = field(default_factory=dict)
+    #: sentences about the input (outside the model's validated range, a resampled lung mask)
+    warnings: list = field(default_factory=list)
+    #: "absolute" (one scale for every CT) or "relative" (1 = this CT's maximum); "" without a heat map
+    heatMapScaling: str = ""
 
 
 class DetectionJob(CommandJob):
@@ -206,7 +210,7 @@ class DetectionJob(CommandJob):
         self.opacity = opacity
 
     def report(self) -> dict:
-        """Once :attr:`done`: the command's report.json (see :meth:`covidct.detect.Detection.report`), or raise
+        """Once :attr:`done`: the command's report.json (see :meth:`covidct.detection.Detection.report`), or raise
         its one-sentence error. Nothing is added to the scene; the temporary input files are deleted."""
         try:
             self.process.check()
@@ -237,8 +241,10 @@ class DetectionJob(CommandJob):
             outputFolder=self.case_folder,
             montagePath=files.get("montage"),
             tableNode=None,
+            warnings=list(report.get("warnings", [])),
         )
         if "heatmap" in files:
+            result.heatMapScaling = report["heatmap"].get("scaling", "relative")
             result.heatMapNode = heat_map_volume(
                 read_image(files["heatmap"]), name=scene.GenerateUniqueName(f"{name} COVID-19 heat map"), scene=scene
             )
@@ -490,10 +496,10 @@ def _check_options(lungs_method: str, device: str) -> None:
 
 
 def _checked_threshold(threshold):
-    """None, or ``threshold`` checked by :func:`covidct.detect.check_threshold` (one-sentence UsageError)."""
+    """None, or ``threshold`` checked by :func:`covidct.detection.check_threshold` (one-sentence UsageError)."""
     if threshold is None:
         return None
-    from covidct.detect import check_threshold
+    from covidct.detection import check_threshold
 
     return check_threshold(threshold)
 

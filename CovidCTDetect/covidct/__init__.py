@@ -5,6 +5,11 @@ Research software, not a medical device. The public API is re-exported here lazi
 
     import covidct
     ct = covidct.load_ct("chest.nii.gz")          # SimpleITK image, HU, LPS geometry
+    result = covidct.detect(ct)                   # the default model, its card's lung method
+    rows = covidct.detect_batch(["scans/"], "results/")
+
+Training is ``covidct.train.train(covidct.TrainConfig(...))``: ``covidct.train`` is the subpackage,
+so its function cannot also be re-exported under that name here.
 """
 
 from __future__ import annotations
@@ -24,9 +29,17 @@ _LAZY = {
     "ModelError": "covidct.errors",
     "DatasetError": "covidct.errors",
     "segment_lungs": "covidct.lungs",
-    "detect": "covidct.detect",
-    "Detection": "covidct.detect",
+    "lung_volumes_ml": "covidct.lungs",
+    "detect": "covidct.detection",
+    "Detection": "covidct.detection",
+    "detect_batch": "covidct.batch",
+    "load_model": "covidct.models",
+    "list_models": "covidct.models",
+    "TrainConfig": "covidct.train",
+    "read_predictions": "covidct.evaluate",
+    "evaluate_predictions": "covidct.evaluate",
 }
+__all__ = sorted(_LAZY)
 
 
 def __getattr__(name: str):

@@ -21,7 +21,7 @@ from .errors import CovidCTError, UsageError
 
 log = logging.getLogger(__name__)
 
-RESULT_COLUMNS = ("case", "source", "model", "probability", "label", "threshold", "seconds", "error")
+RESULT_COLUMNS = ("case", "source", "model", "probability", "label", "threshold", "seconds", "error", "warnings")
 
 
 def find_cases(inputs, exclude=()) -> list[Path]:
@@ -87,7 +87,7 @@ def detect_batch(
     heatmap: bool = True,
     progress=None,
 ) -> list[dict]:
-    """Run :func:`covidct.detect.detect` on every case of :func:`find_cases` and return the result rows.
+    """Run :func:`covidct.detection.detect` on every case of :func:`find_cases` and return the result rows.
 
     ``out_dir/<case>/`` receives each case's outputs (:meth:`Detection.save`) and ``out_dir/results.csv``
     one row per case (:data:`RESULT_COLUMNS`; ``seconds`` is the case's wall time). The model is loaded
@@ -95,7 +95,7 @@ def detect_batch(
     threshold) raise before any case runs; a failing case is recorded and the batch continues (an
     internal error, i.e. a bug, propagates when there is only one case, so that its traceback can be seen).
     """
-    from .detect import check_threshold, detect, load_classifier
+    from .detection import check_threshold, detect, load_classifier
 
     out_dir = Path(out_dir)
     cases = find_cases(inputs, exclude=[out_dir])  # a rerun's own outputs are not a case
@@ -125,7 +125,14 @@ def detect_batch(
                 lungs_method=lungs_method,
             )
             result.save(out_dir / name)
-            row.update(probability=f"{result.probability:.6f}", label=result.label, threshold=result.threshold)
+            row.update(
+                probability=f"{result.probability:.6f}",
+                label=result.label,
+                threshold=result.threshold,
+                warnings=" ".join(result.warnings),
+            )
+            for warning in result.warnings:
+                log.warning("%s: %s", name, warning)
         except CovidCTError as error:
             row["error"] = str(error)
         except Exception as error:  # a bug on one case must not lose the rest of a batch

@@ -25,7 +25,7 @@ LESIONS = {"n_lesions": (6, 12), "size_mm": (30.0, 80.0)}
 
 @dataclass
 class DemoCase:
-    """One demo run: its name, the :class:`~covidct.detect.Detection`, the files written, and for the
+    """One demo run: its name, the :class:`~covidct.detection.Detection`, the files written, and for the
     lesion copy the share of heat inside the synthetic lesions, the lesions' share of the lung volume
     (what an evenly spread heat map would give) and whether the hottest voxel is in a lesion."""
 
@@ -51,7 +51,7 @@ def run_demo(
     Raises :class:`ModelError` with one sentence when the model's weights are not installed.
     """
     from .data.synth import insert_lesions
-    from .detect import detect, load_classifier
+    from .detection import detect, load_classifier
     from .explain import heat_share, peak_inside
     from .io import save_image
 

@@ -42,6 +42,7 @@ TILT_TOLERANCE_PIXELS = 0.1  #: in-plane drift of slice origins below this is no
 MISSING_SLICE_FACTOR = 1.5  #: a gap larger than this × the median spacing means missing slices
 
 _MODALITY, _SERIES_UID, _DESCRIPTION, _NUMBER = "0008|0060", "0020|000e", "0008|103e", "0020|0011"
+_PIXEL_SPACING = "0028|0030"
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class DicomImage:
     direction: tuple[float, ...]  #: 3×3 row-major; columns = row direction, column direction, normal
     spacing: tuple[float, float]  #: (x, y) pixel spacing in mm
     size: tuple[int, int, int]  #: (columns, rows, frames)
+    spacing_stated: bool = True  #: PixelSpacing is present and positive (else the reader's 1 mm is a guess)
 
 
 @dataclass
@@ -151,6 +153,7 @@ def read_header(path: Path) -> DicomImage | None:
         direction=tuple(reader.GetDirection()),
         spacing=tuple(reader.GetSpacing()[:2]),
         size=size[:3],
+        spacing_stated=_positive_numbers(tag(_PIXEL_SPACING)),
     )
 
 
@@ -204,6 +207,11 @@ def plan_geometry(series: DicomSeries, source: str, unreadable: int = 0) -> Seri
     ``unreadable`` (files skipped by the scan) is mentioned when slices turn out to be missing.
     """
     first = series.first
+    if not first.spacing_stated:
+        raise CTInputError(
+            f"The DICOM series in '{source}' has no Pixel Spacing (0028,0030), so its size in mm is unknown; "
+            "export the CT again with its pixel spacing."
+        )
     direction = np.array(first.direction, dtype=float).reshape(3, 3)
     if len(series.images) == 1:
         return SeriesPlan(
@@ -373,3 +381,12 @@ def has_dicom_magic(path: Path) -> bool:
             return stream.read(4) == b"DICM"
     except OSError:
         return False
+
+
+def _positive_numbers(value: str) -> bool:
+    """True when a DICOM multi-value string (``a\\b``) holds numbers that are all positive."""
+    try:
+        numbers = [float(v) for v in value.split("\\") if v.strip()]
+    except ValueError:
+        return False
+    return bool(numbers) and all(v > 0 for v in numbers)

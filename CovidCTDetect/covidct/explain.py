@@ -33,9 +33,11 @@ The cam (at the layer's resolution) is then
    is the same mapping as resizing to ``(D, H, W)`` first, with one interpolation instead of two),
    placed in the box by :meth:`covidct.geometry.ModelGrid.to_ct`, and by
    :func:`covidct.geometry.from_canonical` onto the CT's own grid,
-2. set to 0 outside the lungs and divided by its maximum inside the lungs, so that it runs 0…1
-   (1 = the most COVID-suggestive lung voxel of this CT; an all-zero map means that no lung area
-   raised the COVID-19 score). Values are relative within one CT, not comparable across CTs.
+2. set to 0 outside the lungs and divided by the model card's ``heatmap_scale`` (clipped to 1): one
+   absolute scale, so that a CT the model finds little evidence in shows little heat. A model
+   without a scale gets its map divided by its maximum inside the lungs (1 = the most
+   COVID-suggestive lung voxel of this CT): relative within one CT, not comparable across CTs, and
+   labelled so wherever it is shown. An all-zero map means that no lung area raised the score.
 
 :func:`suspicious_regions` turns a heat map into a labelmap (heat ≥ a level, connected components
 of at least a minimum volume in mL).
@@ -136,14 +138,18 @@ def hires_cam(model, x):
         return explainer.cam(logits), logits.detach()
 
 
-def heatmap_on_ct(cam: np.ndarray, grid: ModelGrid, ct: sitk.Image, lungs: sitk.Image) -> sitk.Image:
+def heatmap_on_ct(
+    cam: np.ndarray, grid: ModelGrid, ct: sitk.Image, lungs: sitk.Image, scale: float | None = None
+) -> sitk.Image:
     """Map a class-activation array back onto ``ct``'s grid, restricted to ``lungs`` and scaled 0…1.
 
     ``cam``: ``(d, h, w)`` array covering the model input that ``grid`` describes (any resolution:
     its cells tile the model input edge to edge);
     ``grid``: the :class:`ModelGrid` of the preprocessing (canonical CT grid ↔ model grid);
-    ``lungs``: labelmap on ``ct``'s grid (any value > 0 is lung). Returns a float32 image with
-    ``ct``'s geometry: 0 outside the lungs, ``cam / max(cam inside the lungs)`` inside.
+    ``lungs``: labelmap on ``ct``'s grid (any value > 0 is lung); ``scale``: the cam value shown as 1
+    (a model card's ``heatmap_scale``: one absolute scale for every CT), or None for the maximum
+    inside the lungs (relative to this CT). Returns a float32 image with ``ct``'s geometry: 0 outside
+    the lungs, ``cam / scale`` clipped to 0…1 inside.
     """
     import torch
 
@@ -160,23 +166,24 @@ def heatmap_on_ct(cam: np.ndarray, grid: ModelGrid, ct: sitk.Image, lungs: sitk.
     canonical_lungs = to_canonical(lungs)  # kept alive while its array view is read
     inside = sitk.GetArrayViewFromImage(canonical_lungs) > 0
     canonical *= inside
-    peak = float(canonical.max())
-    if peak > 0:
-        canonical /= peak
+    divisor = float(scale) if scale else float(canonical.max())
+    if divisor > 0:
+        canonical /= divisor
     np.clip(canonical, 0.0, 1.0, out=canonical)
     return from_canonical(image_from_array(canonical, canonical_ct), ct)
 
 
 def suspicious_regions(
-    heatmap: sitk.Image, level: float = SUSPICIOUS_LEVEL, min_volume_ml: float = SUSPICIOUS_MIN_ML
+    heatmap: sitk.Image, level: float = SUSPICIOUS_LEVEL, min_volume_ml: float = SUSPICIOUS_MIN_ML, marked: bool = True
 ) -> sitk.Image:
     """UInt8 labelmap on the heat map's grid: 1 where heat ≥ ``level`` in a connected region
-    (26-connectivity) of at least ``min_volume_ml`` millilitres, 0 elsewhere."""
+    (26-connectivity) of at least ``min_volume_ml`` millilitres, 0 elsewhere; all 0 when ``marked`` is
+    False (a negative result marks no region as suspicious)."""
     if not 0.0 < level <= 1.0:
         raise ValueError(f"suspicious-region level must be in (0, 1], got {level}")
     hot = sitk.GetArrayViewFromImage(heatmap) >= level
     out = np.zeros(hot.shape, np.uint8)
-    found = _components(hot)
+    found = _components(hot) if marked else None
     if found is not None:
         labels, counts, box = found
         keep = counts * voxel_volume_ml(heatmap) >= min_volume_ml

@@ -68,6 +68,26 @@ def resample_to_reference(
     return sitk.Resample(image, reference, sitk.Transform(), method, default_value, image.GetPixelID())
 
 
+def same_grid(a: sitk.Image, b: sitk.Image) -> bool:
+    """True when two images share one voxel grid: size, spacing (relative 1e-5), origin (1 µm) and
+    direction (1e-5)."""
+    return (
+        a.GetSize() == b.GetSize()
+        and np.allclose(a.GetSpacing(), b.GetSpacing(), rtol=1e-5, atol=1e-6)
+        and np.allclose(a.GetOrigin(), b.GetOrigin(), atol=1e-3)
+        and np.allclose(a.GetDirection(), b.GetDirection(), atol=1e-5)
+    )
+
+
+def slice_and_pixel_mm(image: sitk.Image) -> tuple[float, float]:
+    """``(slice spacing, mean in-plane pixel size)`` in mm: the spacing along the image axis closest to
+    the patient's head-foot (z) direction, and the mean of the other two."""
+    direction = np.abs(np.array(image.GetDirection(), dtype=float).reshape(3, 3))
+    axis = int(np.argmax(direction[2]))
+    spacing = np.array(image.GetSpacing(), dtype=float)
+    return float(spacing[axis]), float(np.delete(spacing, axis).mean())
+
+
 def image_from_array(array: np.ndarray, like: sitk.Image) -> sitk.Image:
     """A SimpleITK image holding ``array`` (indexed z, y, x) with ``like``'s geometry."""
     if tuple(array.shape) != tuple(reversed(like.GetSize())):
@@ -109,6 +129,16 @@ def resize_array(array: np.ndarray, shape: tuple[int, ...], order: int = 1) -> n
     return result.copy() if result is array else result
 
 
+def area_resize(array: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """Resize a 3D array ``(z, y, x)`` to ``shape`` by averaging the input voxels each output voxel
+    covers (PyTorch's ``interpolate(mode="area")``, an adaptive average pooling; an axis that grows
+    repeats voxels). Returns float32."""
+    import torch
+
+    tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None, None]
+    return torch.nn.functional.interpolate(tensor, size=tuple(int(n) for n in shape), mode="area")[0, 0].numpy()
+
+
 # ---------------------------------------------------------------------------------------------
 # crop boxes and the model grid
 Box = tuple[slice, slice, slice]
@@ -133,15 +163,18 @@ class ModelGrid:
     ``ct_shape``: canonical CT array shape ``(z, y, x)``; ``box``: the ``(z, y, x)`` slices cut from it;
     ``pad``: voxels added before and after the box along each axis, ``((z0, z1), (y0, y1), (x0, x1))``
     (the lung UNet pads small fields of view with air); ``model_shape``: the ``(D, H, W)`` the padded
-    box was resized to. :meth:`to_model` applies the cut, pad and resize to any array on the CT grid;
-    :meth:`to_ct` maps a model-grid array back (resize to the padded box, drop the pad, place in a
-    CT-sized array filled with ``fill``).
+    box was resized to; ``antialias``: :meth:`to_model` averages the voxels each model cell covers
+    (area resize: noise and reconstruction-kernel texture are averaged away alike on every scanner)
+    instead of sampling them (trilinear). :meth:`to_model` applies the cut, pad and resize to any
+    array on the CT grid; :meth:`to_ct` maps a model-grid array back (trilinear resize to the padded
+    box, drop the pad, place in a CT-sized array filled with ``fill``).
     """
 
     ct_shape: tuple[int, int, int]
     box: Box
     model_shape: tuple[int, int, int]
     pad: tuple[tuple[int, int], ...] = ((0, 0), (0, 0), (0, 0))
+    antialias: bool = False
 
     @classmethod
     def full(cls, ct_shape, model_shape, pad=((0, 0), (0, 0), (0, 0))) -> ModelGrid:
@@ -159,10 +192,13 @@ class ModelGrid:
         return tuple(s.stop - s.start + before + after for s, (before, after) in zip(self.box, self.pad, strict=True))
 
     def to_model(self, array: np.ndarray, order: int = 1, fill: float = 0.0) -> np.ndarray:
-        """Cut the box from a CT-grid array, pad it with ``fill`` and resize it to ``model_shape``."""
+        """Cut the box from a CT-grid array, pad it with ``fill`` and resize it to ``model_shape``
+        (``order`` 1: trilinear, or the area average when :attr:`antialias`, float32; 0: nearest)."""
         cut = np.asarray(array)[self.box]
         if any(before or after for before, after in self.pad):
             cut = np.pad(cut, self.pad, constant_values=fill)
+        if self.antialias and order == 1:
+            return area_resize(cut, self.model_shape)
         return resize_array(cut, self.model_shape, order)
 
     def unpad(self, array: np.ndarray) -> np.ndarray:

@@ -31,7 +31,7 @@ import SimpleITK as sitk
 
 from . import dicom, validate
 from .errors import CTInputError, UsageError
-from .filecheck import nifti_is_complete
+from .filecheck import nifti_is_complete, stated_spacing
 from .outputs import atomic_path
 
 log = logging.getLogger(__name__)
@@ -176,6 +176,11 @@ def _read_file(path: Path, ct: bool) -> tuple[sitk.Image, CTSource]:
                 "MetaImage or DICOM file); export the CT again in one of these formats."
             ) from exc
     pixel_type = sitk.GetPixelIDValueAsString(reader.GetPixelID())
+    if ct and stated_spacing(path) == ():
+        raise CTInputError(
+            f"'{name}' states no voxel spacing in its header (NIfTI pixdim 0, or an NRRD or MetaImage file "
+            "without spacing), so its size in mm is unknown; export the CT again with its spacing."
+        )
     if ct:
         validate.check_header(
             reader.GetSize(),

@@ -77,12 +77,15 @@ def save_heatmap_montage(
     lungs: sitk.Image | None = None,
     title: str = "",
     count: int = 8,
+    scaling: str = "relative",
 ) -> list[int]:
     """Write the montage PNG (atomically) and return the stored-CT slice indices ``k`` it shows.
 
     ``ct`` in HU and ``heatmap`` (0…1) must share one grid; ``lungs`` (optional, same grid) picks the
     slices when the heat map is all zero. Panels: lung-window CT (:data:`LUNG_WINDOW`) in grey, heat
-    above :data:`HEAT_FLOOR` in the ``hot`` colour map (semi-transparent), one colour bar.
+    above :data:`HEAT_FLOOR` in the ``hot`` colour map (semi-transparent), one colour bar, labelled
+    with the heat map's ``scaling`` (``"absolute"``: the model's scale, the same for every CT, or
+    ``"relative"``: 1 = this CT's maximum).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -128,7 +131,12 @@ def save_heatmap_montage(
     top = 1.0 - 0.5 / figure.get_figheight()
     figure.subplots_adjust(left=0.01, right=0.89, bottom=0.01, top=top, wspace=0.04, hspace=0.14)
     if overlay is not None:
-        figure.colorbar(overlay, cax=figure.add_axes((0.91, 0.15, 0.015, 0.7)), label="heat (HiResCAM, 0–1)")
+        label = (
+            "heat (HiResCAM, absolute scale: the same for every CT)"
+            if scaling == "absolute"
+            else "heat (HiResCAM, relative: 1 = this CT's maximum)"
+        )
+        figure.colorbar(overlay, cax=figure.add_axes((0.91, 0.15, 0.015, 0.7)), label=label)
     if title:
         figure.suptitle(title, fontsize=10, y=1.0 - 0.15 / figure.get_figheight(), va="top")
     with atomic_path(path) as tmp:

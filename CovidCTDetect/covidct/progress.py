@@ -91,10 +91,11 @@ class BarProgress(Progress):
 
 
 def make_progress(json_lines: bool = False, quiet: bool = False) -> Progress:
-    """The reporter for a command line run: JSON lines, a bar, or silence."""
+    """The reporter for a command line run: JSON lines, bars (only when stderr is a terminal, so that
+    a log file or a caller reading stderr gets the error sentences alone), or silence."""
     if json_lines:
         return JsonLinesProgress()
-    if quiet:
+    if quiet or not sys.stderr.isatty():
         return Progress()
     return BarProgress()
 

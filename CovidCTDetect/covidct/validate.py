@@ -5,10 +5,14 @@ Two stages, so that a bad or huge file is refused before its voxels are read:
 * :func:`check_header` — from the header only (size, spacing, components, bytes per voxel): not 3D,
   a colour/vector image, fewer than :data:`MIN_SLICES` slices, absurd spacing, too large for memory.
 * :func:`check_values` — from the voxels: NaN/Inf, a single value, a label map, values that are not
-  Hounsfield units (an MR, PET, or a CT saved without its rescale intercept).
+  Hounsfield units (an MR, PET, or a CT saved without its rescale intercept), noise without anatomy.
 
 :func:`validate_ct` runs both on an image already in memory. Value checks use at most
 :data:`SAMPLE_VOXELS` voxels (a regular stride through the volume), so they take well under a second.
+
+Lung masks, segmented here or given by the user, are checked too: :func:`check_lung_mask_values`
+(a labelmap of 0/1 or 0/1/2, not a heat map or a CT) and :func:`check_lungs` (each lung's volume
+plausible: no lungs, a single lung or 12 L of "lung" in noise are refused).
 """
 
 from __future__ import annotations
@@ -30,6 +34,11 @@ AIR_MAX_HU = -500.0  #: the 1st percentile of a chest CT (air, lung) lies below 
 HIGH_MAX_HU = 4000.0  #: the 99th percentile of a CT (bone at most) lies below this
 LABEL_MAX_VALUES = 128  #: integer images with at most this many distinct values are label maps
 SAMPLE_VOXELS = 2_000_000  #: voxels sampled for the value checks
+#: a CT's neighbouring voxels differ (median) by far less than its spread of values (interquartile
+#: range); above this ratio the image is noise without anatomy (uniform noise: about 0.6; real CTs < 0.05)
+MAX_ROUGHNESS = 0.25
+#: plausible volume of one lung, in litres
+LUNG_LITRES = (0.3, 5.0)
 
 
 def check_header(
@@ -120,6 +129,83 @@ def check_values(image: sitk.Image, source: str) -> None:
             f"{p99:g}, whereas a chest CT has air near -1000 HU and little above 3000 HU), so it "
             "may be an MR or PET image or a CT saved without its rescale intercept; load a CT in HU."
         )
+    ratio = roughness(array, sample)
+    if ratio > MAX_ROUGHNESS:
+        raise CTInputError(
+            f"'{source}' looks like noise, not a CT: neighbouring voxels differ by {ratio:.2f} of the image's "
+            f"range of values (a CT's organs and air are smooth regions, below {MAX_ROUGHNESS:g}); load the CT "
+            "image itself."
+        )
+
+
+def roughness(array: np.ndarray, sample: np.ndarray | None = None) -> float:
+    """Median absolute difference of neighbouring voxels along x (in up to 8 whole slices) divided by
+    the interquartile range of the values (of ``sample``, default a subsample of ``array``); 0 for a
+    constant image. Smooth anatomy gives small values, noise large ones."""
+    sample = _sample(array) if sample is None else sample
+    q1, q3 = np.percentile(sample, [25, 75])
+    if q3 <= q1:
+        return 0.0
+    ks = np.unique(np.linspace(0, array.shape[0] - 1, min(8, array.shape[0])).astype(int))
+    planes = np.asarray(array[ks], dtype=np.float32)
+    return float(np.median(np.abs(np.diff(planes, axis=-1)))) / float(q3 - q1)
+
+
+def check_lung_mask_values(mask: sitk.Image, source: str) -> None:
+    """Refuse a lung mask that is not a labelmap of 0/1 (lung) or 0/1/2 (right, left lung): a heat map
+    or probability map (fractional values), a CT, a multi-label segmentation, a 2D or vector image."""
+    if mask.GetDimension() != 3 or mask.GetNumberOfComponentsPerPixel() != 1:
+        raise CTInputError(
+            f"The lung mask '{source}' is not a 3D labelmap; give a lung labelmap volume made from this CT "
+            "(0 = background, 1 = lung, or 1 = right and 2 = left lung)."
+        )
+    values = np.unique(sitk.GetArrayViewFromImage(mask))
+    if not np.array_equal(values, np.rint(values)):
+        raise CTInputError(
+            f"The lung mask '{source}' holds fractional values ({values.size} distinct values from "
+            f"{float(values.min()):g} to {float(values.max()):g}), so it is a probability or heat map, not a "
+            "labelmap; give a labelmap with 0 = background and 1 = lung (or 1 and 2 for the right and left lung)."
+        )
+    if not set(values.tolist()) <= {0, 1, 2}:
+        shown = ", ".join(f"{v:g}" for v in values[:6]) + (", ..." if values.size > 6 else "")
+        raise CTInputError(
+            f"The lung mask '{source}' holds the values {shown}, not 0 and 1 (lung) or 0, 1 and 2 (right, left "
+            "lung); give a lung labelmap (a CT, or a segmentation with other labels, is not one)."
+        )
+
+
+def check_lungs(labels: sitk.Image, source: str, what: str = "segmented lungs") -> None:
+    """Refuse lungs whose volume is implausible.
+
+    ``labels``: a 0/1/2 labelmap (1 = right, 2 = left lung: each lung must hold :data:`LUNG_LITRES`
+    litres, so a single lung found is refused too) or a 0/1 mask (both lungs together: twice that
+    range). ``source`` names the CT, ``what`` the lungs (``"segmented lungs"`` or ``"given lung
+    mask"``) in the one-sentence :class:`CTInputError`.
+    """
+    counts = np.bincount(sitk.GetArrayViewFromImage(labels).ravel(), minlength=3)
+    litres = counts * float(np.prod(labels.GetSpacing())) / 1e6
+    low, high = LUNG_LITRES
+    advice = (
+        "check that it is a chest CT in Hounsfield units with both lungs in view"
+        if what == "segmented lungs"
+        else "give the lung mask made from this CT"
+    )
+    if counts[1:].sum() == 0:
+        raise CTInputError(f"No lungs were found in '{source}', so there is nothing to analyse; {advice}.")
+    if counts[2] == 0:  # one label: both lungs together
+        total = float(litres[1])
+        if not 2 * low <= total <= 2 * high:
+            raise CTInputError(
+                f"The {what} of '{source}' hold {total:.2f} L, outside the {2 * low:g}-{2 * high:g} L of two "
+                f"real lungs; {advice}."
+            )
+        return
+    for value, side in ((1, "right"), (2, "left")):
+        if not low <= litres[value] <= high:
+            raise CTInputError(
+                f"The {side} lung of the {what} of '{source}' holds {litres[value]:.2f} L, outside the "
+                f"{low:g}-{high:g} L of a real lung; {advice}."
+            )
 
 
 def validate_ct(image: sitk.Image, source: str) -> None:

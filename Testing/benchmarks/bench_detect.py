@@ -2,9 +2,9 @@
 
 Prints a table; asserts nothing (timings are machine facts). Each configuration (lung method)
 runs in its own Python process so that one run's peak memory cannot hide another's. Stages are
-those of :attr:`covidct.detect.Detection.timings`, plus the model load, measured apart:
+those of :attr:`covidct.detection.Detection.timings`, plus the model load, measured apart:
 
-* ``model``: :func:`covidct.detect.load_classifier` (sha256 check + ``torch.load``), once per process;
+* ``model``: :func:`covidct.detection.load_classifier` (sha256 check + ``torch.load``), once per process;
 * ``load``: :func:`covidct.io.load_ct` of the CT (P001: 512×512×148 int16 gzip NIfTI);
 * ``lungs``: :func:`covidct.lungs.segment_lungs` with the configuration's method;
 * ``preprocess``: the model's paper input (DeCoVNet: 2×148×224×336; COVID-19Net: 1×48×240×360);
@@ -49,7 +49,7 @@ def measure(ct: str, model: str, device: str, lungs_method: str, repeat: int, ou
     """Run in a child process: load the model, then detect + save ``repeat`` times; figures of each run."""
     import torch
 
-    from covidct.detect import detect, load_classifier
+    from covidct.detection import detect, load_classifier
 
     start = time.perf_counter()
     loaded = load_classifier(model, device)

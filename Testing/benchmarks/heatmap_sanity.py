@@ -50,7 +50,7 @@ def infection_slices(labels_csv: Path, depth: int) -> np.ndarray:
 
 def real_case(name: str, loaded, lungs_method: str | None) -> dict:
     """Heat share vs. lung-volume share in the infection-positive slices of one COVID-CT-MD case."""
-    from covidct.detect import detect
+    from covidct.detection import detect
     from covidct.explain import heat_share
 
     result = detect(COVID_CT_MD / f"{name}.nii.gz", model=loaded, lungs_method=lungs_method)
@@ -106,7 +106,7 @@ def synth_cases(folder: Path, split: str | None, count: int) -> list[dict]:
 
 def synth_case(case: dict, loaded) -> dict:
     """Is the heat-map maximum inside a synthetic lesion; heat share vs. volume share of the lesions."""
-    from covidct.detect import detect
+    from covidct.detection import detect
     from covidct.explain import heat_share, peak_inside
     from covidct.io import read_image
 
@@ -142,7 +142,7 @@ def main() -> None:
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args()
 
-    from covidct.detect import load_classifier
+    from covidct.detection import load_classifier
 
     loaded = load_classifier(args.model, args.device)
     figures = {"model": loaded[1].name, "real": [], "synth": []}

@@ -40,7 +40,7 @@ from real_cts import REAL_BY_NAME, REAL_CTS, infection_slices, thick_dense  # no
 
 def measure(case, method, loaded, out: Path | None) -> dict:
     """One row of the table for ``case`` (a :class:`real_cts.RealCT`) with lung ``method``."""
-    from covidct.detect import detect
+    from covidct.detection import detect
     from covidct.io import load_ct
     from covidct.lungs import lung_volumes_ml, segment_lungs
 
@@ -180,7 +180,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="folder for the mask review PNGs and yardstick.json")
     args = parser.parse_args()
 
-    from covidct.detect import load_classifier
+    from covidct.detection import load_classifier
 
     loaded = None if args.model == "none" else load_classifier(args.model, args.device)
     if loaded is None and args.methods == [None]:

@@ -42,6 +42,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from ..batch import detect_batch
     from ..errors import CovidCTError
+    from ..progress import BarProgress
 
     with progress_from_args(args) as progress:
         rows = detect_batch(
@@ -59,7 +60,7 @@ def run(args) -> int:
     if len(rows) == 1 and failed:
         raise CovidCTError(failed[0]["error"])
     if not args.progress_json:
-        if args.quiet:  # otherwise each case's result was shown as it finished
+        if not isinstance(progress, BarProgress):  # bars show each case's result as it finishes
             for row in rows:
                 outcome = row["error"] or f"P(COVID-19) = {float(row['probability']):.3f} ({row['label']})"
                 print(f"{row['case']}: {outcome}")

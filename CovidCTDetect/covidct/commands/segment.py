@@ -12,6 +12,8 @@ Example: covidct segment chest.nii.gz --out lungs.nii.gz --method threshold
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ._options import add_device_option, add_progress_options, progress_from_args
 
 
@@ -33,11 +35,13 @@ def run(args) -> int:
 
     from ..io import load_ct, save_image
     from ..lungs import lung_volumes_ml, segment_lungs
+    from ..validate import check_lungs
 
     start = time.perf_counter()
     with progress_from_args(args) as progress:
         ct = load_ct(args.ct)
         labels = segment_lungs(ct, method=args.method, device=args.device, progress=progress)
+        check_lungs(labels, Path(args.ct).name)
         save_image(labels, args.out)
         seconds = time.perf_counter() - start
         volumes = lung_volumes_ml(labels)

@@ -65,6 +65,18 @@ def add_arguments(parser) -> None:
         "scripts did (default: the whole field of view, as the paper's text)",
     )
     parser.add_argument(
+        "--input-slice-mm",
+        type=float,
+        metavar="MM",
+        help="DeCoVNet: resize along z to slices of MM mm (default: every slice kept, as the paper)",
+    )
+    parser.add_argument(
+        "--input-antialias",
+        action="store_true",
+        help="DeCoVNet: average the voxels each input cell covers instead of sampling them (the same "
+        "texture on every scanner)",
+    )
+    parser.add_argument(
         "--arch-option",
         action="append",
         metavar="NAME=VALUE",
@@ -99,6 +111,13 @@ def add_arguments(parser) -> None:
         default=10.0,
         help="UNet: loss weight of the inserted lesions' pixels, relative to the others (default 10)",
     )
+    parser.add_argument(
+        "--organ-weight",
+        type=float,
+        default=1.0,
+        help="UNet: loss weight of dense background pixels near the lung (organs touching it), relative to the "
+        "others (default 1)",
+    )
     parser.add_argument("--name", help="name of the final model (default MODEL-RUNFOLDER)")
     parser.add_argument(
         "--deterministic", action="store_true", help="deterministic algorithms on GPU too (slower; always on for CPU)"
@@ -129,11 +148,14 @@ def run(args) -> int:
         pretrain_epochs=args.pretrain_epochs,
         input_size=parse_input_size(args.input_size),
         input_crop=args.input_crop,
+        input_slice_mm=args.input_slice_mm,
+        input_antialias=args.input_antialias,
         lungs_method=args.lungs_method,
         cache_dir=args.cache_dir,
         checkpoint_every=args.checkpoint_every,
         lesion_augment=args.lesion_augment,
         lesion_weight=args.lesion_weight,
+        organ_weight=args.organ_weight,
         name=args.name,
         deterministic=args.deterministic,
         resume=args.resume,

@@ -2,7 +2,7 @@
 
 Used by ``covidct evaluate --manifest`` (predictions to evaluate) and ``covidct features`` (the
 COVID-19Net 64-d deep feature per case, for prognosis). Each case goes through
-:func:`covidct.detect.detect` without heat map: load the CT, take the manifest's lung mask or
+:func:`covidct.detection.detect` without heat map: load the CT, take the manifest's lung mask or
 segment the lungs, build the paper's model input, one forward pass. The model is loaded once.
 """
 
@@ -33,7 +33,7 @@ def predict_cohort(
     import pandas as pd
 
     from ..data.manifest import read_manifest
-    from ..detect import detect
+    from ..detection import detect
     from ..models import load_model
 
     cases = read_manifest(manifest, require_label=require_label)

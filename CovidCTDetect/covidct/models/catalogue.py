@@ -105,6 +105,12 @@ class ModelCard:
     ``training_data`` says in words what the model was trained on and ``training_sources`` lists the
     datasets or cases; ``metrics`` holds evaluation figures (name → value); ``config`` holds the
     architecture's constructor arguments. ``created`` is an ISO-8601 UTC time.
+
+    ``validated`` states the CTs the model was validated on: ``slice_mm`` and ``pixel_mm``, each
+    ``[min, max]`` in mm. Detection refuses slices thicker than ``slice_mm``'s maximum and warns for
+    anything else outside these ranges (empty: no range stated, no check). ``heatmap_scale`` is the
+    HiResCAM value (log-odds units per cell of ``cam_layer``) shown as 1.0 on the heat map, the same
+    for every CT; ``None`` scales each CT's heat map to its own maximum (relative, labelled so).
     """
 
     name: str
@@ -121,6 +127,8 @@ class ModelCard:
     created: str = ""
     metrics: dict = field(default_factory=dict)
     config: dict = field(default_factory=dict)
+    validated: dict = field(default_factory=dict)
+    heatmap_scale: float | None = None
     #: the card file this card was read from (not serialised)
     path: Path | None = field(default=None, compare=False, repr=False)
 

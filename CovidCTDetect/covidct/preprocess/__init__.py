@@ -9,24 +9,37 @@
 from __future__ import annotations
 
 
-def model_input(arch: str, ct, lungs, size: tuple[int, ...] | None = None, crop: str | None = None):
+def model_input(
+    arch: str,
+    ct,
+    lungs,
+    size: tuple[int, ...] | None = None,
+    crop: str | None = None,
+    slice_mm: float | None = None,
+    antialias: bool = False,
+):
     """``(float32 array, ModelGrid)`` input of classifier ``arch`` (``decovnet`` or ``covid19net``)
     for a CT (SimpleITK image, HU) and its lung mask; see the per-model modules for shapes.
 
     ``size`` overrides the paper's size: DeCoVNet's in-plane ``(H, W)``, COVID-19Net's ``(D, H, W)``.
-    ``crop``: DeCoVNet's in-plane crop (None or ``"lung_box"``, :func:`.decovnet.decovnet_input`);
-    COVID-19Net always crops to its lung-ROI. :func:`input_options` reads both from a model card.
-    One interpolation either way.
+    ``crop``, ``slice_mm`` and ``antialias``: DeCoVNet's in-plane crop (None or ``"lung_box"``), slice
+    thickness and area resize (:func:`.decovnet.decovnet_input`); COVID-19Net always crops to its
+    lung-ROI and takes none of them. :func:`input_options` reads them from a model card.
     """
     from ..errors import UsageError
 
     if arch == "decovnet":
         from .decovnet import INPUT_HW, decovnet_input
 
-        return decovnet_input(ct, lungs, size=tuple(size) if size else INPUT_HW, crop=crop)
+        return decovnet_input(
+            ct, lungs, size=tuple(size) if size else INPUT_HW, crop=crop, slice_mm=slice_mm, antialias=antialias
+        )
     if arch == "covid19net":
-        if crop is not None:
-            raise UsageError("COVID-19Net always crops to its lung-ROI; leave the input crop unset.")
+        if crop is not None or slice_mm is not None or antialias:
+            raise UsageError(
+                "COVID-19Net always crops to its lung-ROI and resizes to its input shape; leave the input "
+                "crop, slice thickness and antialias options unset."
+            )
         from .covid19net import INPUT_SHAPE, covid19net_input
 
         return covid19net_input(ct, lungs, shape=tuple(size) if size else INPUT_SHAPE)
@@ -37,10 +50,16 @@ def model_input(arch: str, ct, lungs, size: tuple[int, ...] | None = None, crop:
 
 
 def input_options(arch: str, input_spec: dict | None) -> dict:
-    """The ``size`` and ``crop`` keyword arguments of :func:`model_input` a model card's ``input`` spec
-    asks for: ``size`` from the last two entries of ``shape`` for DeCoVNet (``[2, "T", H, W]``), the
-    last three for COVID-19Net (``[1, D, H, W]``), None for the paper's; ``crop`` from ``crop``."""
+    """The keyword arguments of :func:`model_input` a model card's ``input`` spec asks for: ``size``
+    from the last two entries of ``shape`` for DeCoVNet (``[2, "T", H, W]``), the last three for
+    COVID-19Net (``[1, D, H, W]``), None for the paper's; ``crop``, ``slice_mm`` and ``antialias``
+    from the fields of those names."""
     spec = input_spec or {}
     shape = spec.get("shape")
     n = 3 if arch == "covid19net" else 2
-    return {"size": tuple(int(v) for v in shape[-n:]) if shape else None, "crop": spec.get("crop")}
+    return {
+        "size": tuple(int(v) for v in shape[-n:]) if shape else None,
+        "crop": spec.get("crop"),
+        "slice_mm": spec.get("slice_mm"),
+        "antialias": bool(spec.get("antialias", False)),
+    }

@@ -6,7 +6,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import CTInputError
-from ..geometry import resample_to_reference, to_canonical
+from ..geometry import resample_to_reference, same_grid, to_canonical
 
 
 def canonical_ct_and_lungs(ct: sitk.Image, lungs: sitk.Image) -> tuple[sitk.Image, np.ndarray, np.ndarray]:
@@ -19,7 +19,7 @@ def canonical_ct_and_lungs(ct: sitk.Image, lungs: sitk.Image) -> tuple[sitk.Imag
     """
     if ct.GetDimension() != 3 or lungs.GetDimension() != 3:
         raise CTInputError("The CT and its lung mask must both be 3D images; load a CT volume, not a single slice.")
-    if not _same_grid(ct, lungs):
+    if not same_grid(ct, lungs):
         lungs = resample_to_reference(lungs, ct, "nearest")
     canonical = to_canonical(ct)
     canonical_lungs = to_canonical(lungs)  # keep a reference: the array view does not hold the image alive
@@ -30,12 +30,3 @@ def canonical_ct_and_lungs(ct: sitk.Image, lungs: sitk.Image) -> tuple[sitk.Imag
             "in Hounsfield units, or supply a lung mask."
         )
     return canonical, sitk.GetArrayFromImage(canonical), lung_array
-
-
-def _same_grid(a: sitk.Image, b: sitk.Image) -> bool:
-    return (
-        a.GetSize() == b.GetSize()
-        and np.allclose(a.GetSpacing(), b.GetSpacing(), rtol=1e-5, atol=1e-6)
-        and np.allclose(a.GetOrigin(), b.GetOrigin(), atol=1e-3)
-        and np.allclose(a.GetDirection(), b.GetDirection(), atol=1e-5)
-    )

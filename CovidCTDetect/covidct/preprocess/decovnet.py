@@ -38,33 +38,49 @@ MARGIN_MM = 10.0
 
 
 def decovnet_input(
-    ct: sitk.Image, lungs: sitk.Image, size: tuple[int, int] = INPUT_HW, crop: str | None = None
+    ct: sitk.Image,
+    lungs: sitk.Image,
+    size: tuple[int, int] = INPUT_HW,
+    crop: str | None = None,
+    slice_mm: float | None = None,
+    antialias: bool = False,
 ) -> tuple[np.ndarray, ModelGrid]:
     """``(float32 array (2, T, 224, 336), ModelGrid)`` for DeCoVNet from a CT (HU) and its lung mask.
 
     ``size`` is the in-plane ``(H, W)``: the paper's 224 × 336 unless a model card names another
     (a model trained at a smaller size for a CPU, see :func:`covidct.preprocess.model_input`).
     ``crop``: None (the whole field of view) or ``"lung_box"`` (every slice cut to the lungs' in-plane
-    bounding box grown by ``MARGIN_MM`` mm, see the module docstring).
+    bounding box grown by ``MARGIN_MM`` mm, see the module docstring). ``slice_mm``: None keeps every
+    slice (the paper), else the volume is resized along z to slices of about ``slice_mm`` mm, so that
+    ``T`` depends on the chest's length, not on the scanner's slice spacing. ``antialias``: average
+    the voxels each input cell covers (area resize; both channels, so the mask channel holds each
+    cell's lung fraction) instead of sampling them (trilinear CT, nearest-neighbour mask).
 
-    ``T`` is the CT's number of slices along the canonical z (inferior→superior) axis; rows run
-    anterior→posterior and columns right→left (canonical LPS). The :class:`ModelGrid` maps the whole
-    canonical CT array ``(T, Y, X)`` (or its lung box) to ``(T, 224, 336)`` and back
-    (:meth:`ModelGrid.to_ct`), e.g. for heat maps. Raises :class:`~covidct.errors.CTInputError` when
-    the mask holds no lung voxel, :class:`~covidct.errors.UsageError` for an unknown ``crop``.
+    ``T`` is the CT's number of slices along the canonical z (inferior→superior) axis (or the
+    resampled count); rows run anterior→posterior and columns right→left (canonical LPS). The
+    :class:`ModelGrid` maps the whole canonical CT array ``(T, Y, X)`` (or its lung box) to
+    ``(T, 224, 336)`` and back (:meth:`ModelGrid.to_ct`), e.g. for heat maps. Raises
+    :class:`~covidct.errors.CTInputError` when the mask holds no lung voxel,
+    :class:`~covidct.errors.UsageError` for an unknown ``crop``.
     """
     if crop not in CROPS:
         raise UsageError(f"Unknown DeCoVNet input crop '{crop}'; use 'lung_box', or None for the whole field of view.")
     canonical, ct_array, lung_array = canonical_ct_and_lungs(ct, lungs)
-    model_shape = (ct_array.shape[0], *size)
+    depth = ct_array.shape[0]
+    if slice_mm:
+        depth = max(1, int(round(depth * canonical.GetSpacing()[2] / float(slice_mm))))
+    model_shape = (depth, *size)
     if crop == "lung_box":
         spacing_yx = canonical.GetSpacing()[1::-1]
         margin = (0, *(int(math.ceil(MARGIN_MM / s)) for s in spacing_yx))
         _, rows, columns = bounding_box(lung_array, margin)
-        grid = ModelGrid(tuple(ct_array.shape), (slice(0, ct_array.shape[0]), rows, columns), model_shape)
+        box = (slice(0, ct_array.shape[0]), rows, columns)
+        grid = ModelGrid(tuple(ct_array.shape), box, model_shape, antialias=bool(antialias))
     else:
-        grid = ModelGrid.full(ct_array.shape, model_shape)
+        grid = ModelGrid(
+            tuple(ct_array.shape), tuple(slice(0, n) for n in ct_array.shape), model_shape, antialias=bool(antialias)
+        )
     out = np.empty((2, *grid.model_shape), dtype=np.float32)
     out[0] = grid.to_model(hu_window(ct_array))
-    out[1] = grid.to_model(lung_array, order=0)
+    out[1] = grid.to_model(lung_array.astype(np.float32) if antialias else lung_array, order=1 if antialias else 0)
     return out, grid

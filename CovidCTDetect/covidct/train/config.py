@@ -30,11 +30,14 @@ FIXED_ON_RESUME = (
     "augment",
     "input_size",
     "input_crop",
+    "input_slice_mm",
+    "input_antialias",
     "init_from",
     "pretrain_manifest",
     "lungs_method",
     "lesion_augment",
     "lesion_weight",
+    "organ_weight",
     "arch_options",
 )
 
@@ -50,6 +53,8 @@ class TrainConfig:
     any size; for small GPUs and tests), or ``(D, H, W)`` for COVID-19Net; None = the paper's.
     ``input_crop``: DeCoVNet only, ``"lung_box"`` crops every slice to the lungs' in-plane box
     (:func:`covidct.preprocess.decovnet.decovnet_input`); None = the whole field of view.
+    ``input_slice_mm``: DeCoVNet only, resize along z to slices of this thickness (mm; None = every
+    slice kept); ``input_antialias``: DeCoVNet only, area-average instead of sampling when resizing.
     ``init_from``: a checkpoint (``.pt``) or model folder to start from. ``pretrain_manifest``:
     COVID-19Net's first step, an auxiliary binary task trained (``pretrain_epochs``, default
     ``epochs``) in ``out/pretrain`` before fine-tuning on ``manifest``. ``lungs_method``: segmentation
@@ -58,7 +63,9 @@ class TrainConfig:
     installed). ``cache_dir``: preprocessed-input cache (default ``out/cache``). ``checkpoint_every``:
     steps between mid-epoch checkpoints (0 = only at epoch ends). ``lesion_augment``: UNet only,
     probability that a training slice gets synthetic pleural lesions; ``lesion_weight``: UNet only,
-    cross-entropy weight of those lesions' pixels relative to the others. ``deterministic``:
+    cross-entropy weight of those lesions' pixels relative to the others; ``organ_weight``: UNet only,
+    cross-entropy weight of the background's dense pixels near the lung (organs touching it: heart,
+    liver, spleen, stomach, chest wall), which the mask must leave out. ``deterministic``:
     deterministic algorithms (always on CPU; on CUDA when True). ``arch_options``: constructor
     arguments of the architecture (e.g. ``{"base": 8}`` for a narrower UNet, ``{"dropout": 0.2}`` for
     DeCoVNet); they go into the model card's ``config``, so the model is rebuilt the same way.
@@ -81,11 +88,14 @@ class TrainConfig:
     pretrain_epochs: int | None = None
     input_size: tuple[int, ...] | None = None
     input_crop: str | None = None
+    input_slice_mm: float | None = None
+    input_antialias: bool = False
     lungs_method: str | None = None
     cache_dir: str | None = None
     checkpoint_every: int = 50
     lesion_augment: float = 0.5
     lesion_weight: float = 10.0
+    organ_weight: float = 1.0
     name: str | None = None
     deterministic: bool = False
     resume: bool = False
@@ -129,11 +139,20 @@ class TrainConfig:
             (self.checkpoint_every >= 0, f"--checkpoint-every must be 0 or more (got {self.checkpoint_every})."),
             (0.0 <= self.lesion_augment <= 1.0, f"--lesion-augment must lie in [0, 1] (got {self.lesion_augment})."),
             (self.lesion_weight >= 1.0, f"--lesion-weight must be at least 1 (got {self.lesion_weight})."),
+            (self.organ_weight >= 1.0, f"--organ-weight must be at least 1 (got {self.organ_weight})."),
             (
                 self.input_crop is None or (self.model == "decovnet" and self.input_crop == "lung_box"),
                 f"--input-crop {self.input_crop} is not valid for {self.model}; "
                 "only DeCoVNet takes --input-crop lung_box "
                 "(COVID-19Net always crops to its lung-ROI).",
+            ),
+            (
+                self.model == "decovnet" or (self.input_slice_mm is None and not self.input_antialias),
+                "--input-slice-mm and --input-antialias are DeCoVNet options (COVID-19Net resizes to its own shape).",
+            ),
+            (
+                self.input_slice_mm is None or 0.5 <= self.input_slice_mm <= 20.0,
+                f"--input-slice-mm must lie between 0.5 and 20 mm (got {self.input_slice_mm}).",
             ),
             (
                 self.lungs_method in (None, "unet", "threshold"),

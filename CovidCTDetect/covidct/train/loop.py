@@ -376,6 +376,13 @@ class _Run:
             spec["shape"] = shape
         if config.input_crop:
             spec["crop"] = config.input_crop
+        if config.input_slice_mm:
+            spec["slice_mm"] = config.input_slice_mm
+            spec["slices"] = (
+                f"canonical LPS order (inferior to superior), resized along z to {config.input_slice_mm:g} mm"
+            )
+        if config.input_antialias:
+            spec["antialias"] = True
         cases = self.train_cases + self.val_cases
         labels = [c.label for c in cases if c.label is not None]
         described = (

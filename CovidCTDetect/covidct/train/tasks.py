@@ -118,13 +118,24 @@ class ClassifierTask:
             "lungs": lungs_key(case, self.config.lungs_method),
             "input_size": self.size,
             "input_crop": self.config.input_crop,
+            "input_slice_mm": self.config.input_slice_mm,
+            "input_antialias": self.config.input_antialias,
             "code": code_version(preprocess, geometry),
         }
 
         def compute():
             ct = load_ct(case.ct)
             lungs = lungs_for(case, ct, cache, self.config.lungs_method, self.device)
-            return model_input(self.config.model, ct, lungs, self.size, self.config.input_crop)[0], {"case": case.id}
+            array, _ = model_input(
+                self.config.model,
+                ct,
+                lungs,
+                self.size,
+                self.config.input_crop,
+                self.config.input_slice_mm,
+                self.config.input_antialias,
+            )
+            return array, {"case": case.id}
 
         path = cache.get(parts, compute)
         return [{"path": str(path), "label": int(case.label), "case": case.id}]

@@ -33,6 +33,7 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 import torch.nn.functional as F
+from scipy import ndimage as ndi
 
 from ..data.augment import AugmentRanges, random_augmentation
 from ..data.cache import TensorCache, code_version, file_identity
@@ -45,6 +46,10 @@ from .tasks import lungs_for, lungs_key
 #: docstring), and mild brightness/contrast jitter (±10 %: the HU window is what separates lung from
 #: wall, so the paper's ±50 % would blur that line).
 UNET_RANGES = AugmentRanges(scale=0.4, brightness=0.1, contrast=0.1)
+
+#: background pixels denser than this (HU) within ORGAN_MM of the lung are organ touching it (target 3)
+ORGAN_HU = -300.0
+ORGAN_MM = 15.0
 
 #: Lesions inserted into training slices: dense or ground-glass, every one touching the pleura.
 PLEURAL_LESIONS = LesionOptions(kinds=("consolidation", "ggo"), n_lesions=(1, 3), size_mm=(10.0, 40.0), subpleural=1.0)
@@ -110,17 +115,20 @@ class SegmentationTask:
 
     def load(self, item: dict, index: int, seed: int, train: bool) -> dict:
         """One slice as ``(2, H, W)`` float32 (image, target: 0 background, 1 lung, 2 lung with an
-        inserted lesion), lesions inserted per the module docstring."""
+        inserted lesion, 3 organ: background denser than :data:`ORGAN_HU` within :data:`ORGAN_MM` of
+        the lung), lesions inserted per the module docstring."""
         stack = np.array(TensorCache.load(item["path"])[item["slice"]], dtype=np.float32)
         rng = np.random.default_rng(seed if train else index)
         lesions = item["lesions"] or (train and rng.random() < self.config.lesion_augment)
-        if lesions and stack[1].any():
-            low, high = HU_WINDOW
-            hu, painted = paint_lesions(
-                stack[0] * (high - low) + low, stack[1] > 0, item["spacing"], rng, PLEURAL_LESIONS
-            )
+        low, high = HU_WINDOW
+        lung = stack[1] > 0
+        if lesions and lung.any():
+            hu, painted = paint_lesions(stack[0] * (high - low) + low, lung, item["spacing"], rng, PLEURAL_LESIONS)
             stack[0] = hu_window(hu)
             stack[1][painted > 0] = 2.0
+        if lung.any():
+            near = ndi.distance_transform_edt(~lung, sampling=item["spacing"]) <= ORGAN_MM
+            stack[1][near & ~lung & (stack[0] * (high - low) + low > ORGAN_HU)] = 3.0
         return {
             "x": torch.from_numpy(stack),
             "y": torch.zeros(()),
@@ -150,11 +158,16 @@ class SegmentationTask:
         return stack[:, :1], stack[:, 1].round().long()
 
     def loss(self, model, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy (lesion pixels weighted ``config.lesion_weight``) plus soft Dice of the lung class
-        (Dice keeps thin lung edges from being ignored); ``target`` 0/1/2 as :meth:`load` makes it."""
+        """Cross-entropy (lesion pixels weighted ``config.lesion_weight``, organ pixels
+        ``config.organ_weight``) plus soft Dice of the lung class (Dice keeps thin lung edges from being
+        ignored); ``target`` 0/1/2/3 as :meth:`load` makes it."""
         logits = logits.float()
-        truth = target >= 1
-        weight = 1.0 + (self.config.lesion_weight - 1.0) * (target == 2).float()
+        truth = lung_target(target)
+        weight = (
+            1.0
+            + (self.config.lesion_weight - 1.0) * (target == 2).float()
+            + (self.config.organ_weight - 1.0) * (target == 3).float()
+        )
         cross_entropy = (F.cross_entropy(logits, truth.long(), reduction="none") * weight).sum() / weight.sum()
         lung = torch.softmax(logits, dim=1)[:, 1]
         dice = (2 * (lung * truth).sum() + 1.0) / (lung.sum() + truth.sum() + 1.0)
@@ -162,22 +175,26 @@ class SegmentationTask:
 
     def outputs(self, model, logits: torch.Tensor, target: torch.Tensor, batch: dict) -> dict:
         """Per-slice overlap counts of the predicted and true lung, lesion pixels and those predicted
-        lung, and the loss."""
+        lung, organ pixels and those predicted lung, and the loss."""
         predicted = logits.argmax(dim=1) == 1
-        truth = target >= 1
+        truth = lung_target(target)
         lesion = target == 2
+        organ = target == 3
         return {
             "overlap": (predicted & truth).sum(dim=(1, 2)).tolist(),
             "predicted": predicted.sum(dim=(1, 2)).tolist(),
             "true": truth.sum(dim=(1, 2)).tolist(),
             "lesion": lesion.sum(dim=(1, 2)).tolist(),
             "lesion_found": (predicted & lesion).sum(dim=(1, 2)).tolist(),
+            "organ": organ.sum(dim=(1, 2)).tolist(),
+            "organ_as_lung": (predicted & organ).sum(dim=(1, 2)).tolist(),
             "lesions": batch["lesions"],
             "loss": [float(self.loss(model, logits[i : i + 1], target[i : i + 1])) for i in range(len(target))],
         }
 
     def score(self, records: dict) -> dict:
-        """Dice of the lung class over all validation slices, clean and with lesions, and mean loss."""
+        """Dice of the lung class over all validation slices, clean and with lesions, the share of lesion
+        pixels and of organ pixels predicted lung, and the mean loss."""
         overlap, predicted, true = (np.asarray(records[k], dtype=float) for k in ("overlap", "predicted", "true"))
         lesions = np.asarray(records["lesions"], dtype=bool)
 
@@ -191,6 +208,12 @@ class SegmentationTask:
             "val_dice_clean": dice(~lesions),
             "val_dice_lesions": dice(lesions),
             "val_lesion_coverage": float(np.sum(records["lesion_found"]) / lesion_pixels) if lesion_pixels else 1.0,
+            "val_organ_as_lung": float(np.sum(records["organ_as_lung"]) / max(float(np.sum(records["organ"])), 1.0)),
             "val_loss": float(np.mean(records["loss"])),
             "val_slices": int(len(lesions)),
         }
+
+
+def lung_target(target: torch.Tensor) -> torch.Tensor:
+    """The lung class (bool) of a 0/1/2/3 target: lung (1) and lung with an inserted lesion (2)."""
+    return (target == 1) | (target == 2)

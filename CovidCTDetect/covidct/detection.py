@@ -37,11 +37,11 @@ from .explain import (
     suspicious_regions,
     voxel_volume_ml,
 )
-from .geometry import orientation_code, resample_to_reference
+from .geometry import orientation_code, resample_to_reference, same_grid, slice_and_pixel_mm
+from .lungs import METHODS as LUNGS_METHODS
 
 #: stages of :attr:`Detection.timings`, in pipeline order
 STAGES = ("load", "lungs", "preprocess", "forward", "heatmap", "save")
-LUNGS_METHODS = ("unet", "threshold")
 
 
 @dataclass
@@ -51,13 +51,17 @@ class Detection:
     ``probability``: P(COVID-19) in 0…1; ``label``: ``"positive"`` when ``probability > threshold``,
     else ``"negative"``; ``model``: the catalogue name of the model; ``lungs``: UInt8 labelmap on the
     CT grid (1 right, 2 left lung when segmented here; a given mask keeps its values);
-    ``heatmap``: float32 image on the CT grid, 0…1 inside the lungs (HiResCAM scaled by its maximum
-    inside the lungs), 0 outside, or ``None``; ``suspicious``: UInt8 labelmap (1 = heat ≥
-    ``SUSPICIOUS_LEVEL`` in regions ≥ ``SUSPICIOUS_MIN_ML`` mL) or ``None``; ``features``: the 64-d
+    ``heatmap``: float32 image on the CT grid, 0…1 inside the lungs, 0 outside, or ``None``: HiResCAM
+    divided by the model card's ``heatmap_scale`` (one absolute scale for every CT; clipped at 1) or,
+    for a model without one, by its maximum inside the lungs (relative to this CT: ``heatmap_scaling``
+    says which); ``suspicious``: UInt8 labelmap (1 = heat ≥ ``SUSPICIOUS_LEVEL`` in regions ≥
+    ``SUSPICIOUS_MIN_ML`` mL; all 0 for a negative result) or ``None``; ``features``: the 64-d
     deep feature of COVID-19Net (``None`` for other models); ``timings``: seconds per stage
     (:data:`STAGES`; ``load`` = the model, unless it was passed loaded, and the CT); ``source``: the
     input's file or folder name (never patient data), or ``""``
-    for an in-memory image; ``ct``: the CT (HU) the result belongs to; ``card``: the model card.
+    for an in-memory image; ``ct``: the CT (HU) the result belongs to; ``card``: the model card;
+    ``warnings``: sentences about the input the user should know (outside the model's validated
+    range, a lung mask resampled onto the CT), shown by the command line, the report and Slicer.
     """
 
     probability: float
@@ -72,6 +76,12 @@ class Detection:
     source: str
     ct: sitk.Image = field(repr=False)
     card: object = field(repr=False)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def heatmap_scaling(self) -> str:
+        """``"absolute"`` when the heat map uses the model card's ``heatmap_scale``, else ``"relative"``."""
+        return "absolute" if getattr(self.card, "heatmap_scale", None) else "relative"
 
     @property
     def positive(self) -> bool:
@@ -97,6 +107,7 @@ class Detection:
                 "orientation": orientation_code(self.ct),
             },
             "lung_volume_ml": round(lung_ml, 1),
+            "warnings": list(self.warnings),
             "heatmap": None,
             "features": None if self.features is None else [round(float(v), 6) for v in self.features],
             "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
@@ -106,10 +117,18 @@ class Detection:
         if self.heatmap is not None:
             report["heatmap"] = {
                 "method": "HiResCAM (gradient x activation) of the COVID-19 log-odds at the model's cam_layer",
-                "scaling": "0 outside the lungs; divided by its maximum inside the lungs (relative to this CT)",
+                "scaling": self.heatmap_scaling,
+                "scaling_rule": (
+                    f"0 outside the lungs; HiResCAM divided by the model's heatmap_scale "
+                    f"({self.card.heatmap_scale:g}), the same for every CT, clipped to 1"
+                    if self.heatmap_scaling == "absolute"
+                    else "0 outside the lungs; divided by its maximum inside the lungs (relative to this CT: "
+                    "a negative CT shows bright heat too)"
+                ),
                 "suspicious_level": SUSPICIOUS_LEVEL,
                 "suspicious_min_ml": SUSPICIOUS_MIN_ML,
                 "suspicious": region_summary(self.suspicious),
+                "suspicious_rule": "marked only for a positive result",
             }
         return report
 
@@ -134,7 +153,9 @@ class Detection:
                 f"{self.source or 'CT'} · {self.model} · P(COVID-19) = {self.probability:.3f} "
                 f"({self.label} at > {self.threshold:g}) · research use, not clinically validated"
             )
-            save_heatmap_montage(folder / "montage.png", self.ct, self.heatmap, self.lungs, title=title)
+            save_heatmap_montage(
+                folder / "montage.png", self.ct, self.heatmap, self.lungs, title=title, scaling=self.heatmap_scaling
+            )
             paths["montage"] = folder / "montage.png"
         self.timings["save"] = time.perf_counter() - start
         report = self.report()
@@ -158,14 +179,18 @@ def detect(
     ``ct``: a SimpleITK image in HU (checked like a loaded file) or a path (file or DICOM folder).
     ``model``: anything :func:`load_classifier` takes (``"decovnet"``, ``"covid19net"``, a catalogue
     name, a model folder), or an already loaded ``(model, card)`` pair (batch runs load it once).
-    ``lungs``: a labelmap image or path (any value > 0 is lung; resampled onto the CT when on another
-    grid); ``None`` segments the lungs with ``lungs_method`` (``"unet"``, or ``"threshold"``, the
-    unsupervised method; None: the method the model card's ``input`` names as the one its training
-    masks came from (``lungs_method``), else unet when its weights are installed, else threshold — an
-    explicit ``"unet"`` without weights is an error, never a silent fallback). ``threshold``: operating
+    ``lungs``: a labelmap image or path (0/1 or 0/1/2, checked like segmented lungs; resampled onto the
+    CT, with a warning, when on another grid); ``None`` segments the lungs with ``lungs_method``
+    (``"unet"``, or ``"threshold"``, the unsupervised method; None: the method the model card's
+    ``input`` names as the one its training masks came from (``lungs_method``), else the default of
+    :func:`covidct.lungs.segment_lungs` — an explicit ``"unet"`` without weights is an error, never a
+    silent fallback). ``threshold``: operating
     threshold in (0, 1), default the model card's. ``device``: ``auto``, ``cpu``, ``cuda[:N]`` or ``mps``
     (ignored for a loaded model, which stays where it is). ``heatmap``: compute the HiResCAM heat map
     and suspicious regions. ``progress``: a :class:`covidct.progress.Progress`.
+
+    Lungs, segmented or given, are checked (:func:`covidct.validate.check_lungs`: each lung 0.3-5 L), and
+    the CT against the card's ``validated`` ranges (:func:`check_validated_range`).
 
     Raises :class:`~covidct.errors.CTInputError` for unusable input,
     :class:`~covidct.errors.UsageError` for bad options, :class:`~covidct.errors.ModelError` for
@@ -175,7 +200,7 @@ def detect(
 
     from .io import load_ct, read_image
     from .preprocess import input_options, model_input
-    from .validate import validate_ct
+    from .validate import check_lungs, validate_ct
 
     if lungs_method is not None and lungs_method not in LUNGS_METHODS:
         raise UsageError(f"Unknown lung segmentation method '{lungs_method}'; choose unet or threshold.")
@@ -196,6 +221,7 @@ def detect(
     threshold = check_threshold(card.threshold if threshold is None else threshold)
     model_device = next(net.parameters()).device
 
+    warnings = check_validated_range(image, card, source or "the CT image")
     with _timed(timings, "lungs"):
         report("detect", 1, steps, step="lungs")
         if lungs is None:
@@ -203,13 +229,12 @@ def detect(
 
             method = lungs_method or (card.input or {}).get("lungs_method")
             mask = segment_lungs(image, method=method, device=str(model_device), progress=progress)
+            check_lungs(mask, source or "the CT image")
         else:
-            mask = lungs_on_ct_grid(lungs if isinstance(lungs, sitk.Image) else read_image(lungs), image)
-        if not sitk.GetArrayViewFromImage(mask).any():
-            raise CTInputError(
-                "No lungs were found in this CT, so there is nothing to analyse; check that it is a "
-                "chest CT in Hounsfield units, or give a lung mask."
-            )
+            given = lungs if isinstance(lungs, sitk.Image) else read_image(lungs)
+            name = Path(lungs).name if not isinstance(lungs, sitk.Image) else "the lung mask image"
+            mask = lungs_on_ct_grid(given, image, name, warnings)
+            check_lungs(mask, source or "the CT image", what="given lung mask")
 
     with _timed(timings, "preprocess"):
         report("detect", 2, steps, step="preprocess")
@@ -233,8 +258,8 @@ def detect(
             with _timed(timings, "heatmap"):
                 report("detect", 4, steps, step="heatmap")
                 cam = explainer.cam(logits)
-                heat = heatmap_on_ct(cam, grid, image, mask)
-                suspicious = suspicious_regions(heat)
+                heat = heatmap_on_ct(cam, grid, image, mask, scale=card.heatmap_scale)
+                suspicious = suspicious_regions(heat, marked=probability > threshold)
     report("detect", steps, steps, step="done")
     return Detection(
         probability=probability,
@@ -249,6 +274,7 @@ def detect(
         source=source,
         ct=image,
         card=card,
+        warnings=warnings,
     )
 
 
@@ -274,26 +300,51 @@ def check_threshold(threshold) -> float:
     return value
 
 
-def lungs_on_ct_grid(lungs: sitk.Image, ct: sitk.Image) -> sitk.Image:
-    """A lung labelmap as UInt8 on ``ct``'s grid: copied when already on it (to 1 µm / 1e-5), else
-    resampled (nearest neighbour). Values above 255 become 1 (any non-zero value is lung)."""
-    if lungs.GetDimension() != 3:
-        raise CTInputError("The lung mask is not a 3D image; give a labelmap volume made from this CT.")
-    values = sitk.GetArrayViewFromImage(lungs)
-    if values.max(initial=0) > 255 or values.min(initial=0) < 0:
-        lungs = sitk.Cast(lungs != 0, sitk.sitkUInt8)
-    else:
-        lungs = sitk.Cast(lungs, sitk.sitkUInt8)
-    same = (
-        lungs.GetSize() == ct.GetSize()
-        and np.allclose(lungs.GetSpacing(), ct.GetSpacing(), rtol=1e-5)
-        and np.allclose(lungs.GetOrigin(), ct.GetOrigin(), atol=1e-3)
-        and np.allclose(lungs.GetDirection(), ct.GetDirection(), atol=1e-5)
-    )
-    if same:
+def lungs_on_ct_grid(lungs: sitk.Image, ct: sitk.Image, name: str, warnings: list[str]) -> sitk.Image:
+    """A given lung labelmap as UInt8 on ``ct``'s grid.
+
+    ``lungs`` must be a labelmap of 0/1 or 0/1/2 (:func:`covidct.validate.check_lung_mask_values`:
+    a heat map, a CT or another segmentation is refused with :class:`CTInputError`). On the CT's grid
+    (:func:`covidct.geometry.same_grid`) it is copied; on another grid it is resampled (nearest
+    neighbour) and a sentence saying so is appended to ``warnings``. ``name`` names the mask in
+    messages.
+    """
+    from .validate import check_lung_mask_values
+
+    check_lung_mask_values(lungs, name)
+    lungs = sitk.Cast(lungs, sitk.sitkUInt8)
+    if same_grid(lungs, ct):
         lungs.CopyInformation(ct)
         return lungs
+    warnings.append(
+        f"The lung mask '{name}' lies on another voxel grid than the CT and was resampled onto it (nearest "
+        "neighbour); give the mask made on this CT's own grid to avoid this."
+    )
     return resample_to_reference(lungs, ct, "nearest")
+
+
+def check_validated_range(ct: sitk.Image, card, source: str) -> list[str]:
+    """The warnings for a CT outside the model card's ``validated`` ranges (slice spacing and pixel size,
+    mm); raises :class:`CTInputError` for slices thicker than the validated maximum, which changes
+    what the model sees too much to give a probability."""
+    validated = getattr(card, "validated", None) or {}
+    slice_mm, pixel_mm = slice_and_pixel_mm(ct)
+    warnings = []
+    for key, value, what in (("slice_mm", slice_mm, "slice spacing"), ("pixel_mm", pixel_mm, "pixel size")):
+        if key not in validated:
+            continue
+        low, high = (float(v) for v in validated[key])
+        if key == "slice_mm" and value > high * 1.01:
+            raise CTInputError(
+                f"'{source}' has {value:.3g} mm slices, thicker than the {high:g} mm that the model "
+                f"'{card.name}' was validated on; use a reconstruction with slices of {high:g} mm or thinner."
+            )
+        if not low * 0.99 <= value <= high * 1.01:
+            warnings.append(
+                f"The {what} of {value:.3g} mm lies outside the {low:g}-{high:g} mm this model ('{card.name}') was "
+                "validated on: the probability may be less reliable."
+            )
+    return warnings
 
 
 @contextmanager
