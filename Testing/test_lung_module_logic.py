@@ -1,6 +1,6 @@
 """The CovidCTLungSegmentation module's logic end to end on real MRML (slicer-core) and the real CIP CT.
 
-The logic writes the volume node to a temporary NRRD, runs ``covidct segment --method threshold`` in a
+The logic writes the volume node to a temporary NRRD, runs ``covidct segment --lungs-method threshold`` in a
 background process, and turns the labelmap into a segmentation node. The segmentation must hold
 exactly the labelmap the command line writes for the same CT, on the CT's grid, with the right lung
 on the patient's right — also when the volume node is stored in RAS order.
@@ -34,7 +34,7 @@ CT = TEST_DATA / "cip-ct64" / "ct-64.nrrd"
 
 @pytest.fixture(scope="module")
 def cli_labels(tmp_path_factory) -> np.ndarray:
-    """What ``covidct segment --method threshold`` writes for the CIP CT, as an array (z, y, x)."""
+    """What ``covidct segment --lungs-method threshold`` writes for the CIP CT, as an array (z, y, x)."""
     out = tmp_path_factory.mktemp("cli") / "lungs.nrrd"
     subprocess.run(
         [
@@ -45,7 +45,7 @@ def cli_labels(tmp_path_factory) -> np.ndarray:
             str(CT),
             "--out",
             str(out),
-            "--method",
+            "--lungs-method",
             "threshold",
             "--device",
             "cpu",

@@ -10,7 +10,9 @@ from scipy import ndimage as ndi
 
 from covidct.data.manifest import read_manifest
 from covidct.data.synth import (
+    KINDS,
     LESION_LABELS,
+    MIMIC_KINDS,
     LesionOptions,
     estimate_noise,
     insert_lesions,
@@ -54,15 +56,34 @@ def test_density_ranges_of_each_kind(cip):
     ct, lungs = cip
     found = {kind: [] for kind in LESION_LABELS}
     for seed in range(8):
-        out, mask = insert_lesions(ct, lungs, np.random.default_rng(seed), size_mm=(30, 60))
-        after, labels = _arrays(out, mask)
-        for kind, value in LESION_LABELS.items():
-            if np.count_nonzero(labels == value) >= 20:
-                found[kind].append(np.median(after[labels == value]))
+        for kinds in (KINDS, MIMIC_KINDS):
+            out, mask = insert_lesions(ct, lungs, np.random.default_rng(seed), kinds=kinds, size_mm=(30, 60))
+            after, labels = _arrays(out, mask)
+            for kind, value in LESION_LABELS.items():
+                if np.count_nonzero(labels == value) >= 20:
+                    found[kind].append(np.median(after[labels == value]))
     assert all(found.values()), found
     assert min(found["ggo"]) >= -780 and max(found["ggo"]) <= -280
     assert min(found["consolidation"]) >= -140 and max(found["consolidation"]) <= 90
     assert min(found["crazy_paving"]) >= -780 and max(found["crazy_paving"]) <= -100
+    assert min(found["mass"]) >= -10 and max(found["mass"]) <= 80  # solid, soft-tissue density
+
+
+def test_negatives_with_masses_are_labelled_negative(cip, tmp_path):
+    """``negative_masses``: the share of negatives that get a solitary solid lesion (a tumour mimic)."""
+    import csv
+
+    ct, lungs = cip
+    sitk.WriteImage(ct, str(tmp_path / "ct.nrrd"))
+    sitk.WriteImage(lungs, str(tmp_path / "lungs.nrrd"))
+    manifest = make_synth_dataset(
+        [tmp_path / "ct.nrrd"], tmp_path / "synth", 1, 4, lungs=[tmp_path / "lungs.nrrd"], negative_masses=1.0
+    )
+    with open(manifest, newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    negatives = [row for row in rows if row["label"] == "0"]
+    assert len(negatives) == 4 and all(row["kinds"] == "mass" for row in negatives)
+    assert all(row["kinds"] and "mass" not in row["kinds"] for row in rows if row["label"] == "1")
 
 
 def test_ggo_keeps_vessels_visible_and_noise_matches_the_background(cip):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import shared_file
+from scipy import ndimage as ndi
 
 from covidct.data.cache import TensorCache
 from covidct.data.manifest import read_manifest
@@ -44,19 +45,21 @@ def test_lesion_augmentation_keeps_the_clean_target(manifest, tmp_path):
     z = 40
     clean = task.load(items[z], z, 0, train=False)["x"].numpy()
     with_lesions = task.load(items[79 + z], 79 + z, 0, train=False)["x"].numpy()
-    assert set(np.unique(clean[1])) == {0, 1}
-    assert np.array_equal(clean[1] > 0, with_lesions[1] > 0)  # target: the clean lung mask
-    lung = clean[1] > 0
+    assert set(np.unique(clean[1])) == {0, 1, 3}  # 3: organ (dense background near the lung)
+    lung = (clean[1] == 1) | (clean[1] == 2)
+    assert np.array_equal(lung, (with_lesions[1] == 1) | (with_lesions[1] == 2))  # target: the clean lung mask
+    low, high = HU_WINDOW
+    organ = clean[1] == 3
+    assert (clean[0][organ] * (high - low) + low > -300).all() and not (organ & lung).any()
+    near = ndi.distance_transform_edt(~lung, sampling=items[z]["spacing"]) <= 15.0
+    assert organ.any() and not (organ & ~near).any()  # dense tissue within 15 mm of the lung only
     changed = clean[0] != with_lesions[0]
     assert changed.any() and not changed[~lung].any()  # lesions only inside the lungs
     marked = with_lesions[1] == 2  # the lesion pixels, weighted in the loss
     assert marked.any() and (changed | ~marked).all()
-    low, high = HU_WINDOW
     hu = with_lesions[0] * (high - low) + low
     assert np.median(hu[changed]) > -650  # dense: consolidation or ground glass
     # lesions touch the pleura: some changed pixel borders the outside of the lungs
-    from scipy import ndimage as ndi
-
     assert (changed & ~ndi.binary_erosion(lung)).any()
     again = task.load(items[79 + z], 79 + z, 0, train=False)["x"].numpy()
     assert np.array_equal(again, with_lesions)  # validation lesions are fixed

@@ -130,5 +130,5 @@ def test_bundled_unet_is_the_default_and_its_absence_is_one_sentence(cip_ct, tmp
     monkeypatch.setattr(catalogue, "BUNDLED_DIR", tmp_path / "no-weights")
     monkeypatch.setenv("COVIDCT_MODELS_DIR", str(tmp_path / "no-models"))
     assert default_lungs_method() == "threshold"
-    with pytest.raises(ModelError, match="--method threshold"):
+    with pytest.raises(ModelError, match="--lungs-method threshold"):
         segment_lungs(cip_ct, method="unet")

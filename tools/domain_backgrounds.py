@@ -76,10 +76,8 @@ def domain_copy(ct: sitk.Image, settings: dict, rng: np.random.Generator) -> sit
     # kernel and noise
     sigma_px = settings["soft_sigma_mm"] / new_spacing[1]
     blurred = ndi.gaussian_filter(array, (0, sigma_px, sigma_px))
-    if settings["kernel"] == "soft":
-        array = blurred
-    else:
-        array = array + settings["sharp_amount"] * (array - blurred)
+    sharpened = array + settings["sharp_amount"] * (array - blurred)
+    array = blurred if settings["kernel"] == "soft" else sharpened
     noise = ndi.gaussian_filter(rng.standard_normal(array.shape).astype(np.float32), (0, 0.6, 0.6))
     noise *= settings["noise_hu"] / max(float(noise.std()), 1e-6)
     array = array + noise + settings["offset_hu"]

@@ -100,7 +100,7 @@ class LungSegmentationLogic:
                     workdir / "ct.nrrd",
                     "--out",
                     workdir / "lungs.nrrd",
-                    "--method",
+                    "--lungs-method",
                     method,
                     "--device",
                     device,

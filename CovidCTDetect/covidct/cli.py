@@ -18,13 +18,20 @@ from . import commands
 from .errors import CovidCTError
 
 #: Order of the commands in ``covidct --help``; a command module not named here is listed after them.
-ORDER = ("demo", "info", "segment", "detect", "train", "evaluate", "synth", "features", "prognosis", "bench")
+ORDER = ("demo", "info", "segment", "detect", "train", "evaluate", "synth", "features", "prognosis", "import")
 
 
 def _command_modules() -> dict:
-    names = [m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_")]
-    names.sort(key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
-    return {name: importlib.import_module(f"{commands.__name__}.{name}") for name in names}
+    """``{command name: module}``; a module's ``COMMAND`` names its command when the module's own name
+    cannot (``import`` is a Python keyword)."""
+    modules = [
+        importlib.import_module(f"{commands.__name__}.{m.name}")
+        for m in pkgutil.iter_modules(commands.__path__)
+        if not m.name.startswith("_")
+    ]
+    named = {getattr(module, "COMMAND", module.__name__.rsplit(".", 1)[1]): module for module in modules}
+    order = sorted(named, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
+    return {name: named[name] for name in order}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -39,6 +39,7 @@ from .explain import (
 )
 from .geometry import orientation_code, resample_to_reference, same_grid, slice_and_pixel_mm
 from .lungs import METHODS as LUNGS_METHODS
+from .lungs import lung_model_card
 
 #: stages of :attr:`Detection.timings`, in pipeline order
 STAGES = ("load", "lungs", "preprocess", "forward", "heatmap", "save")
@@ -203,7 +204,7 @@ def detect(
     from .validate import check_lungs, validate_ct
 
     if lungs_method is not None and lungs_method not in LUNGS_METHODS:
-        raise UsageError(f"Unknown lung segmentation method '{lungs_method}'; choose unet or threshold.")
+        lung_model_card(lungs_method)  # a catalogue lung model, else UsageError
     if threshold is not None:
         check_threshold(threshold)
     timings: dict[str, float] = {}

@@ -17,13 +17,17 @@ those of :attr:`covidct.detection.Detection.timings`, plus the model load, measu
 ``--repeat 2`` also runs a second, warm detection in the same process (PyTorch's first call pays
 one-off costs). Without bundled weights, ``--random`` times randomly initialised weights of the
 model's architecture (saved through the catalogue into a temporary ``COVIDCT_MODELS_DIR``): the
-time of a forward pass does not depend on the weights' values.
+time of a forward pass does not depend on the weights' values. ``--published decovnet|covid19net``
+times the papers' own pipelines the same way: the twins of the released models
+(:mod:`covidct.models.published`) with random weights and the authors' preprocessing, lungs by the
+card (DeCoVNet: the authors' UNet on 368 × 368 slices at 1 mm).
 
 Usage (from the repository root)::
 
     python Testing/benchmarks/bench_detect.py                      # decovnet, CPU, unet and threshold lungs
     python Testing/benchmarks/bench_detect.py --random decovnet --threads 2
     python Testing/benchmarks/bench_detect.py --model covid19net --device cuda --repeat 2
+    python Testing/benchmarks/bench_detect.py --published decovnet --lungs card --repeat 2
 """
 
 from __future__ import annotations
@@ -45,18 +49,31 @@ P001 = DATA / "covid-ct-md-sample" / "P001.nii.gz"
 STAGES = ("load", "lungs", "preprocess", "forward", "heatmap", "save")
 
 
-def measure(ct: str, model: str, device: str, lungs_method: str, repeat: int, out: str) -> dict:
-    """Run in a child process: load the model, then detect + save ``repeat`` times; figures of each run."""
+def measure(
+    ct: str, model: str, device: str, lungs_method: str, repeat: int, out: str, random_lungs: bool = False
+) -> dict:
+    """Run in a child process: load the model, then detect + save ``repeat`` times; figures of each run.
+
+    ``random_lungs``: the model's lung UNet has random weights (``--published``), so its mask is no
+    lung mask: the ``lungs`` stage times it (``segment_lungs`` with the card's method) and detection
+    goes on with threshold lungs."""
     import torch
 
     from covidct.detection import detect, load_classifier
+    from covidct.io import load_ct
+    from covidct.lungs import segment_lungs
 
     start = time.perf_counter()
     loaded = load_classifier(model, device)
     model_s = time.perf_counter() - start
+    lungs = segment_lungs(load_ct(ct), method="threshold") if random_lungs else None
     runs = []
     for i in range(repeat):
-        result = detect(ct, model=loaded, lungs_method=lungs_method)
+        result = detect(ct, model=loaded, lungs_method=lungs_method, lungs=lungs)
+        if random_lungs:
+            start = time.perf_counter()
+            segment_lungs(result.ct, method=loaded[1].input["lungs_method"])
+            result.timings["lungs"] = time.perf_counter() - start
         result.save(Path(out) / f"run{i}")
         runs.append({**result.timings, "probability": result.probability})
     peak = peak_rss_mb()
@@ -90,6 +107,32 @@ def save_random_model(architecture: str, root: Path) -> str:
     return str(folder)
 
 
+def save_published_twin(paper: str, root: Path) -> str:
+    """Save the twin of a paper's released model (random weights, the authors' preprocessing in its card)
+    under ``root``, with its lung UNet for DeCoVNet; return the classifier's folder."""
+    import torch
+
+    from covidct.models import build_model
+    from covidct.models import published as p
+    from covidct.preprocess import wang2020, zheng2020
+
+    torch.manual_seed(0)
+    if paper == "covid19net":
+        state = build_model("covid19net", **p.COVID19NET_CONFIG).state_dict()
+        fields = {"name": "random-wang2020", "input": dict(wang2020.INPUT), "threshold": 0.8}
+        return str(p.save_twin("covid19net", p.COVID19NET_CONFIG, state, fields, root))
+    unet = build_model("unet", **p.UNET_CONFIG).state_dict()
+    p.save_twin(
+        "unet", p.UNET_CONFIG, unet, {"name": "random-zheng2020-lungs", "input": dict(zheng2020.UNET_INPUT)}, root
+    )
+    state = build_model("decovnet", **p.DECOVNET_CONFIG).state_dict()
+    fields = {
+        "name": "random-zheng2020",
+        "input": {**zheng2020.CLASSIFIER_INPUT, "lungs_method": "random-zheng2020-lungs"},
+    }
+    return str(p.save_twin("decovnet", p.DECOVNET_CONFIG, state, fields, root))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ct", default=str(P001), help="CT to time (default: COVID-CT-MD P001)")
@@ -99,19 +142,31 @@ def main() -> None:
         choices=("decovnet", "covid19net"),
         help="time randomly initialised weights of this architecture instead of --model",
     )
+    parser.add_argument(
+        "--published",
+        choices=("decovnet", "covid19net"),
+        help="time the twin of this paper's released model (random weights) with the authors' preprocessing",
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto (default: cpu)")
-    parser.add_argument("--lungs", nargs="+", choices=("unet", "threshold"), default=["unet", "threshold"])
+    parser.add_argument(
+        "--lungs",
+        nargs="+",
+        choices=("unet", "threshold", "card"),
+        default=["unet", "threshold"],
+        help="lung methods to time ('card': the model card's)",
+    )
     parser.add_argument("--repeat", type=int, default=1, help="detections per process (later ones are warm)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: PyTorch's choice)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     env = child_or_environment(args, measure, DATA)
     with tempfile.TemporaryDirectory() as tmp:
-        model = save_random_model(args.random, Path(tmp)) if args.random else args.model
-        print(
-            f"CT {Path(args.ct).name}, model {model if not args.random else 'random ' + args.random}, "
-            f"device {args.device}"
-        )
+        if args.published:
+            os.environ["COVIDCT_MODELS_DIR"] = env["COVIDCT_MODELS_DIR"] = tmp
+            model = save_published_twin(args.published, Path(tmp))
+        else:
+            model = save_random_model(args.random, Path(tmp)) if args.random else args.model
+        print(f"CT {Path(args.ct).name}, model {model}, device {args.device}")
         header = f"{'lungs':<10} {'run':>3} {'model':>6} " + " ".join(f"{s:>10}" for s in STAGES)
         print(header + f" {'total':>7} {'peak MB':>8} {'GPU MB':>7}  (seconds)")
         for method in args.lungs:
@@ -119,9 +174,10 @@ def main() -> None:
                 "ct": args.ct,
                 "model": model,
                 "device": args.device,
-                "lungs_method": method,
+                "lungs_method": None if method == "card" else method,
                 "repeat": args.repeat,
                 "out": str(Path(tmp) / method),
+                "random_lungs": args.published == "decovnet",
             }
             result = subprocess.run(
                 [sys.executable, __file__, "--child", json.dumps(job)], capture_output=True, text=True, env=env

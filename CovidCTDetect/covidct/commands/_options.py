@@ -15,16 +15,22 @@ def add_device_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_lungs_method_option(parser: argparse.ArgumentParser) -> None:
-    """``--lungs-method unet|threshold`` (default None: the method the model's training masks came from, as
-    its card says, else unet when its weights are installed, else threshold)."""
+def add_lungs_method_option(parser: argparse.ArgumentParser, default: str = "card") -> None:
+    """``--lungs-method METHOD``: unet, threshold or the catalogue name of an installed lung model (the
+    imported published one, say). ``default`` says what None means: ``"card"`` (the method the
+    model's training masks came from, as its card says) or ``"installed"`` (unet when its weights are
+    installed, else threshold). ``--method`` is kept as a hidden alias (its old name in ``segment``)."""
+    meaning = {
+        "card": "the one the model's training masks came from, as its card says",
+        "installed": "unet when its weights are installed, else threshold",
+    }[default]
     parser.add_argument(
         "--lungs-method",
-        choices=("unet", "threshold"),
+        metavar="METHOD",
         default=None,
-        help="lung segmentation method (default: the one the model's training masks came from, as "
-        "its card says; else unet when its weights are installed, else threshold)",
+        help=f"lung segmentation: unet, threshold, or an installed lung model's name (default: {meaning})",
     )
+    parser.add_argument("--method", dest="lungs_method", help=argparse.SUPPRESS)
 
 
 def add_progress_options(parser: argparse.ArgumentParser) -> None:

@@ -7,25 +7,20 @@ method the UNet was trained from: HU threshold,
 airways removed, holes filled, consolidation at the costal pleura put back). A one-line summary
 gives each lung's volume and the run time; with --progress-json it is a JSON "result" line.
 
-Example: covidct segment chest.nii.gz --out lungs.nii.gz --method threshold
+Example: covidct segment chest.nii.gz --out lungs.nii.gz --lungs-method threshold
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ._options import add_device_option, add_progress_options, progress_from_args
+from ._options import add_device_option, add_lungs_method_option, add_progress_options, progress_from_args
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("ct", metavar="CT", help="CT file (.nii.gz, .nrrd, .mha ...) or DICOM folder")
     parser.add_argument("--out", required=True, help="output labelmap file, e.g. lungs.nii.gz")
-    parser.add_argument(
-        "--method",
-        choices=("unet", "threshold"),
-        default="unet",
-        help="unet (default; bundled 2D UNet) or threshold (unsupervised)",
-    )
+    add_lungs_method_option(parser, default="installed")
     add_device_option(parser)
     add_progress_options(parser)
 
@@ -35,12 +30,14 @@ def run(args) -> int:
 
     from ..io import load_ct, save_image
     from ..lungs import lung_volumes_ml, segment_lungs
+    from ..models import default_lungs_method
     from ..validate import check_lungs
 
     start = time.perf_counter()
     with progress_from_args(args) as progress:
         ct = load_ct(args.ct)
-        labels = segment_lungs(ct, method=args.method, device=args.device, progress=progress)
+        method = args.lungs_method or default_lungs_method()
+        labels = segment_lungs(ct, method=method, device=args.device, progress=progress)
         check_lungs(labels, Path(args.ct).name)
         save_image(labels, args.out)
         seconds = time.perf_counter() - start
@@ -49,7 +46,7 @@ def run(args) -> int:
             progress.event(
                 "result",
                 out=str(args.out),
-                method=args.method,
+                method=method,
                 seconds=round(seconds, 2),
                 right_lung_ml=round(volumes["right lung"], 1),
                 left_lung_ml=round(volumes["left lung"], 1),
@@ -57,6 +54,6 @@ def run(args) -> int:
     if not args.progress_json:
         print(
             f"{args.out}: right lung {volumes['right lung'] / 1000:.2f} L, left lung "
-            f"{volumes['left lung'] / 1000:.2f} L ({args.method}, {seconds:.1f} s)"
+            f"{volumes['left lung'] / 1000:.2f} L ({method}, {seconds:.1f} s)"
         )
     return 0

@@ -47,6 +47,14 @@ def add_arguments(parser) -> None:
         default=0.25,
         help="fresh noise added to every volume, as a fraction of the CT's own noise (default 0.25)",
     )
+    parser.add_argument(
+        "--negative-masses",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share of the negatives that get a non-COVID lesion, a solitary solid nodule or mass of 10-50 mm "
+        "(default 0)",
+    )
     add_device_option(parser)
     add_progress_options(parser)
 
@@ -73,6 +81,7 @@ def run(args) -> int:
             options=options,
             background_noise=args.background_noise,
             progress=progress,
+            negative_masses=args.negative_masses,
         )
         progress.event("result", manifest=str(manifest), positives=args.positives, negatives=args.negatives)
     return 0

@@ -42,15 +42,19 @@ from scipy import ndimage as ndi
 from ..errors import DatasetError
 
 KINDS = ("ggo", "consolidation", "crazy_paving")
+#: Non-COVID lesions for negatives (a classifier must not call every lesion COVID-19): a solitary solid
+#: nodule or mass, as a lung tumour shows
+MIMIC_KINDS = ("mass",)
 #: Value of each kind in the lesion mask (0 = no lesion).
-LESION_LABELS = {"ggo": 1, "consolidation": 2, "crazy_paving": 3}
+LESION_LABELS = {"ggo": 1, "consolidation": 2, "crazy_paving": 3, "mass": 4}
 #: Target density ranges in HU.
 GGO_HU = (-750.0, -300.0)
 CONSOLIDATION_HU = (-100.0, 50.0)
+MASS_HU = (10.0, 60.0)
 SEPTA_HU = (-250.0, -50.0)
 #: HU of fluid-filled (fully consolidated) lung towards which GGO moves the parenchyma.
 FLUID_HU = 20.0
-_MARGIN = {"ggo": 0.35, "consolidation": 0.12, "crazy_paving": 0.25}  # soft edge, relative to the radius
+_MARGIN = {"ggo": 0.35, "consolidation": 0.12, "crazy_paving": 0.25, "mass": 0.05}  # soft edge, relative to the radius
 #: Cell size (mm) of the grid on which lesion centres are placed, and the in-plane closing radius (mm)
 #: that fills the mediastinum to tell the outer (costal) lung surface from the inner one.
 PLACEMENT_MM = 4.0
@@ -76,13 +80,20 @@ class LesionOptions:
     strength: float = 1.0
 
     def __post_init__(self):
-        unknown = [kind for kind in self.kinds if kind not in KINDS]
+        unknown = [kind for kind in self.kinds if kind not in KINDS + MIMIC_KINDS]
         if unknown or not self.kinds:
-            raise DatasetError(f"Unknown lesion kind(s) {unknown or '(none)'}; choose from {', '.join(KINDS)}.")
+            raise DatasetError(
+                f"Unknown lesion kind(s) {unknown or '(none)'}; choose from {', '.join(KINDS + MIMIC_KINDS)}."
+            )
         if not (1 <= self.n_lesions[0] <= self.n_lesions[1]):
             raise DatasetError(f"The number of lesions {self.n_lesions} must be a range of at least 1, e.g. 2-6.")
         if not (0 < self.size_mm[0] <= self.size_mm[1]):
             raise DatasetError(f"The lesion size range {self.size_mm} mm must be positive, e.g. 15-60.")
+
+
+#: the non-COVID lesions some negatives get (``negative_masses``): one or two solid nodules or masses
+#: of 10-50 mm, anywhere in the lungs, mostly not touching the pleura
+MASS_OPTIONS = LesionOptions(kinds=MIMIC_KINDS, n_lesions=(1, 2), size_mm=(10.0, 50.0), subpleural=0.3, bilateral=0.2)
 
 
 def estimate_noise(hu: np.ndarray, lungs: np.ndarray) -> float:
@@ -276,8 +287,9 @@ def _paint_one(
         return
     alpha *= ndi.binary_dilation(core, iterations=2)  # no stray faint patches away from the lesion
     region = out[box]
-    if kind == "consolidation":
-        target = rng.uniform(*CONSOLIDATION_HU) + 15.0 * _smooth_field(region.shape, spacing, 4.0, rng)
+    if kind in ("consolidation", "mass"):
+        low_high, texture = (CONSOLIDATION_HU, 15.0) if kind == "consolidation" else (MASS_HU, 8.0)
+        target = rng.uniform(*low_high) + texture * _smooth_field(region.shape, spacing, 4.0, rng)
         fill = np.ones_like(region)
     else:
         parenchyma = float(np.median(region[core]))
@@ -347,6 +359,7 @@ def make_synth_dataset(
     options: LesionOptions = LesionOptions(),
     background_noise: float = 0.25,
     progress=None,
+    negative_masses: float = 0.0,
 ) -> Path:
     """Write a labelled synthetic dataset and return the path of its manifest CSV.
 
@@ -356,6 +369,8 @@ def make_synth_dataset(
     Every volume gets fresh background noise (``background_noise`` × the CT's own noise level) from
     its own seed, so no two volumes are identical. ``lungs``: optional lung-mask paths, one per
     background (``None`` entries are segmented with ``lungs_method`` on ``device``).
+    ``negative_masses``: the share of negatives that get a non-COVID lesion (:data:`MASS_OPTIONS`:
+    a solitary solid nodule or mass), so that a classifier learns that not every lesion is COVID-19.
 
     Layout of ``out_dir``: ``ct/<id>.nii.gz`` (int16 HU like the backgrounds), ``lesions/<id>.nii.gz``
     (positives; values of :data:`LESION_LABELS`), ``lungs/<background>.nii.gz`` (shared),
@@ -405,18 +420,10 @@ def make_synth_dataset(
                 case_id = f"{name}_{'pos' if label else 'neg'}{k:04d}"
                 volume = add_background_noise(ct, lung_image, background_noise, rng)
                 extra = {"background": background.name, "lesions": None, "lesion_ml": 0.0, "kinds": ""}
-                if label:
+                drawn = options if label else (MASS_OPTIONS if rng.random() < negative_masses else None)
+                if drawn is not None:
                     volume, lesions = insert_lesions(
-                        volume,
-                        lung_image,
-                        rng,
-                        kinds=options.kinds,
-                        n_lesions=options.n_lesions,
-                        size_mm=options.size_mm,
-                        peripheral_mm=options.peripheral_mm,
-                        subpleural=options.subpleural,
-                        bilateral=options.bilateral,
-                        strength=options.strength,
+                        volume, lung_image, rng, **{k: getattr(drawn, k) for k in drawn.__annotations__}
                     )
                     values = sitk.GetArrayViewFromImage(lesions)
                     voxel_ml = float(np.prod(ct.GetSpacing())) / 1000.0
@@ -447,6 +454,7 @@ def make_synth_dataset(
             "backgrounds": [b.name for b in backgrounds],
             "lungs": [Path(m).name if m is not None else f"segment_lungs(method={lungs_method!r})" for m in lungs],
             "background_noise": background_noise,
+            "negative_masses": negative_masses,
             "options": {k: getattr(options, k) for k in options.__annotations__},
             "note": "Synthetic lesions inserted into real CTs (covidct.data.synth); not real COVID-19 cases.",
         },

@@ -32,9 +32,10 @@ def segment_lungs(ct: sitk.Image, method: str | None = None, device="auto", prog
     """Segment the lungs of a CT (SimpleITK image in HU, any orientation).
 
     Returns a UInt8 labelmap on the CT's grid: 0 background, 1 right lung, 2 left lung (patient
-    sides). ``method``: ``"unet"``, ``"threshold"`` or None (unet when its weights are installed,
-    else threshold: :func:`covidct.models.default_lungs_method`); ``device`` (UNet only): ``auto``, ``cpu``,
-    ``cuda``, ``cuda:N``, ``mps`` or a ``torch.device``; ``progress``: a
+    sides). ``method``: ``"unet"``, ``"threshold"``, the catalogue name of another lung UNet (e.g. an
+    imported published one, run with the preprocessing its card names), or None (unet when its
+    weights are installed, else threshold: :func:`covidct.models.default_lungs_method`); ``device``
+    (UNet only): ``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps`` or a ``torch.device``; ``progress``: a
     :class:`covidct.progress.Progress`. Raises :class:`UsageError` for an unknown method,
     :class:`CTInputError` when the image is not a 3D CT showing lungs and :class:`ModelError` when
     the UNet's weights are missing.
@@ -45,8 +46,7 @@ def segment_lungs(ct: sitk.Image, method: str | None = None, device="auto", prog
         from ..models import default_lungs_method
 
         method = default_lungs_method()
-    if method not in METHODS:
-        raise UsageError(f"Unknown lung segmentation method '{method}'; choose unet or threshold.")
+    card = None if method in METHODS else lung_model_card(method)
     if not isinstance(ct, sitk.Image) or ct.GetDimension() != 3:
         raise CTInputError("Lung segmentation needs a 3D CT volume; load the CT with covidct.load_ct.")
     canonical = to_canonical(ct)
@@ -54,6 +54,10 @@ def segment_lungs(ct: sitk.Image, method: str | None = None, device="auto", prog
         from .threshold import threshold_labels
 
         labels = threshold_labels(canonical, progress)
+    elif card is not None:
+        from .unet_infer import catalogue_unet_labels
+
+        labels = catalogue_unet_labels(canonical, card, device=device, progress=progress)
     else:
         from .unet_infer import unet_labels
 
@@ -66,3 +70,20 @@ def lung_volumes_ml(labels: sitk.Image) -> dict[str, float]:
     counts = np.bincount(sitk.GetArrayViewFromImage(labels).ravel(), minlength=3)
     voxel_ml = float(np.prod(labels.GetSpacing())) / 1000.0
     return {name: float(counts[value]) * voxel_ml for value, name in LABEL_NAMES.items()}
+
+
+def lung_model_card(name: str):
+    """The model card of the lung UNet named ``name`` in the catalogue, or :class:`UsageError` saying
+    which methods exist."""
+    from ..errors import ModelError
+    from ..models import find_model
+
+    try:
+        card = find_model(name)
+    except ModelError as exc:
+        raise UsageError(
+            f"Unknown lung segmentation method '{name}'; choose unet, threshold or the name of an installed lung model."
+        ) from exc
+    if card.architecture != "unet":
+        raise UsageError(f"'{name}' is a {card.architecture} model, not a lung segmentation; choose a lung model.")
+    return card

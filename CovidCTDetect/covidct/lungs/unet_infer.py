@@ -46,7 +46,7 @@ def load_unet(device="auto"):
     except ModelError as exc:
         raise ModelError(
             f"The lung UNet's weights ('{MODEL_NAME}' in covidct/weights) are not installed yet, "
-            'so use the threshold method meanwhile (--method threshold, or method="threshold").'
+            'so use the threshold method meanwhile (--lungs-method threshold, or method="threshold").'
         ) from exc
     return load_model(MODEL_NAME, device)
 
@@ -108,3 +108,43 @@ def lung_margin(model, slices: np.ndarray, model_grid, progress=None) -> tuple[n
 def _report(progress, done: int) -> None:
     if progress is not None:
         progress.stage("lungs", done, len(STEPS), step=STEPS[done] if done < len(STEPS) else "done")
+
+
+def catalogue_unet_labels(ct: sitk.Image, card, device="auto", progress=None) -> np.ndarray:
+    """Lung labelmap ``(z, y, x)`` of a **canonical** CT by the catalogue lung UNet of ``card``: this
+    package's pipeline (:func:`unet_labels`), or the DeCoVNet authors' when the card's input names
+    ``"zheng2020"`` (:func:`zheng2020_labels`)."""
+    from ..models import load_model
+
+    model, card = load_model(card.path, device)
+    if (card.input or {}).get("pipeline") == "zheng2020":
+        return zheng2020_labels(ct, model, progress)
+    return unet_labels(ct, progress=progress, model=model, card_input=card.input)
+
+
+def zheng2020_labels(ct: sitk.Image, model, progress=None) -> np.ndarray:
+    """The DeCoVNet authors' UNet on their slices (:mod:`covidct.preprocess.zheng2020`: 1 mm, 8-bit,
+    368 × 368, 20-70 % of the volume), its argmax mapped back onto the canonical grid; every mask
+    voxel is kept (the classifier crops to the mask's box), labelled by patient side: the two
+    largest parts as lungs (:mod:`.sides`), any other voxel by the side of the midline between them."""
+    from ..preprocess.zheng2020 import lungs_on_ct, unet_slices, volume_1mm
+    from .morphology import largest_components
+    from .sides import LEFT, RIGHT, label_sides
+
+    _report(progress, 0)
+    volume = volume_1mm(ct)
+    margin, _ = lung_margin(model, unet_slices(volume), None, progress=progress)
+    _report(progress, 2)
+    mask = lungs_on_ct((margin > 0).astype(np.uint8), volume.shape[0], tuple(reversed(ct.GetSize()))) > 0
+    parts = largest_components(mask, 2)
+    if not parts:
+        return mask.astype(np.uint8)
+    labels = label_sides(parts, ct.GetSpacing())
+    rest = mask & (labels == 0)
+    if rest.any():
+        centres = [np.mean(np.nonzero(labels == side)[2]) for side in (RIGHT, LEFT) if (labels == side).any()]
+        midline = float(np.mean(centres))
+        columns = np.nonzero(rest)[2]
+        labels[rest] = np.where(columns < midline, RIGHT, LEFT)
+    _report(progress, 3)
+    return labels

@@ -111,6 +111,7 @@ class ModelCard:
     anything else outside these ranges (empty: no range stated, no check). ``heatmap_scale`` is the
     HiResCAM value (log-odds units per cell of ``cam_layer``) shown as 1.0 on the heat map, the same
     for every CT; ``None`` scales each CT's heat map to its own maximum (relative, labelled so).
+    ``source`` records where imported weights came from (file name, sha256, repository, paper).
     """
 
     name: str
@@ -129,6 +130,7 @@ class ModelCard:
     config: dict = field(default_factory=dict)
     validated: dict = field(default_factory=dict)
     heatmap_scale: float | None = None
+    source: dict = field(default_factory=dict)
     #: the card file this card was read from (not serialised)
     path: Path | None = field(default=None, compare=False, repr=False)
 

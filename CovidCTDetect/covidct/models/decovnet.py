@@ -34,6 +34,12 @@ Details the table leaves open, chosen here (and why):
   of each residual branch, as the released code does, would leave the branches nearly switched off
   for thousands of steps at the paper's Adam learning rate of 1e-5.)
 
+``head="released"`` builds the network of the authors' released checkpoint instead (the
+architectural twin :mod:`covidct.models.published` imports weights into): after the second
+classifier convolution it max-pools adaptively to ``(1, 6, 9)`` before the third, its dropout is
+p = 0, the classifier ends with two fully connected layers (32 → 32 → 2, nothing between them), and
+the pooling over T drops the last slice of an odd T (no ``ceil_mode``).
+
 ``cam_layer`` is ``res2``, the last backbone stage, at ``⌈T/2⌉ × H/8 × W/8`` (28 × 42 in-plane for
 the paper's 224 × 336): the finest layer whose channels have seen the whole backbone. The layer
 feeding the classifier's last convolution is only 4 × 12 × 18 whatever the input, too coarse for a
@@ -45,6 +51,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+#: classifier heads: Table 1 of the paper, or the authors' released checkpoint
+HEADS = ("table1", "released")
 
 
 class ResBlock3d(nn.Module):
@@ -83,7 +92,8 @@ class DeCoVNet(nn.Module):
     """DeCoVNet (Table 1 of Zheng et al. 2020): ``forward((N, 2, T, H, W)) -> logits (N, 2)``.
 
     Any ``T >= 1`` and any in-plane size ``>= 16 × 16`` work: the progressive classifier's adaptive
-    pooling fixes its sizes. ``dropout`` is the Dropout3d probability (0.5 in the paper).
+    pooling fixes its sizes. ``dropout`` is the Dropout3d probability (0.5 in the paper). ``head``:
+    ``"table1"`` (the paper) or ``"released"`` (the authors' checkpoint, see the module docstring).
 
     ``running_stats``: True (PyTorch's default) normalises with running averages at inference. False
     makes every BatchNorm use the statistics of the volume it sees, at inference as in training: with
@@ -95,8 +105,10 @@ class DeCoVNet(nn.Module):
     architecture = "decovnet"
     in_channels = 2
 
-    def __init__(self, dropout: float = 0.5, running_stats: bool = True):
+    def __init__(self, dropout: float = 0.5, running_stats: bool = True, head: str = "table1"):
         super().__init__()
+        if head not in HEADS:
+            raise ValueError(f"DeCoVNet head must be one of {', '.join(HEADS)} (got {head!r})")
         self.stem = nn.Sequential(
             nn.Conv3d(2, 16, (5, 7, 7), stride=(1, 2, 2), padding=(2, 3, 3), bias=False),
             nn.BatchNorm3d(16, track_running_stats=running_stats),
@@ -104,8 +116,9 @@ class DeCoVNet(nn.Module):
             nn.MaxPool3d((1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1)),
         )
         self.res1 = ResBlock3d(16, 64, running_stats=running_stats)
-        self.pool_t = nn.MaxPool3d((2, 1, 1), stride=(2, 1, 1), ceil_mode=True)
+        self.pool_t = nn.MaxPool3d((2, 1, 1), stride=(2, 1, 1), ceil_mode=head == "table1")
         self.res2 = ResBlock3d(64, 128, stride=2, running_stats=running_stats)
+        middle = [nn.Dropout3d(dropout)] if head == "table1" else [nn.AdaptiveMaxPool3d((1, 6, 9)), nn.Dropout3d(0.0)]
         self.classifier = nn.Sequential(
             nn.AdaptiveMaxPool3d((16, 24, 36)),
             nn.Conv3d(128, 64, 3, padding=1),
@@ -113,13 +126,13 @@ class DeCoVNet(nn.Module):
             nn.AdaptiveMaxPool3d((4, 12, 18)),
             nn.Conv3d(64, 32, 3, padding=1),
             nn.ReLU(inplace=True),
-            nn.Dropout3d(dropout),
+            *middle,
             nn.Conv3d(32, 32, 3, padding=1),
             nn.ReLU(inplace=True),
             nn.AdaptiveMaxPool3d(1),
             nn.Flatten(1),
         )
-        self.fc = nn.Linear(32, 2)
+        self.fc = nn.Linear(32, 2) if head == "table1" else nn.Sequential(nn.Linear(32, 32), nn.Linear(32, 2))
         for module in self.modules():
             if isinstance(module, nn.Conv3d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")

@@ -25,33 +25,68 @@ from torch import nn
 from torch.nn import functional as F
 
 
-def _double_conv(in_ch: int, out_ch: int) -> nn.Sequential:
+def _double_conv(in_ch: int, out_ch: int, bias: bool = False) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False),
+        nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=bias),
         nn.BatchNorm2d(out_ch),
         nn.ReLU(inplace=True),
-        nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False),
+        nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=bias),
         nn.BatchNorm2d(out_ch),
         nn.ReLU(inplace=True),
     )
 
 
 class UNet2D(nn.Module):
-    """A UNet for ``(N, in_channels, H, W)`` → logits ``(N, classes, H, W)``; see the module docstring."""
+    """A UNet for ``(N, in_channels, H, W)`` → logits ``(N, classes, H, W)``; see the module docstring.
 
-    def __init__(self, in_channels: int = 1, classes: int = 2, base: int = 16, levels: int = 4):
+    ``bilinear=True`` gives the layout of the DeCoVNet authors' released lung UNet (the common
+    "Pytorch-UNet" one; with ``base=16, levels=5, bias=True`` its exact twin): the deepest level keeps
+    the width of the one above it, the way up is a bilinear ×2 upsampling (``align_corners=True``)
+    padded to the skip connection's size, concatenated after the skip, and each merge halves the
+    channels (the top one keeps ``base``); the input is not padded (odd sizes are floored by the
+    max-pooling and padded back on the way up). ``bias``: convolutions with a bias (the released one)
+    or without (the default; batch norm follows each).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        classes: int = 2,
+        base: int = 16,
+        levels: int = 4,
+        bilinear: bool = False,
+        bias: bool = False,
+    ):
         super().__init__()
         if levels < 2 or base < 1:
             raise ValueError(f"UNet2D needs levels >= 2 and base >= 1 (got levels={levels}, base={base})")
         self.levels = levels
+        self.bilinear = bilinear
         widths = [base * 2**i for i in range(levels)]
+        if bilinear:
+            widths[-1] = widths[-2]
         self.down = nn.ModuleList(
-            [_double_conv(in_channels, widths[0])] + [_double_conv(widths[i - 1], widths[i]) for i in range(1, levels)]
+            [_double_conv(in_channels, widths[0], bias)]
+            + [_double_conv(widths[i - 1], widths[i], bias) for i in range(1, levels)]
         )
-        self.up = nn.ModuleList(
-            [nn.ConvTranspose2d(widths[i], widths[i - 1], 2, stride=2) for i in range(levels - 1, 0, -1)]
-        )
-        self.merge = nn.ModuleList([_double_conv(2 * widths[i - 1], widths[i - 1]) for i in range(levels - 1, 0, -1)])
+        if bilinear:
+            self.up = nn.ModuleList(
+                [nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True) for _ in range(levels - 1)]
+            )
+            below = [widths[-1]] + [max(widths[i] // 2, base) for i in range(levels - 2, 0, -1)]
+            self.merge = nn.ModuleList(
+                [
+                    _double_conv(widths[i - 1] + below[k], max(widths[i - 1] // 2, base) if i > 1 else base, bias)
+                    for k, i in enumerate(range(levels - 1, 0, -1))
+                ]
+            )
+        else:
+            self.up = nn.ModuleList(
+                [nn.ConvTranspose2d(widths[i], widths[i - 1], 2, stride=2) for i in range(levels - 1, 0, -1)]
+            )
+            self.merge = nn.ModuleList(
+                [_double_conv(2 * widths[i - 1], widths[i - 1], bias) for i in range(levels - 1, 0, -1)]
+            )
         self.head = nn.Conv2d(widths[0], classes, 1)
         for module in self.modules():
             if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
@@ -61,7 +96,7 @@ class UNet2D(nn.Module):
         height, width = x.shape[-2:]
         multiple = 2 ** (self.levels - 1)
         pad_h, pad_w = (-height) % multiple, (-width) % multiple
-        if pad_h or pad_w:
+        if not self.bilinear and (pad_h or pad_w):
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
         skips = []
         for i, block in enumerate(self.down):
@@ -69,7 +104,13 @@ class UNet2D(nn.Module):
             skips.append(x)
         x = skips.pop()
         for up, merge in zip(self.up, self.merge, strict=True):
-            x = merge(torch.cat([up(x), skips.pop()], dim=1))
+            skip = skips.pop()
+            if self.bilinear:
+                x = up(x)
+                dy, dx = skip.shape[-2] - x.shape[-2], skip.shape[-1] - x.shape[-1]
+                x = merge(torch.cat([skip, F.pad(x, [dx // 2, dx - dx // 2, dy // 2, dy - dy // 2])], dim=1))
+            else:
+                x = merge(torch.cat([up(x), skip], dim=1))
         return self.head(x)[..., :height, :width]
 
     def parameter_count(self) -> int:

@@ -17,9 +17,14 @@ def model_input(
     crop: str | None = None,
     slice_mm: float | None = None,
     antialias: bool = False,
+    pipeline: str | None = None,
 ):
     """``(float32 array, ModelGrid)`` input of classifier ``arch`` (``decovnet`` or ``covid19net``)
     for a CT (SimpleITK image, HU) and its lung mask; see the per-model modules for shapes.
+
+    ``pipeline``: None for this package's preprocessing, or the authors' own for their released
+    weights: ``"zheng2020"`` (DeCoVNet, :mod:`.zheng2020`) or ``"wang2020"`` (COVID-19Net,
+    :mod:`.wang2020`); those fix every other option.
 
     ``size`` overrides the paper's size: DeCoVNet's in-plane ``(H, W)``, COVID-19Net's ``(D, H, W)``.
     ``crop``, ``slice_mm`` and ``antialias``: DeCoVNet's in-plane crop (None or ``"lung_box"``), slice
@@ -28,6 +33,16 @@ def model_input(
     """
     from ..errors import UsageError
 
+    if pipeline is not None:
+        if (arch, pipeline) == ("decovnet", "zheng2020"):
+            from .zheng2020 import zheng2020_input
+
+            return zheng2020_input(ct, lungs)
+        if (arch, pipeline) == ("covid19net", "wang2020"):
+            from .wang2020 import wang2020_input
+
+            return wang2020_input(ct, lungs)
+        raise UsageError(f"Unknown preprocessing pipeline '{pipeline}' for {arch}; fix the model card's input.")
     if arch == "decovnet":
         from .decovnet import INPUT_HW, decovnet_input
 
@@ -52,8 +67,8 @@ def model_input(
 def input_options(arch: str, input_spec: dict | None) -> dict:
     """The keyword arguments of :func:`model_input` a model card's ``input`` spec asks for: ``size``
     from the last two entries of ``shape`` for DeCoVNet (``[2, "T", H, W]``), the last three for
-    COVID-19Net (``[1, D, H, W]``), None for the paper's; ``crop``, ``slice_mm`` and ``antialias``
-    from the fields of those names."""
+    COVID-19Net (``[1, D, H, W]``), None for the paper's; ``crop``, ``slice_mm``, ``antialias`` and
+    ``pipeline`` from the fields of those names."""
     spec = input_spec or {}
     shape = spec.get("shape")
     n = 3 if arch == "covid19net" else 2
@@ -62,4 +77,5 @@ def input_options(arch: str, input_spec: dict | None) -> dict:
         "crop": spec.get("crop"),
         "slice_mm": spec.get("slice_mm"),
         "antialias": bool(spec.get("antialias", False)),
+        "pipeline": spec.get("pipeline"),
     }

@@ -1,0 +1,289 @@
+"""The papers' own released models: files in the authors' formats import into exact twins.
+
+No download is possible here, so the files are written in the authors' layouts from twins with random
+weights: DeCoVNet and its lung UNet as ``torch.save`` of a DataParallel ``state_dict`` (keys as
+listed in ``../shared/notes/published-models.md``, with the unused ``s4``/``s5`` stages), and
+COVID-19Net as a Keras model built with ``keras`` (PyTorch backend) from the published architecture
+and saved as HDF5, in the Keras 3 layout and in the Keras 2 one (``:0`` weight names). Imported,
+each must give the reference's outputs to 1e-4; a wrong file is refused with one sentence.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+from conftest import TEST_DATA
+
+from covidct.errors import ModelError
+from covidct.models import load_model
+from covidct.models.covid19net import COVID19Net
+from covidct.models.decovnet import DeCoVNet
+from covidct.models.published import (
+    COVID19NET_CONFIG,
+    DECOVNET_CONFIG,
+    UNET_CONFIG,
+    covid19net_state,
+    decovnet_state,
+)
+from covidct.models.unet import UNet2D
+
+#: keras (PyTorch backend) converts tensors the NumPy-1 way; not this package's concern
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:keras")
+
+CIP_CT = TEST_DATA / "cip-ct64" / "ct-64.nrrd"
+CIP_LUNGS = TEST_DATA / "cip-ct64" / "wholeLung-64.nrrd"
+
+
+def randomised(model: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """``model`` with random weights and random batch-norm statistics (so that none is an identity)."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if tensor.dtype.is_floating_point:
+                values = torch.randn(tensor.shape, generator=generator) * 0.1
+                tensor.copy_(values.abs() + 0.5 if name.endswith("running_var") else values)
+    return model.eval()
+
+
+def authors_decovnet_keys(ours: dict) -> dict:
+    """Our DeCoVNet twin's state dict under the authors' key names (DataParallel ``module.`` prefix),
+    written from the published key list, plus an unused ``s4`` stage."""
+    table = {"stem.0.": "s1.pathway0_stem.conv.", "stem.1.": "s1.pathway0_stem.bn."}
+    for ours_stage, theirs_stage in (("res1", "s2"), ("res2", "s3")):
+        prefix = f"{theirs_stage}.pathway0_res0."
+        table[f"{ours_stage}.shortcut.0."] = prefix + "branch1."
+        table[f"{ours_stage}.shortcut.1."] = prefix + "branch1_bn."
+        for index, name in ((0, "a"), (1, "a_bn"), (3, "b"), (4, "b_bn"), (6, "c"), (7, "c_bn")):
+            table[f"{ours_stage}.branch.{index}."] = prefix + f"branch2.{name}."
+    table.update({"classifier.": "head.", "fc.": "classifier."})
+    out = {}
+    for key, value in ours.items():
+        prefix = next(p for p in table if key.startswith(p))
+        out["module." + table[prefix] + key[len(prefix) :]] = value.clone()
+    out["module.s4.pathway0_res0.branch1.weight"] = torch.zeros(256, 128, 1, 1, 1)
+    return out
+
+
+def authors_unet_keys(ours: dict) -> dict:
+    """Our UNet twin's state dict under the authors' ("Pytorch-UNet") key names."""
+    out = {}
+    for key, value in ours.items():
+        parts = key.split(".")
+        if parts[0] == "down":
+            level = int(parts[1])
+            stem = "inc.double_conv." if level == 0 else f"down{level}.maxpool_conv.1.double_conv."
+            new = stem + ".".join(parts[2:])
+        elif parts[0] == "merge":
+            new = f"up{int(parts[1]) + 1}.conv.double_conv." + ".".join(parts[2:])
+        else:
+            new = "outc.conv." + ".".join(parts[1:])
+        out["module." + new] = value.clone()
+    return out
+
+
+@pytest.fixture
+def user_models(tmp_path, monkeypatch):
+    monkeypatch.setenv("COVIDCT_MODELS_DIR", str(tmp_path / "models"))
+    return tmp_path / "models"
+
+
+@pytest.fixture(scope="module")
+def decovnet_files(tmp_path_factory):
+    """``(classifier .pth, UNet .pth, twin DeCoVNet, twin UNet)`` in the authors' layout."""
+    folder = tmp_path_factory.mktemp("zheng2020")
+    decovnet = randomised(DeCoVNet(**DECOVNET_CONFIG), 1)
+    unet = randomised(UNet2D(**UNET_CONFIG), 2)
+    torch.save(authors_decovnet_keys(decovnet.state_dict()), folder / "ncov-Epoch_00140-auc95p9.pth")
+    torch.save(authors_unet_keys(unet.state_dict()), folder / "unet-Epoch_00110-valid98.pth")
+    return folder / "ncov-Epoch_00140-auc95p9.pth", folder / "unet-Epoch_00110-valid98.pth", decovnet, unet
+
+
+def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "covidct", *args], capture_output=True, text=True, timeout=600, env=env
+    )
+
+
+def test_decovnet_import_gives_the_twin_outputs(decovnet_files, user_models):
+    classifier, unet_file, decovnet, unet = decovnet_files
+    result = run_cli(
+        "import",
+        "decovnet",
+        "--classifier",
+        str(classifier),
+        "--lungs",
+        str(unet_file),
+        env={**os.environ, "COVIDCT_MODELS_DIR": str(user_models)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "CC BY-NC-SA 4.0" in result.stdout
+    model, card = load_model("decovnet-zheng2020", "cpu")
+    lungs_model, lungs_card = load_model("decovnet-zheng2020-lungs", "cpu")
+    x = torch.rand(1, 2, 21, 224, 336, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        assert (model(x) - decovnet(x)).abs().max().item() < 1e-4
+        slices = torch.rand(2, 1, 368, 368, generator=torch.Generator().manual_seed(4))
+        assert (lungs_model(slices) - unet(slices)).abs().max().item() < 1e-4
+    assert card.input["lungs_method"] == "decovnet-zheng2020-lungs" and card.input["pipeline"] == "zheng2020"
+    assert card.threshold == 0.5 and "non-commercial" in card.licence
+    assert card.source["sha256"] and card.source["file"] == classifier.name
+    assert lungs_card.input["pipeline"] == "zheng2020"
+    refused = run_cli(
+        "import",
+        "decovnet",
+        "--classifier",
+        str(classifier),
+        "--lungs",
+        str(unet_file),
+        env={**os.environ, "COVIDCT_MODELS_DIR": str(user_models)},
+    )
+    assert refused.returncode == 2 and "already installed" in refused.stderr
+
+
+def test_the_authors_decovnet_pipeline_runs_end_to_end_on_a_real_ct(decovnet_files, user_models):
+    """Detection with the imported model: the authors' lung UNet and preprocessing (the lungs here are
+    the CIP CT's real mask: random UNet weights give no lungs), a heat map on the CT grid."""
+    import covidct
+    from covidct.lungs import segment_lungs
+    from covidct.models.published import import_decovnet
+
+    import_decovnet(decovnet_files[0], decovnet_files[1])
+    ct = covidct.load_ct(CIP_CT)
+    result = covidct.detect(ct, model="decovnet-zheng2020", lungs=CIP_LUNGS, device="cpu")
+    assert 0.0 <= result.probability <= 1.0 and result.heatmap.GetSize() == ct.GetSize()
+    assert result.report()["model_card"]["licence"].startswith("CC BY-NC-SA 4.0")
+    labels = segment_lungs(ct, method="decovnet-zheng2020-lungs", device="cpu")
+    assert labels.GetSize() == ct.GetSize()
+    assert set(np.unique(sitk.GetArrayViewFromImage(labels)).tolist()) <= {0, 1, 2}
+
+
+def test_a_wrong_file_is_refused_naming_the_first_mismatch(decovnet_files, tmp_path):
+    state = torch.load(decovnet_files[0], weights_only=True)
+    bad = dict(state)
+    bad["module.head.1.weight"] = torch.zeros(64, 128, 1, 1, 1)
+    torch.save(bad, tmp_path / "bad.pth")
+    with pytest.raises(ModelError, match=r"'module.head.1.weight' has shape \(64, 128, 1, 1, 1\)"):
+        decovnet_state(tmp_path / "bad.pth")
+    missing = {k: v for k, v in state.items() if "classifier.1" not in k}
+    torch.save(missing, tmp_path / "missing.pth")
+    with pytest.raises(ModelError, match="lacks 'fc.1.weight'"):
+        decovnet_state(tmp_path / "missing.pth")
+    torch.save({k[len("module.") :]: v for k, v in state.items()}, tmp_path / "plain.pth")
+    with pytest.raises(ModelError, match="lacks the 'module.' prefix"):
+        decovnet_state(tmp_path / "plain.pth")
+    (tmp_path / "text.pth").write_text("not weights")
+    result = run_cli(
+        "import", "decovnet", "--classifier", str(tmp_path / "text.pth"), "--lungs", str(decovnet_files[1])
+    )
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+
+
+keras = None
+
+
+def keras_mydensenetv2():
+    """myDenseNetv2 built with Keras from the published architecture (notes and paper), random weights."""
+    global keras
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras", reason="keras (test extra) builds the reference COVID-19Net")
+    layers = keras.layers
+
+    def conv_block(x, filters, name):
+        y = layers.BatchNormalization(epsilon=1.001e-5, name=name + "_0_bn")(x)
+        y = layers.Activation("relu", name=name + "_0_relu")(y)
+        y = layers.Conv3D(filters, 3, padding="same", use_bias=False, name=name + "_1_conv")(y)
+        y = layers.BatchNormalization(epsilon=1.001e-5, name=name + "_1_bn")(y)
+        y = layers.Activation("relu", name=name + "_1_relu")(y)
+        y = layers.Conv3D(filters, 3, padding="same", use_bias=False, name=name + "_2_conv")(y)
+        return layers.Concatenate(name=name + "_concat")([x, y])
+
+    def transition(x, filters, name):
+        x = layers.BatchNormalization(epsilon=1.001e-5, name=name + "_trans_bn")(x)
+        x = layers.Activation("relu", name=name + "_trans_relu")(x)
+        return layers.Conv3D(filters, 1, padding="same", use_bias=False, name=name + "_trans_conv")(x)
+
+    def block(x, filters, name):
+        for index, width in enumerate(filters):
+            x = conv_block(x, width, f"{name}_{index}")
+        return x
+
+    inputs = keras.Input((12, 40, 50, 1))  # small odd/even sizes exercise TensorFlow's 'same' padding
+    x = layers.Conv3D(16, 3, strides=(1, 2, 2), use_bias=False, padding="same", name="block0_conv1")(inputs)
+    x = layers.BatchNormalization(epsilon=1.001e-5, name="block0_bn1")(x)
+    x = layers.Activation("relu", name="block0_relu1")(x)
+    x = layers.Conv3D(16, 3, use_bias=False, padding="same", name="block0_conv2")(x)
+    x = transition(block(x, [16, 16], "block_11"), 16, "block13")
+    x = layers.MaxPooling3D(2, padding="same")(x)
+    x = transition(block(x, [24] * 3, "block_21"), 24, "block23")
+    x = layers.MaxPooling3D(2, padding="same")(x)
+    x = layers.MaxPooling3D(2, padding="same")(block(x, [32] * 4, "block_31"))
+    x = layers.Activation("relu", name="block_final_relu")(
+        layers.BatchNormalization(epsilon=1.001e-5, name="block_final_bn")(x)
+    )
+    x = layers.MaxPooling3D((1, 2, 2), padding="same")(block(x, [32, 32], "EGFR_block_11"))
+    x = layers.GlobalAveragePooling3D()(transition(x, 64, "EGFR_block_12"))
+    outputs = layers.Dense(1, activation="sigmoid", name="EGFR_global_pred")(x)
+    model = keras.Model(inputs, outputs, name="myDense")
+    rng = np.random.default_rng(5)
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if weights:
+            new = [rng.normal(0, 0.1, w.shape).astype(np.float32) for w in weights]
+            if isinstance(layer, layers.BatchNormalization):
+                new[3] = np.abs(new[3]) + 0.5
+            layer.set_weights(new)
+    return model
+
+
+def keras2_layout(source, target) -> None:
+    """A copy of a Keras 3 HDF5 model with Keras 2's weight names (``<layer>/<weight>:0``)."""
+    import h5py
+
+    shutil.copy(source, target)
+    with h5py.File(target, "r+") as handle:
+        group = handle.get("model_weights", handle)
+        for name in group.attrs["layer_names"]:
+            layer = group[name]
+            renamed = []
+            for weight in layer.attrs["weight_names"]:
+                weight = weight.decode() if isinstance(weight, bytes) else weight
+                layer.move(weight, weight + ":0")
+                renamed.append((weight + ":0").encode())
+            layer.attrs["weight_names"] = renamed
+
+
+def test_covid19net_keras_files_of_both_layouts_import_exactly(tmp_path, user_models):
+    model = keras_mydensenetv2()
+    keras3 = tmp_path / "myDenseNetv2_COVID-19.h5"
+    model.save(keras3)
+    keras2 = tmp_path / "keras2.h5"
+    keras2_layout(keras3, keras2)
+    x = np.random.default_rng(6).normal(size=(2, 12, 40, 50, 1)).astype(np.float32)
+    reference = np.asarray(model.predict(x, verbose=0))[:, 0]
+    features = keras.Model(model.inputs, model.layers[-2].output).predict(x, verbose=0)
+    for path in (keras3, keras2):
+        twin = COVID19Net(**COVID19NET_CONFIG).eval()
+        twin.load_state_dict(covid19net_state(path), strict=True)
+        with torch.no_grad():
+            tensor = torch.from_numpy(x).permute(0, 4, 1, 2, 3)  # channels last -> (N, 1, D, H, W)
+            assert np.abs(twin.probability(twin(tensor)).numpy() - reference).max() < 1e-4
+            assert np.abs(twin.features(tensor).numpy() - features).max() < 1e-4
+    assert model.count_params() == 894_545  # the published model's parameter count (BN statistics included)
+    result = run_cli(
+        "import", "covid19net", "--classifier", str(keras2), env={**os.environ, "COVIDCT_MODELS_DIR": str(user_models)}
+    )
+    assert result.returncode == 0, result.stderr
+    card = json.loads((user_models / "covid19net-wang2020" / "model.json").read_text())
+    assert card["threshold"] == 0.8 and card["input"]["pipeline"] == "wang2020" and "None stated" in card["licence"]
+    wrong = run_cli(
+        "import", "covid19net", "--classifier", str(CIP_CT), env={**os.environ, "COVIDCT_MODELS_DIR": str(user_models)}
+    )
+    assert wrong.returncode == 2 and "not an HDF5 file" in wrong.stderr
