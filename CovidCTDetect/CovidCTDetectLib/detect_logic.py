@@ -62,8 +62,9 @@ DEFAULT_OPACITY = 0.4
 DEVICES = DEVICE_CHOICES
 #: SNOMED CT codes of the lung and its lobes: segments with one of these terminology types are lungs.
 LUNG_TYPE_CODES = ("39607008", "45653009", "90572001", "72481006")
-#: The suspicious-region labelmap (1 = suspicious) as a segment: DICOM "Morphologically Altered Structure" /
-#: "Lesion" (SCT 49755003 / 52988006) in the lung (SCT 39607008), orange like the heat map's hot end.
+#: The suspicious-region labelmap (1 = suspicious; made for positive results only) as a segment: DICOM
+#: "Morphologically Altered Structure" / "Inflammation" (SCT 49755003 / 23583003, both in Slicer's DICOM
+#: master list) in the lung (SCT 39607008), orange like the heat map's hot end.
 SUSPICIOUS_SEGMENTS = (
     SegmentSpec(
         1,
@@ -71,7 +72,7 @@ SUSPICIOUS_SEGMENTS = (
         "Suspicious region",
         (1.0, 0.5, 0.0),
         "Segmentation category and type - DICOM master list~SCT^49755003^Morphologically Altered Structure"
-        "~SCT^52988006^Lesion~^^~Anatomic codes - DICOM master list~SCT^39607008^Lung~^^",
+        "~SCT^23583003^Inflammation~^^~Anatomic codes - DICOM master list~SCT^39607008^Lung~^^",
     ),
 )
 #: Columns of ``results.csv`` that hold numbers (empty for a failed case).
@@ -92,9 +93,11 @@ def classifier_models() -> list:
 
 def classifier_card(model=None):
     """The card of ``model``: a card (returned as is), a catalogue or architecture name, a model folder or
-    card file (:func:`covidct.models.find_classifier`), or None for the first installed classifier.
-    Raises :class:`ModelError` / :class:`UsageError` with one sentence."""
+    card file (:func:`covidct.models.find_classifier`), or None for the default classifier
+    (:data:`covidct.models.catalogue.DEFAULT_CLASSIFIER`, as the command line), else the first
+    installed one. Raises :class:`ModelError` / :class:`UsageError` with one sentence."""
     from covidct.models import ModelCard, find_classifier
+    from covidct.models.catalogue import DEFAULT_CLASSIFIER
 
     if isinstance(model, ModelCard):
         return model
@@ -105,7 +108,8 @@ def classifier_card(model=None):
                 "No COVID-19 classifier is installed; train one with the CovidCT Train module or "
                 "'covidct train', or copy a model folder into the user models folder."
             )
-        return models[0]
+        default = [card for card in models if card.architecture == DEFAULT_CLASSIFIER]
+        return find_classifier(DEFAULT_CLASSIFIER) if default else models[0]
     return find_classifier(model)
 
 
@@ -262,9 +266,10 @@ class DetectionJob(CommandJob):
         if show:
             if result.heatMapNode is not None:
                 show_heat_map(self.volume_node, result.heatMapNode, self.opacity)
-            for node in (result.lungSegmentationNode, result.suspiciousSegmentationNode):
-                if node is not None:
-                    show_segmentation(node)
+            if result.lungSegmentationNode is not None:
+                show_segmentation(result.lungSegmentationNode, fill=result.heatMapNode is None)
+            if result.suspiciousSegmentationNode is not None:
+                show_segmentation(result.suspiciousSegmentationNode, fill=False)
         return result
 
     def _note(self, event: dict) -> None:

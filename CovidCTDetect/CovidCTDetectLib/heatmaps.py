@@ -3,6 +3,11 @@
 The colour table is the first of :data:`HEAT_COLOR_NODE_IDS` present in the scene: "Inferno" is
 loaded from file by the Slicer application; "PET-Heat" is one of MRML's built-in procedural colour
 nodes, present in any scene whose default colour nodes were added (``vtkMRMLColorLogic``).
+
+Both tables start with opaque near-black, and the heat is 0 everywhere outside the lungs, so the heat
+map's display is thresholded at :data:`DISPLAY_THRESHOLD`: voxels below it are transparent and the CT
+shows through unchanged; only heat above it is coloured. Heat-map nodes carry the attribute
+:data:`HEAT_MAP_ATTRIBUTE` so that CT selectors can leave them out.
 """
 
 from __future__ import annotations
@@ -14,6 +19,10 @@ from .volumes import volume_from_image
 
 #: Warm colour tables for heat maps, in order of preference.
 HEAT_COLOR_NODE_IDS = ("vtkMRMLColorTableNodeFileInferno.txt", "vtkMRMLPETProceduralColorNodePET-Heat")
+#: heat below this (0..1) is not drawn: the CT under it is shown as it is
+DISPLAY_THRESHOLD = 0.1
+#: node attribute marking a CovidCT heat map (value "1")
+HEAT_MAP_ATTRIBUTE = "CovidCT.HeatMap"
 
 
 def heat_color_node_id(scene) -> str:
@@ -25,7 +34,8 @@ def heat_color_node_id(scene) -> str:
 
 
 def heat_map_volume(heat_map: sitk.Image, volume_node=None, name: str = "", scene=None):
-    """Put ``heat_map`` (float, 0..1) into a scalar volume node with a warm colour table and window 0..1.
+    """Put ``heat_map`` (float, 0..1) into a scalar volume node with a warm colour table, window 0..1 and
+    the display threshold :data:`DISPLAY_THRESHOLD` (nothing drawn below it).
 
     ``volume_node`` is updated when given; otherwise a new node named ``name`` is added to ``scene``.
     """
@@ -34,6 +44,10 @@ def heat_map_volume(heat_map: sitk.Image, volume_node=None, name: str = "", scen
     display.SetAndObserveColorNodeID(heat_color_node_id(volume_node.GetScene()))
     display.AutoWindowLevelOff()
     display.SetWindowLevelMinMax(0.0, 1.0)
+    display.AutoThresholdOff()
+    display.SetThreshold(DISPLAY_THRESHOLD, 1.0)
+    display.ApplyThresholdOn()
+    volume_node.SetAttribute(HEAT_MAP_ATTRIBUTE, "1")
     return volume_node
 
 

@@ -63,11 +63,12 @@ class LungSegmentationJob(CommandJob):
         return segmentation_node
 
 
-def show_segmentation(segmentation_node) -> None:
-    """Show the segmentation in slice views (filled, with outline) and as a closed surface in 3D."""
+def show_segmentation(segmentation_node, fill: bool = True) -> None:
+    """Show the segmentation in slice views (outlined, and filled when ``fill``: outline only over a heat
+    map, which a fill would hide) and as a closed surface in 3D."""
     display = segmentation_node.GetDisplayNode()
     display.SetVisibility(True)
-    display.SetVisibility2DFill(True)
+    display.SetVisibility2DFill(fill)
     display.SetVisibility2DOutline(True)
     segmentation_node.CreateClosedSurfaceRepresentation()
 

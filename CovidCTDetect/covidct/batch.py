@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from .errors import CovidCTError, UsageError
+from .models.catalogue import DEFAULT_CLASSIFIER
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ def case_names(paths: list[Path]) -> list[str]:
 def detect_batch(
     inputs,
     out_dir: str | os.PathLike,
-    model="decovnet",
+    model=DEFAULT_CLASSIFIER,
     lungs=None,
     lungs_method: str | None = None,
     threshold: float | None = None,

@@ -40,6 +40,7 @@ from .explain import (
 from .geometry import orientation_code, resample_to_reference, same_grid, slice_and_pixel_mm
 from .lungs import METHODS as LUNGS_METHODS
 from .lungs import lung_model_card
+from .models.catalogue import DEFAULT_CLASSIFIER
 
 #: stages of :attr:`Detection.timings`, in pipeline order
 STAGES = ("load", "lungs", "preprocess", "forward", "heatmap", "save")
@@ -167,7 +168,7 @@ class Detection:
 
 def detect(
     ct,
-    model="decovnet",
+    model=DEFAULT_CLASSIFIER,
     lungs=None,
     threshold: float | None = None,
     device="auto",

@@ -6,8 +6,8 @@ method it prints:
 * the mask volume of each lung (ml) and the *thick dense* tissue inside it (ml): voxels above −300 HU
   that survive a binary opening with a 4 mm ball (``Testing/real_cts.py``). On a real negative this is
   organ inside "lung" (stomach, spleen, liver, heart); on P001/P002 it is also consolidation;
-* on P001/P002, the dense tissue (> −300 HU) inside the mask in the radiologists' infection-positive
-  slices (consolidation kept);
+* on P001/P002, in the radiologists' infection-positive slices, the ground-glass-density (−750…−300
+  HU) and dense (> −300 HU) tissue inside the mask (lesions kept);
 * the classifier's probability and the card's threshold, and where the hottest heat-map voxel lies:
   in thick dense tissue or not (for a negative CT, heat there is heat on an organ), and for P001/P002
   whether its slice is infection-positive.
@@ -66,8 +66,10 @@ def measure(case, method, loaded, out: Path | None) -> dict:
     infection = None
     if case.labels_file is not None:
         infection = infection_slices(case.labels_file, hu.shape[0])
-        dense = (mask > 0) & (hu > -300)
-        row["dense_in_infection_slices_ml"] = float(dense[infection].sum()) * voxel_ml
+        inside = (mask > 0)[infection]
+        values = hu[infection]
+        row["dense_in_infection_slices_ml"] = float((inside & (values > -300)).sum()) * voxel_ml
+        row["ggo_in_infection_slices_ml"] = float((inside & (values > -750) & (values <= -300)).sum()) * voxel_ml
     if loaded is not None:
         result = detect(ct, model=loaded, lungs=labels)
         heat = sitk.GetArrayViewFromImage(result.heatmap)
@@ -146,7 +148,8 @@ def coronal_levels(mask: np.ndarray) -> list[int]:
 
 def print_header() -> None:
     print(
-        f"{'case':<10} {'truth':<5} {'lungs':<17} {'R ml':>6} {'L ml':>6} {'thick ml':>8} {'inf.dense':>9} "
+        f"{'case':<10} {'truth':<5} {'lungs':<17} {'R ml':>6} {'L ml':>6} {'thick ml':>8} "
+        f"{'inf.ggo':>7} {'inf.dense':>9} "
         f"{'P':>6} {'thr':>5} {'call':<4} {'hot HU':>7} {'hot thick':>9} {'hot inf':>7} {'seg s':>6}"
     )
 
@@ -159,6 +162,7 @@ def print_row(row: dict) -> None:
     print(
         f"{row['case']:<10} {'COVID' if row['covid'] else 'neg':<5} {row['method']:<17} {row['right_ml']:>6.0f} "
         f"{row['left_ml']:>6.0f} {row['thick_dense_ml']:>8.1f} "
+        f"{row.get('ggo_in_infection_slices_ml', float('nan')):>7.1f} "
         f"{row.get('dense_in_infection_slices_ml', float('nan')):>9.1f} {prob:>6} {thr:>5} {call:<4} "
         f"{hot_hu:>7} {str(row.get('hot_in_thick_dense', '-')):>9} {str(row.get('hot_in_infection_slice', '-')):>7} "
         f"{row['segment_s']:>6.1f}"

@@ -9,6 +9,7 @@ the output files. Research use only: the bundled weights are not clinically vali
 
 from __future__ import annotations
 
+from ..models.catalogue import DEFAULT_CLASSIFIER
 from ._options import add_device_option, add_lungs_method_option, add_progress_options, progress_from_args
 
 
@@ -16,7 +17,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", default="covidct-demo", help="output folder (default: ./covidct-demo)")
     parser.add_argument(
         "--model",
-        default="decovnet",
+        default=DEFAULT_CLASSIFIER,
         help="bundled model name or a model folder holding model.json (default: decovnet)",
     )
     add_lungs_method_option(parser)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..models.catalogue import DEFAULT_CLASSIFIER
 from ._options import add_device_option, add_lungs_method_option, add_progress_options, progress_from_args
 
 
@@ -22,7 +23,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True, help="output folder (one sub-folder per CT, and results.csv)")
     parser.add_argument(
         "--model",
-        default="decovnet",
+        default=DEFAULT_CLASSIFIER,
         help="model: decovnet or covid19net (the installed model of that architecture), a catalogue "
         "name, or a folder holding model.json (default: decovnet)",
     )

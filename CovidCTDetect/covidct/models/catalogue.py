@@ -38,6 +38,8 @@ NOT_VALIDATED = (
 ARCHITECTURES = ("decovnet", "covid19net", "unet")
 #: the architectures that classify a CT as COVID-19 or not
 CLASSIFIERS = ("decovnet", "covid19net")
+#: the classifier used when none is named (command line, Python API, Slicer): the installed DeCoVNet
+DEFAULT_CLASSIFIER = "decovnet"
 
 
 def model_class(arch: str):
