@@ -397,14 +397,43 @@ def test_example_batch_script(scene, models_dir, tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit) as exit_status:
         runpy.run_path(str(EXAMPLE), run_name="__main__")
     printed = capsys.readouterr().out
-    assert exit_status.value.code == 0, printed
+    assert exit_status.value.code == 1, printed  # one of the two CTs failed
     assert "1 of 2 CTs done" in printed
+    # memory stays flat: only the results table is left in the scene, no heat map or segmentation
+    assert scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode") == 0
+    assert scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode") == 0
     assert "ct.nrrd: P(COVID-19) =" in printed and "broken.nrrd: Slicer could not load this file" in printed
     report = json.loads((out / "ct" / "report.json").read_text(encoding="utf-8"))
     with open(out / "slicer_results.csv", newline="", encoding="utf-8") as stream:
         [row] = list(csv.DictReader(stream))
     assert row["Volume"] == "ct" and row["Model"] == MODEL
     assert float(row["Probability"]) == pytest.approx(report["probability"], abs=1e-4)
+
+
+def test_example_batch_script_always_ends_slicer_with_a_status(scene, tmp_path, monkeypatch, capsys):
+    """Bad arguments exit 2; an unexpected error (here: the logic itself failing) prints its traceback and
+    exits 1 instead of leaving ``Slicer --no-main-window`` running."""
+    import runpy
+
+    monkeypatch.setattr(slicer.util, "exit", lambda status: (_ for _ in ()).throw(SystemExit(status)))
+    monkeypatch.setattr("sys.argv", [str(EXAMPLE), "--", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit) as bad_arguments:
+        runpy.run_path(str(EXAMPLE), run_name="__main__")
+    assert bad_arguments.value.code == 2
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    shutil.copy(CT, cases / "ct.nrrd")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("saveNode failed")
+
+    monkeypatch.setattr(DetectionLogic, "detect", broken)
+    monkeypatch.setattr(slicer.util, "loadVolume", lambda path: ct_node(Path(path).stem))
+    monkeypatch.setattr("sys.argv", [str(EXAMPLE), "--", "--input", str(cases), "--out", str(tmp_path / "out")])
+    with pytest.raises(SystemExit) as crashed:
+        runpy.run_path(str(EXAMPLE), run_name="__main__")
+    assert crashed.value.code == 1
+    assert "RuntimeError: saveNode failed" in capsys.readouterr().err
 
 
 @needs_lungs

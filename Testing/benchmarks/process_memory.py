@@ -20,6 +20,13 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 1024**2)
 
 
+def rss_mb() -> float | None:
+    """Current resident memory of this process in MiB (``VmRSS``), or None where there is no /proc."""
+    status = Path("/proc/self/status")
+    match = re.search(r"VmRSS:\s+(\d+)", status.read_text()) if status.exists() else None
+    return int(match.group(1)) / 1024 if match else None
+
+
 def child_or_environment(args, measure, data_dir) -> dict:
     """In the child (``args.child``, a JSON dict of ``measure``'s arguments): print ``measure``'s result as
     JSON and exit. In the parent: exit with one sentence when ``args.ct`` is missing, else return the

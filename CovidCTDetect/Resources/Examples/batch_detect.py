@@ -16,24 +16,25 @@ volume, model, probability, label, threshold, time). A CT that fails is reported
 in one background ``covidct detect`` (``DetectionLogic.runBatch``), which writes
 ``RESULTS_FOLDER/results.csv`` and one sub-folder per case.
 
-The exit status is 0 when at least one CT succeeded, 2 otherwise. The Python packages of the extension
-must be installed (open the CovidCT Detect module once to install them). Research use only: the
-models are not clinically validated.
+Slicer always exits with a status, whatever happens (``--python-script`` never exits on its own): 0
+when every CT succeeded, 1 when some failed (each reported), 2 for bad arguments, missing packages or
+no CT done; an unexpected error prints its traceback and exits 1. Memory stays flat over a long folder:
+each case's nodes (volume, heat map, segmentations) are removed once its outputs are on disk. The Python
+packages of the extension must be installed (open the CovidCT Detect module once to install them).
+Research use only: the models are not clinically validated.
 """
 
 import argparse
 import sys
+import traceback
 from pathlib import Path
 
 import slicer
 
-from covidct.errors import CovidCTError
-from covidct.io import VOLUME_SUFFIXES, suffix_of
-from CovidCTDetectLib import dependencies
-from CovidCTDetectLib.detect_logic import DEVICES, LUNGS_METHODS, DetectionLogic
-
 
 def parse_arguments(argv):
+    from CovidCTDetectLib.detect_logic import DEVICES, LUNGS_METHODS
+
     parser = argparse.ArgumentParser(prog="batch_detect.py", description=__doc__.splitlines()[0])
     parser.add_argument("--input", required=True, help="folder of CT files (or, with --whole-folder, DICOM series)")
     parser.add_argument("--out", required=True, help="results folder")
@@ -45,8 +46,11 @@ def parse_arguments(argv):
     return parser.parse_args(argv[1:] if argv[:1] == ["--"] else argv)
 
 
-def detect_volumes(logic, args) -> int:
-    """Load each CT file as a volume node, detect, keep the results table; return the number of successes."""
+def detect_volumes(logic, args) -> tuple[int, int]:
+    """Load each CT file as a volume node, detect, keep the results table; ``(successes, cases)``."""
+    from covidct.errors import CovidCTError
+    from covidct.io import VOLUME_SUFFIXES, suffix_of
+
     files = sorted(p for p in Path(args.input).iterdir() if p.is_file() and suffix_of(p) in VOLUME_SUFFIXES)
     if not files:
         raise CovidCTError(f"No CT file (NIfTI, NRRD, MetaImage) in {args.input}; use --whole-folder for DICOM series.")
@@ -72,6 +76,9 @@ def detect_volumes(logic, args) -> int:
             continue
         finally:
             slicer.mrmlScene.RemoveNode(volume_node)  # keep memory flat over a long folder
+        for node in (result.heatMapNode, result.lungSegmentationNode, result.suspiciousSegmentationNode):
+            if node is not None:  # the outputs are on disk; the scene keeps only the results table
+                slicer.mrmlScene.RemoveNode(node)
         done, table_node = done + 1, result.tableNode
         print(
             f"{path.name}: P(COVID-19) = {result.probability:.3f} ({result.label}), {result.seconds:.1f} s, "
@@ -80,7 +87,7 @@ def detect_volumes(logic, args) -> int:
     if table_node is not None:
         slicer.util.saveNode(table_node, str(Path(args.out) / "slicer_results.csv"))
     print(f"{done} of {len(files)} CTs done; table: {Path(args.out) / 'slicer_results.csv'}")
-    return done
+    return done, len(files)
 
 
 def print_case_result(event: dict) -> None:
@@ -90,8 +97,8 @@ def print_case_result(event: dict) -> None:
         print(f"{event['case']}: {outcome}")
 
 
-def detect_whole_folder(logic, args) -> int:
-    """One background ``covidct detect`` over the folder; return the number of successes."""
+def detect_whole_folder(logic, args) -> tuple[int, int]:
+    """One background ``covidct detect`` over the folder; ``(successes, cases)``."""
     table_node = logic.runBatch(
         args.input, args.out, args.model, args.lungs_method, args.device, args.threshold, onEvent=print_case_result
     )
@@ -99,23 +106,42 @@ def detect_whole_folder(logic, args) -> int:
     rows = table_node.GetTable().GetNumberOfRows()
     done = sum(1 for row in range(rows) if not errors.GetValue(row))
     print(f"{done} of {rows} CTs done; table: {Path(args.out) / 'results.csv'}")
-    return done
+    return done, rows
 
 
 def main(argv) -> int:
-    args = parse_arguments(argv)
+    """Run the batch; the exit status (see the module docstring)."""
+    try:
+        args = parse_arguments(argv)
+    except SystemExit as stop:  # argparse: bad arguments (2) or --help (0)
+        return int(stop.code or 0)
+    from covidct.errors import CovidCTError
+    from CovidCTDetectLib import dependencies
+    from CovidCTDetectLib.detect_logic import DetectionLogic
+
     missing = dependencies.missing_requirements()
     if missing:
         print(f"Missing Python packages ({', '.join(missing)}); open the CovidCT Detect module once to install them.")
         return 2
-    Path(args.out).mkdir(parents=True, exist_ok=True)
+    try:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        print(f"batch_detect.py: cannot create the results folder {args.out} ({error.strerror}); choose another --out.")
+        return 2
     logic = DetectionLogic()
     try:
-        done = detect_whole_folder(logic, args) if args.whole_folder else detect_volumes(logic, args)
+        done, cases = detect_whole_folder(logic, args) if args.whole_folder else detect_volumes(logic, args)
     except CovidCTError as error:
         print(f"batch_detect.py: {error}")
         return 2
-    return 0 if done else 2
+    return 2 if done == 0 else 0 if done == cases else 1
 
 
-slicer.util.exit(main(sys.argv[1:]))
+status = 1
+try:
+    status = main(sys.argv[1:])
+except Exception:  # anything unexpected: say what, and still end Slicer (--python-script never exits by itself)
+    traceback.print_exc()
+    status = 1
+finally:
+    slicer.util.exit(status)
