@@ -18,7 +18,9 @@ See ``Resources/Examples/batch_detect.py`` for a folder of CTs.
 import logging
 import math
 import time
+import traceback
 
+import ctk
 import numpy as np
 import qt
 import SimpleITK as sitk
@@ -45,6 +47,7 @@ from CovidCTDetectLib.detect_logic import (
 )
 from CovidCTDetectLib.heatmaps import HEAT_COLOR_NODE_IDS, heat_map_volume, show_heat_map
 from CovidCTDetectLib.prognosis_logic import PrognosisLogic, clinical_fields, load_model
+from CovidCTDetectLib.published_logic import DEFAULT_NAMES, PAPERS, import_published, licence
 from CovidCTDetectLib.segmentations import SegmentSpec, labelmap_array_from_segmentation, segmentation_from_labelmap
 from CovidCTDetectLib.volumes import image_from_volume, volume_from_image
 
@@ -121,6 +124,7 @@ class CovidCTDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             "clicked(bool)", lambda: self.cancelJob("features", self.ui.prognosisResultLabel)
         )
         self.ui.cohortButton.connect("clicked(bool)", self.onCohortButton)
+        self.setupPublishedModels()
         self.initializeParameterNode()
         self.onPrognosisModelChanged()
 
@@ -130,7 +134,9 @@ class CovidCTDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.removeObservers()
 
     def enter(self):
+        self.fillModelComboBoxes()  # models saved by CovidCT Train (or imported) since the panel was built
         self.initializeParameterNode()
+        self.updateGUIFromParameterNode()
 
     def exit(self):
         self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGUIFromParameterNode)
@@ -147,7 +153,9 @@ class CovidCTDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     # -- models ----------------------------------------------------------------------------------
     def fillModelComboBoxes(self):
-        """The installed classifiers (detection) and COVID-19Nets (prognosis features), from the model catalogue."""
+        """The installed classifiers (detection) and COVID-19Nets (prognosis features), from the model catalogue;
+        the chosen models stay chosen when they are still installed."""
+        chosen = [card.name if card else None for card in (self.selectedModel(), self.selectedFeatureModel())]
         try:
             self.models = classifier_models()
         except CovidCTError as error:  # e.g. a damaged model card in the user's models folder
@@ -163,10 +171,15 @@ class CovidCTDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             for card in cards:
                 comboBox.addItem(f"{card.name} ({card.architecture})")
                 comboBox.setItemData(comboBox.count - 1, card.description or card.training_data, qt.Qt.ToolTipRole)
+            names = [card.name for card in cards]
+            previous = chosen[0] if comboBox is self.ui.modelComboBox else chosen[1]
+            if previous in names:
+                comboBox.setCurrentIndex(names.index(previous))
             comboBox.blockSignals(wasBlocked)
         if not self.models:
             self.ui.modelComboBox.addItem("no classifier installed")
-        self.onModelChanged()
+        if chosen[0] is None or chosen[0] not in [card.name for card in self.models]:
+            self.onModelChanged()  # a new choice brings its card's threshold
 
     def selectedModel(self):
         index = self.ui.modelComboBox.currentIndex
@@ -281,7 +294,12 @@ class CovidCTDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             try:
                 onDone(job)
             except CovidCTError as error:
-                self.showError(error)
+                self.showError(error, details=jobLog(job))
+            except Exception as error:  # a bug or an unexpected failure: say so, with the details
+                self.showError(
+                    f"Unexpected error ({type(error).__name__}: {error}); see the details.",
+                    details=traceback.format_exc() + jobLog(job),
+                )
             finally:
                 self.updateButtons()
         if not self.jobs:
@@ -298,9 +316,10 @@ class CovidCTDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.pollTimer.stop()
         self.updateButtons()
 
-    def showError(self, error, title="CovidCT Detect"):
+    def showError(self, error, title="CovidCT Detect", details=""):
+        """One error dialog: the sentence, and ``details`` (the background process's log) behind "Show Details"."""
         logging.error(str(error))
-        slicer.util.errorDisplay(str(error), windowTitle=title)
+        slicer.util.errorDisplay(str(error), windowTitle=title, detailedText=details or None)
 
     def ready(self, statusLabel):
         """True when the required Python packages are installed (after asking the user, if needed)."""
@@ -402,6 +421,70 @@ class CovidCTDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         )
         showTable(tableNode)
 
+    # -- published models --------------------------------------------------------------------
+    def setupPublishedModels(self):
+        """The "Published models" section: the authors' released files (picked by the user) into the catalogue."""
+        section = ctk.ctkCollapsibleButton()
+        section.text = "Published models"
+        section.collapsed = True
+        self.layout.addWidget(section)
+        form = qt.QFormLayout(section)
+        self.paperComboBox = qt.QComboBox()
+        for paper, (label, _) in PAPERS.items():
+            self.paperComboBox.addItem(label, paper)
+        form.addRow("Paper:", self.paperComboBox)
+        self.publishedClassifierPathLineEdit = ctk.ctkPathLineEdit()
+        self.publishedClassifierPathLineEdit.filters = ctk.ctkPathLineEdit.Files | ctk.ctkPathLineEdit.Readable
+        self.publishedClassifierPathLineEdit.settingKey = "CovidCTDetect/PublishedClassifier"
+        form.addRow("Classifier file:", self.publishedClassifierPathLineEdit)
+        self.publishedLungsPathLineEdit = ctk.ctkPathLineEdit()
+        self.publishedLungsPathLineEdit.filters = ctk.ctkPathLineEdit.Files | ctk.ctkPathLineEdit.Readable
+        self.publishedLungsPathLineEdit.settingKey = "CovidCTDetect/PublishedLungs"
+        form.addRow("Lung UNet file:", self.publishedLungsPathLineEdit)
+        self.publishedNameLineEdit = qt.QLineEdit()
+        form.addRow("Name:", self.publishedNameLineEdit)
+        self.publishedLicenceLabel = qt.QLabel()
+        self.publishedLicenceLabel.wordWrap = True
+        form.addRow("Licence:", self.publishedLicenceLabel)
+        self.addPublishedButton = qt.QPushButton("Add a published model...")
+        self.addPublishedButton.toolTip = "Import the downloaded files as a model of this list (nothing is downloaded)."
+        form.addRow(self.addPublishedButton)
+        self.paperComboBox.connect("currentIndexChanged(int)", self.onPaperChanged)
+        self.addPublishedButton.connect("clicked(bool)", self.onAddPublishedModel)
+        self.onPaperChanged()
+
+    def onPaperChanged(self, index=None):
+        paper = self.paperComboBox.currentData
+        self.publishedLungsPathLineEdit.enabled = PAPERS[paper][1]
+        self.publishedNameLineEdit.placeholderText = DEFAULT_NAMES[paper]
+        self.publishedLicenceLabel.text = licence(paper)
+
+    def onAddPublishedModel(self):
+        paper = self.paperComboBox.currentData
+        classifier = self.publishedClassifierPathLineEdit.currentPath
+        lungs = self.publishedLungsPathLineEdit.currentPath if PAPERS[paper][1] else None
+        if not classifier or (PAPERS[paper][1] and not lungs):
+            self.showError("Pick the downloaded file(s) first.")
+            return
+        if not slicer.util.confirmOkCancelDisplay(
+            f"Licence of these weights:\n\n{licence(paper)}\n\nImport them under this licence?",
+            windowTitle="Published model licence",
+        ):
+            return
+        if not self.ready(self.ui.statusLabel):
+            return
+        try:
+            with slicer.util.WaitCursor():
+                name = import_published(paper, classifier, lungs, self.publishedNameLineEdit.text.strip() or None)
+        except CovidCTError as error:
+            self.showError(error)
+            return
+        self.fillModelComboBoxes()
+        names = [card.name for card in self.models]
+        if name in names:
+            self.ui.modelComboBox.setCurrentIndex(names.index(name))
+        self.ui.statusLabel.text = f"Added the published model '{name}'."
+
     # -- prognosis -------------------------------------------------------------------------------
     def onPrognosisModelChanged(self, path=None):
         """Rebuild the clinical-values form from the chosen prognosis model's clinical covariates."""
@@ -411,7 +494,7 @@ class CovidCTDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.clinicalForm, self.clinicalEditors = None, {}
         folder = self.ui.prognosisModelPathLineEdit.currentPath
         self.ui.prognosisResultLabel.text = ""
-        if folder:
+        if folder and not dependencies.missing_requirements():
             try:
                 model = load_model(folder)
             except CovidCTError as error:
@@ -428,6 +511,11 @@ class CovidCTDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                     f"Model: hazard of '{model.event_column}' over '{model.time_column}'"
                     f"; {len(model.features)} covariate(s) selected."
                 )
+        if folder and dependencies.missing_requirements():
+            self.ui.prognosisResultLabel.text = (
+                "The Python packages the prognosis model needs are not installed yet: run a detection (Apply) to "
+                "install them, then choose the model folder again."
+            )
         self.ui.clinicalHintLabel.visible = self.clinicalForm is None
         self.updateButtons()
 
@@ -504,6 +592,8 @@ class CovidCTDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         )
 
     def onCohortButton(self):
+        if not self.ready(self.ui.cohortLabel):
+            return
         try:
             view = self.logic.prognosis.showCohort(self.ui.prognosisModelPathLineEdit.currentPath)
         except CovidCTError as error:
@@ -516,6 +606,13 @@ class CovidCTDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         )
         slicer.modules.plots.logic().ShowChartInLayout(view.chartNode)
         showTable(view.hazardRatioTableNode, switchLayout=False)
+
+
+def jobLog(job) -> str:
+    """The last lines the background process wrote to stderr (its log), for an error's details."""
+    process = getattr(job, "process", None)
+    lines = list(getattr(process, "stderr_tail", []) or [])
+    return ("\n\nLog of the background process:\n" + "\n".join(lines)) if lines else ""
 
 
 def showTable(tableNode, switchLayout=True):

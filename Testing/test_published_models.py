@@ -21,72 +21,22 @@ import pytest
 import SimpleITK as sitk
 import torch
 from conftest import TEST_DATA
+from published_files import write_decovnet_files
 
 from covidct.errors import ModelError
 from covidct.models import load_model
 from covidct.models.covid19net import COVID19Net
-from covidct.models.decovnet import DeCoVNet
 from covidct.models.published import (
     COVID19NET_CONFIG,
-    DECOVNET_CONFIG,
-    UNET_CONFIG,
     covid19net_state,
     decovnet_state,
 )
-from covidct.models.unet import UNet2D
 
 #: keras (PyTorch backend) converts tensors the NumPy-1 way; not this package's concern
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:keras")
 
 CIP_CT = TEST_DATA / "cip-ct64" / "ct-64.nrrd"
 CIP_LUNGS = TEST_DATA / "cip-ct64" / "wholeLung-64.nrrd"
-
-
-def randomised(model: torch.nn.Module, seed: int) -> torch.nn.Module:
-    """``model`` with random weights and random batch-norm statistics (so that none is an identity)."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, tensor in model.state_dict().items():
-            if tensor.dtype.is_floating_point:
-                values = torch.randn(tensor.shape, generator=generator) * 0.1
-                tensor.copy_(values.abs() + 0.5 if name.endswith("running_var") else values)
-    return model.eval()
-
-
-def authors_decovnet_keys(ours: dict) -> dict:
-    """Our DeCoVNet twin's state dict under the authors' key names (DataParallel ``module.`` prefix),
-    written from the published key list, plus an unused ``s4`` stage."""
-    table = {"stem.0.": "s1.pathway0_stem.conv.", "stem.1.": "s1.pathway0_stem.bn."}
-    for ours_stage, theirs_stage in (("res1", "s2"), ("res2", "s3")):
-        prefix = f"{theirs_stage}.pathway0_res0."
-        table[f"{ours_stage}.shortcut.0."] = prefix + "branch1."
-        table[f"{ours_stage}.shortcut.1."] = prefix + "branch1_bn."
-        for index, name in ((0, "a"), (1, "a_bn"), (3, "b"), (4, "b_bn"), (6, "c"), (7, "c_bn")):
-            table[f"{ours_stage}.branch.{index}."] = prefix + f"branch2.{name}."
-    table.update({"classifier.": "head.", "fc.": "classifier."})
-    out = {}
-    for key, value in ours.items():
-        prefix = next(p for p in table if key.startswith(p))
-        out["module." + table[prefix] + key[len(prefix) :]] = value.clone()
-    out["module.s4.pathway0_res0.branch1.weight"] = torch.zeros(256, 128, 1, 1, 1)
-    return out
-
-
-def authors_unet_keys(ours: dict) -> dict:
-    """Our UNet twin's state dict under the authors' ("Pytorch-UNet") key names."""
-    out = {}
-    for key, value in ours.items():
-        parts = key.split(".")
-        if parts[0] == "down":
-            level = int(parts[1])
-            stem = "inc.double_conv." if level == 0 else f"down{level}.maxpool_conv.1.double_conv."
-            new = stem + ".".join(parts[2:])
-        elif parts[0] == "merge":
-            new = f"up{int(parts[1]) + 1}.conv.double_conv." + ".".join(parts[2:])
-        else:
-            new = "outc.conv." + ".".join(parts[1:])
-        out["module." + new] = value.clone()
-    return out
 
 
 @pytest.fixture
@@ -98,12 +48,7 @@ def user_models(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def decovnet_files(tmp_path_factory):
     """``(classifier .pth, UNet .pth, twin DeCoVNet, twin UNet)`` in the authors' layout."""
-    folder = tmp_path_factory.mktemp("zheng2020")
-    decovnet = randomised(DeCoVNet(**DECOVNET_CONFIG), 1)
-    unet = randomised(UNet2D(**UNET_CONFIG), 2)
-    torch.save(authors_decovnet_keys(decovnet.state_dict()), folder / "ncov-Epoch_00140-auc95p9.pth")
-    torch.save(authors_unet_keys(unet.state_dict()), folder / "unet-Epoch_00110-valid98.pth")
-    return folder / "ncov-Epoch_00140-auc95p9.pth", folder / "unet-Epoch_00110-valid98.pth", decovnet, unet
+    return write_decovnet_files(tmp_path_factory.mktemp("zheng2020"))
 
 
 def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -287,3 +232,18 @@ def test_covid19net_keras_files_of_both_layouts_import_exactly(tmp_path, user_mo
         "import", "covid19net", "--classifier", str(CIP_CT), env={**os.environ, "COVIDCT_MODELS_DIR": str(user_models)}
     )
     assert wrong.returncode == 2 and "not an HDF5 file" in wrong.stderr
+
+
+def test_slicer_bridge_adds_a_published_model_listed_at_once(decovnet_files, user_models, mrml_scene):
+    """The CovidCT Detect panel's "Add a published model..." path (the bridge, on real MRML): the import
+    runs as a background covidct command and the model is in the classifier list without a restart."""
+    from covidct.errors import CovidCTError
+    from CovidCTDetectLib.detect_logic import classifier_models
+    from CovidCTDetectLib.published_logic import import_published, licence
+
+    assert "non-commercial" in licence("decovnet") and "None stated" in licence("covid19net")
+    before = [card.name for card in classifier_models()]
+    name = import_published("decovnet", decovnet_files[0], decovnet_files[1], name="zheng-slicer")
+    assert name == "zheng-slicer" and name not in before and name in [card.name for card in classifier_models()]
+    with pytest.raises(CovidCTError, match="already installed"):
+        import_published("decovnet", decovnet_files[0], decovnet_files[1], name="zheng-slicer")
