@@ -97,9 +97,9 @@ def test_operating_points_match_the_paper(released):
     assert (round(spec_floor.sensitivity, 3), round(spec_floor.specificity, 3)) == (0.880, 0.964)
     youden = youden_point(y, p)
     assert (round(youden.sensitivity, 3), round(youden.specificity, 3)) == (0.880, 0.964)
-    # thresholds are ROC vertices: p >= threshold reproduces the point
+    # thresholds are ROC vertices restated for the report's one rule: p > threshold reproduces the point
     for point in (balanced, high_sens, high_spec, sens_floor, youden):
-        called = p >= point.threshold
+        called = p > point.threshold
         assert called[y == 1].mean() == pytest.approx(point.sensitivity)
         assert (~called[y == 0]).mean() == pytest.approx(point.specificity)
 

@@ -284,7 +284,7 @@ def test_covid19net_two_step_transfer_learning(synth, tmp_path):
 def test_clear_errors(synth, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    (run / "config.json").write_text("{}")
+    (run / "last.pt").write_bytes(b"a checkpoint")  # a run that has trained (config.json alone does not block)
     with pytest.raises(UsageError, match="already holds a training run.*--resume"):
         train(TrainConfig(manifest=synth["small"], out=run, **FAST))
     with pytest.raises(UsageError, match="no training run to resume"):

@@ -26,7 +26,6 @@ Nodes are added to the volume node's scene; the slice views shown are those of `
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import shutil
@@ -288,6 +287,7 @@ class BatchJob(CommandJob):
         self.scene = scene
         self.cases = None
         self.case_index = 0
+        self.run = None  # the run's identifier in results.csv (its "run" event)
 
     def finish(self):
         """Once :attr:`done`: ``results.csv`` as a new table node (one row per case, the error of a failed
@@ -298,9 +298,13 @@ class BatchJob(CommandJob):
                 f"The batch run wrote no results into {self.output_folder}; check the input folder.",
                 self.process.returncode,
             )
-        return results_table(self.output_folder / "results.csv", f"CovidCT batch {self.input_path.name}", self.scene)
+        return results_table(
+            self.output_folder / "results.csv", f"CovidCT batch {self.input_path.name}", self.scene, run=self.run
+        )
 
     def _note(self, event: dict) -> None:
+        if event.get("event") == "run":
+            self.run = event.get("run")
         if event.get("event") != "stage":
             return
         done, total = event.get("done"), event.get("total")
@@ -312,16 +316,18 @@ class BatchJob(CommandJob):
             self.fraction = min((self.case_index + done / total) / self.cases, 1.0)
 
 
-def results_table(csv_path: Path, name: str, scene):
-    """A new table node holding a ``results.csv`` of ``covidct detect`` (probability, threshold and
-    seconds as numbers, NaN for a failed case)."""
+def results_table(csv_path: Path, name: str, scene, run: str | None = None):
+    """A new table node holding the rows of a ``results.csv`` of ``covidct detect`` (of one ``run`` when
+    given: the folder may hold earlier runs' rows), probability, threshold and seconds as numbers, NaN for
+    a failed case."""
+    from covidct.batch import read_results
+
     table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", scene.GenerateUniqueName(name))
-    with open(csv_path, newline="", encoding="utf-8") as stream:
-        for row in csv.DictReader(stream):
-            values = {column: row.get(column, "") for column in RESULT_COLUMNS}
-            for column in _NUMERIC_RESULT_COLUMNS:
-                values[column] = float(values[column]) if values[column] else math.nan
-            append_result_row(values, table_node)
+    for row in read_results(csv_path, run):
+        values = {column: row.get(column, "") for column in RESULT_COLUMNS}
+        for column in _NUMERIC_RESULT_COLUMNS:
+            values[column] = float(values[column]) if values[column] else math.nan
+        append_result_row(values, table_node)
     return table_node
 
 

@@ -3,12 +3,16 @@
 Used by ``covidct detect`` and by the Slicer module's batch section. Each case gets its own output
 folder (named from its file or folder name, made unique) and one row in ``results.csv``; a case that
 fails (unreadable file, no lungs, ...) gets its one-sentence error in the ``error`` column and the
-batch continues. ``results.csv`` is rewritten (atomically) after every case, so an interrupted
-batch keeps the rows of the finished cases. Rows hold file names only, never patient data.
+batch continues. Each row is appended to ``results.csv`` as its case finishes, under a file lock, with
+the run's identifier (``run``: start time and process), so an interrupted batch keeps the rows of the
+finished cases and runs into one folder, at once or one after the other, keep every row. The output
+folder is checked (writable, free space) before the first case. Rows hold file names only, never
+patient data.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
@@ -22,7 +26,20 @@ from .models.catalogue import DEFAULT_CLASSIFIER
 
 log = logging.getLogger(__name__)
 
-RESULT_COLUMNS = ("case", "source", "model", "probability", "label", "threshold", "seconds", "error", "warnings")
+RESULT_COLUMNS = (
+    "run",
+    "case",
+    "source",
+    "model",
+    "probability",
+    "label",
+    "threshold",
+    "seconds",
+    "error",
+    "warnings",
+)
+#: free disk space asked for per case before a batch starts (MB): a heat map, lungs, montage, report
+MB_PER_CASE = 20.0
 
 
 def find_cases(inputs, exclude=()) -> list[Path]:
@@ -97,9 +114,12 @@ def detect_batch(
     internal error, i.e. a bug, propagates when there is only one case, so that its traceback can be seen).
     """
     from .detection import check_threshold, detect, load_classifier
+    from .outputs import check_output_folder
 
     out_dir = Path(out_dir)
     cases = find_cases(inputs, exclude=[out_dir])  # a rerun's own outputs are not a case
+    check_output_folder(out_dir, MB_PER_CASE * len(cases))
+    run = run_id()
     if lungs is not None and len(cases) > 1:
         raise UsageError(
             f"--lungs gives one lung mask but {len(cases)} CTs were named; run one CT at a time "
@@ -108,12 +128,14 @@ def detect_batch(
     if threshold is not None:
         check_threshold(threshold)
     loaded = load_classifier(model, device)
+    if progress is not None:
+        progress.event("run", run=run, results=str(out_dir / "results.csv"))
     rows: list[dict] = []
     for index, (path, name) in enumerate(zip(cases, case_names(cases), strict=True)):
         if progress is not None:
             progress.stage("cases", index, len(cases), case=name)
         row = dict.fromkeys(RESULT_COLUMNS, "")
-        row.update(case=name, source=path.name, model=loaded[1].name)
+        row.update(run=run, case=name, source=path.name, model=loaded[1].name)
         start = time.perf_counter()
         try:
             result = detect(
@@ -146,7 +168,7 @@ def detect_batch(
             )
         row["seconds"] = f"{time.perf_counter() - start:.2f}"
         rows.append(row)
-        write_results(out_dir / "results.csv", rows)
+        append_results(out_dir / "results.csv", [row])
         if progress is not None:
             progress.event("result", **row)
     if progress is not None:
@@ -154,12 +176,66 @@ def detect_batch(
     return rows
 
 
-def write_results(path: str | os.PathLike, rows: list[dict]) -> Path:
-    """Write ``rows`` as CSV with :data:`RESULT_COLUMNS` (atomically)."""
-    from .outputs import write_text
+def run_id() -> str:
+    """This run's identifier in ``results.csv``: its UTC start time and process id."""
+    from datetime import datetime, timezone
 
+    return f"{datetime.now(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')}-{os.getpid()}"
+
+
+def append_results(path: str | os.PathLike, rows: list[dict]) -> Path:
+    """Append ``rows`` (:data:`RESULT_COLUMNS`) to the CSV at ``path`` under an exclusive file lock, writing
+    the header when the file is new. A file with other columns is refused (it is not this version's),
+    never rewritten. Raises :class:`~covidct.errors.OutputError` when the rows cannot be written."""
+    from .errors import OutputError
+
+    path = Path(path)
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=RESULT_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return write_text(path, buffer.getvalue())
+    csv.DictWriter(buffer, fieldnames=RESULT_COLUMNS, lineterminator="\n").writerows(rows)
+    try:
+        with open(path, "a+", newline="", encoding="utf-8") as stream, _locked(stream):
+            stream.seek(0)
+            header = stream.readline().strip()
+            if header and header != ",".join(RESULT_COLUMNS):
+                raise OutputError(
+                    f"{path} has other columns than this version writes ({header[:60]}...); move it away or choose "
+                    "another output folder."
+                )
+            stream.seek(0, os.SEEK_END)
+            if not header:
+                stream.write(",".join(RESULT_COLUMNS) + "\n")
+            stream.write(buffer.getvalue())
+            stream.flush()
+            os.fsync(stream.fileno())
+    except OSError as exc:
+        raise OutputError(f"Could not write {path}: {exc.strerror or exc}.") from exc
+    return path
+
+
+def read_results(path: str | os.PathLike, run: str | None = None) -> list[dict]:
+    """The rows of a ``results.csv`` (of one ``run`` when given)."""
+    with open(path, newline="", encoding="utf-8") as stream:
+        return [row for row in csv.DictReader(stream) if run is None or row.get("run") == run]
+
+
+@contextlib.contextmanager
+def _locked(stream):
+    """An exclusive lock on an open file for the block (``fcntl`` on POSIX, ``msvcrt`` on Windows)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        stream.seek(0)
+        msvcrt.locking(stream.fileno(), msvcrt.LK_LOCK, 1)
+        try:
+            yield
+        finally:
+            stream.seek(0)
+            msvcrt.locking(stream.fileno(), msvcrt.LK_UNLCK, 1)
+        return
+    fcntl.flock(stream.fileno(), fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(stream.fileno(), fcntl.LOCK_UN)

@@ -52,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
             name, help=summary, description=module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
         )
         module.add_arguments(command_parser)
+        # the global options also after the command (covidct detect ... --debug); SUPPRESS keeps the earlier value
+        command_parser.add_argument(
+            "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
+        command_parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         command_parser.set_defaults(_run=module.run)
     return parser
 
@@ -70,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._run(args) or 0)
     except CovidCTError as error:
         print(f"covidct {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        return error.exit_status
     except KeyboardInterrupt:
         print(f"covidct {args.command}: interrupted.", file=sys.stderr)
         return 130

@@ -16,7 +16,7 @@
 * :func:`read_series` reads the pixels with SimpleITK's ImageSeriesReader (GDCM applies
   RescaleSlope/RescaleIntercept per slice, so values are Hounsfield units) and applies the plan.
 
-Only non-identifying fields (modality, series description and number, geometry) are read into these
+Only non-identifying fields (modality, series number and UID, geometry) are read into these
 objects, so nothing here can leak a patient's name, ID, birth date or accession number into logs.
 """
 
@@ -41,7 +41,7 @@ SPACING_TOLERANCE = 0.01  #: slices are evenly spaced within max(0.01 mm, 1 % of
 TILT_TOLERANCE_PIXELS = 0.1  #: in-plane drift of slice origins below this is not corrected
 MISSING_SLICE_FACTOR = 1.5  #: a gap larger than this × the median spacing means missing slices
 
-_MODALITY, _SERIES_UID, _DESCRIPTION, _NUMBER = "0008|0060", "0020|000e", "0008|103e", "0020|0011"
+_MODALITY, _SERIES_UID, _NUMBER = "0008|0060", "0020|000e", "0020|0011"
 _PIXEL_SPACING = "0028|0030"
 
 
@@ -52,7 +52,6 @@ class DicomImage:
     path: Path
     series_uid: str
     modality: str
-    description: str
     series_number: str
     origin: tuple[float, float, float]  #: ImagePositionPatient, LPS mm
     direction: tuple[float, ...]  #: 3×3 row-major; columns = row direction, column direction, normal
@@ -147,7 +146,6 @@ def read_header(path: Path) -> DicomImage | None:
         path=path,
         series_uid=tag(_SERIES_UID),
         modality=tag(_MODALITY).upper(),
-        description=tag(_DESCRIPTION),
         series_number=tag(_NUMBER),
         origin=tuple(reader.GetOrigin()[:3]),
         direction=tuple(reader.GetDirection()),
@@ -189,12 +187,12 @@ def choose_series(scan: Scan, source: str, target: Path | None = None, ct_only: 
         raise CTInputError(f"'{source}' holds only {found} DICOM images and no CT (Modality CT); choose a CT series.")
     chosen = max(usable, key=lambda s: s.n_slices)
     log.info(
-        "DICOM: %d series in '%s' (%d files looked at); chose series %s '%s' (modality %s, %d slices)",
+        "DICOM: %d series in '%s' (%d files looked at); chose series number %s, UID %s (modality %s, %d slices)",
         len(scan.series),
         source,
         scan.files_seen,
         chosen.first.series_number or "?",
-        chosen.first.description,
+        chosen.first.series_uid or "not given",
         chosen.first.modality or "not given",
         chosen.n_slices,
     )

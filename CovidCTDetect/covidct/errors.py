@@ -8,7 +8,10 @@ that catches a lower-level exception (SimpleITK, torch, pandas) re-raises one of
 
 
 class CovidCTError(Exception):
-    """Base class: a problem the user can fix. ``str(error)`` is the sentence to show."""
+    """Base class: a problem the user can fix. ``str(error)`` is the sentence to show; the command line
+    exits with :attr:`exit_status`."""
+
+    exit_status = 2
 
 
 class CTInputError(CovidCTError):
@@ -25,3 +28,10 @@ class ModelError(CovidCTError):
 
 class DatasetError(CovidCTError):
     """A manifest, predictions file or clinical table is malformed (missing column, bad value, ...)."""
+
+
+class OutputError(CovidCTError):
+    """An output could not be written completely (full disk, removed folder, I/O error); nothing was left
+    under its final name. The command line exits with status 1: the input was fine, the run failed."""
+
+    exit_status = 1

@@ -56,7 +56,7 @@ class CTSource:
     path: str
     format: str  #: "NIfTI", "NRRD", "MetaImage", "DICOM" or "image file"
     stored_pixel_type: str  #: pixel type as read, before conversion to int16/float32
-    series_description: str | None = None  #: DICOM only
+    series_uid: str | None = None  #: DICOM only (the series description is free text and may name the patient)
     series_number: str | None = None  #: DICOM only
     series_slices: int | None = None  #: DICOM only: slices in the chosen series
     series_found: int | None = None  #: DICOM only: series found in the folder
@@ -102,9 +102,22 @@ def save_image(image: sitk.Image, path: str | os.PathLike) -> Path:
     suffix = suffix_of(path)
     if suffix not in WRITE_SUFFIXES:
         raise UsageError(f"Cannot write '{path.name}': choose a name ending in .nii.gz, .nii, .nrrd or .mha.")
-    with atomic_path(path) as tmp, quiet_itk():
+    with atomic_path(path, verify=_verify_image) as tmp, quiet_itk():
         sitk.WriteImage(image, str(tmp), useCompression=WRITE_SUFFIXES[suffix])
     return path
+
+
+def _verify_image(path: Path) -> None:
+    """Raise unless the image file just written is whole: NIfTI against its own header's size (ITK's
+    reader would fill a truncated file with zeros), other formats by reading them back."""
+    if suffix_of(path) in (".nii", ".nii.gz"):
+        if not nifti_is_complete(path):
+            raise OSError(f"{path.name} is incomplete")
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(path))
+        reader.ReadImageInformation()
+    else:
+        sitk.ReadImage(str(path))
 
 
 def suffix_of(path: Path) -> str:
@@ -150,6 +163,8 @@ def _read(path: Path, ct: bool) -> tuple[sitk.Image, CTSource]:
     """Dispatch on the kind of input; header checks (when ``ct``) come before the voxels are read."""
     if not path.exists():
         raise CTInputError(f"'{path}' does not exist; check the path.")
+    if not path.is_dir() and not path.is_file():  # a named pipe or a device would block or never end
+        raise CTInputError(f"'{path}' is not a regular file or folder (a pipe or device?); give a CT file or folder.")
     if path.is_dir():
         return _read_dicom(path, path, None, ct)
     if path.name.upper() == "DICOMDIR":
@@ -230,7 +245,7 @@ def _read_dicom(folder: Path, shown: Path, target: Path | None, ct: bool) -> tup
         path=str(shown),
         format="DICOM",
         stored_pixel_type=image.GetPixelIDTypeAsString(),
-        series_description=series.first.description,
+        series_uid=series.first.series_uid,
         series_number=series.first.series_number,
         series_slices=series.n_slices,
         series_found=len(scan.series),

@@ -13,7 +13,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .geometry import to_canonical
-from .outputs import atomic_path
+from .outputs import atomic_path, verify_png
 
 #: lung window of the montage, HU
 LUNG_WINDOW = (-1350.0, 150.0)
@@ -45,7 +45,8 @@ def hottest_slices(heat: np.ndarray, count: int, fallback: np.ndarray | None = N
 
 def axial_panels(ct: sitk.Image, heatmap: sitk.Image, lungs: sitk.Image | None = None, count: int = 8) -> list[dict]:
     """The montage's panels: for each of the hottest axial slices (:func:`hottest_slices`), a dict with
-    ``k`` (slice index in the CT as stored), ``z_mm`` (LPS z of the slice), ``ct`` and ``heat`` (2D
+    ``k`` (index of the slice along the stored CT's axis closest to head-foot, so also for a CT stored
+    sagittally or coronally), ``z_mm`` (LPS z of the slice), ``ct`` and ``heat`` (2D
     arrays ``(y, x)`` in canonical order: column 0 = patient's right, row 0 = anterior) and
     ``spacing`` (``(x, y)`` mm)."""
     canonical_ct, canonical_heat = to_canonical(ct), to_canonical(heatmap)
@@ -55,12 +56,13 @@ def axial_panels(ct: sitk.Image, heatmap: sitk.Image, lungs: sitk.Image | None =
     heat = sitk.GetArrayViewFromImage(canonical_heat)
     fallback = None if lungs is None else sitk.GetArrayViewFromImage(canonical_lungs)
     ny, nx = ct_array.shape[1:]
+    axial_axis = int(np.argmax(np.abs(np.array(ct.GetDirection()).reshape(3, 3)[2])))
     panels = []
     for k in hottest_slices(heat, count, fallback):
         point = canonical_ct.TransformIndexToPhysicalPoint((nx // 2, ny // 2, k))
         panels.append(
             {
-                "k": int(ct.TransformPhysicalPointToIndex(point)[2]),
+                "k": int(ct.TransformPhysicalPointToIndex(point)[axial_axis]),
                 "z_mm": float(point[2]),
                 "ct": np.array(ct_array[k]),
                 "heat": np.array(heat[k]),
@@ -139,6 +141,6 @@ def save_heatmap_montage(
         figure.colorbar(overlay, cax=figure.add_axes((0.91, 0.15, 0.015, 0.7)), label=label)
     if title:
         figure.suptitle(title, fontsize=10, y=1.0 - 0.15 / figure.get_figheight(), va="top")
-    with atomic_path(path) as tmp:
+    with atomic_path(path, verify=verify_png) as tmp:
         figure.savefig(tmp, format="png")
     return [panel["k"] for panel in panels]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from .outputs import atomic_path
+from .outputs import atomic_path, verify_png
 
 
 def new_figure(width: float = 5.0, height: float = 5.0, dpi: int = 120, rows: int = 1, height_ratios=None):
@@ -24,5 +24,5 @@ def new_figure(width: float = 5.0, height: float = 5.0, dpi: int = 120, rows: in
 def save_png(figure, path: str | os.PathLike) -> None:
     """Lay out ``figure`` and write it to ``path`` as PNG (atomically)."""
     figure.tight_layout()
-    with atomic_path(path) as tmp:
+    with atomic_path(path, verify=verify_png) as tmp:
         figure.savefig(tmp, format="png")

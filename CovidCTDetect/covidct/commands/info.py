@@ -53,7 +53,7 @@ def ct_facts(image, source) -> dict:
     }
     if source.format == "DICOM":
         facts["dicom_series"] = {
-            "description": source.series_description,
+            "uid": source.series_uid,
             "number": source.series_number,
             "slices": source.series_slices,
             "series_found": source.series_found,
@@ -92,7 +92,7 @@ def format_facts(facts: dict) -> str:
         lines.append(
             (
                 "DICOM series",
-                f"'{series['description']}' (number {series['number'] or 'not given'}), "
+                f"number {series['number'] or 'not given'}, UID {series['uid'] or 'not given'}, "
                 f"{series['slices']} slices, chosen from {series['series_found']} series",
             )
         )

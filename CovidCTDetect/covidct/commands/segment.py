@@ -28,11 +28,13 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import time
 
-    from ..io import load_ct, save_image
+    from ..io import WRITE_SUFFIXES, load_ct, save_image
     from ..lungs import lung_volumes_ml, segment_lungs
     from ..models import default_lungs_method
+    from ..outputs import check_output_file
     from ..validate import check_lungs
 
+    check_output_file(args.out, tuple(WRITE_SUFFIXES))  # before any work: a bad name is refused at once
     start = time.perf_counter()
     with progress_from_args(args) as progress:
         ct = load_ct(args.ct)

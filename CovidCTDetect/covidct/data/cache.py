@@ -103,7 +103,7 @@ class TensorCache:
         array = np.asarray(array)
         if np.issubdtype(array.dtype, np.floating) and np.all(np.abs(array) <= FLOAT16_MAX):
             array = array.astype(np.float16)
-        with atomic_path(path) as tmp:
+        with atomic_path(path, verify=lambda tmp: np.load(tmp, mmap_mode="r")) as tmp:
             np.save(tmp, array)
         write_json(
             path.with_suffix(".json"), {"parts": parts, "shape": array.shape, "dtype": str(array.dtype), "meta": meta}

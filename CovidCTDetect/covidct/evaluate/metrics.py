@@ -6,7 +6,9 @@ Conventions (all functions): ``labels`` is an (n,) array of 0/1 (1 = COVID-19 po
 * **Threshold table** — a case is called positive when ``probability > threshold`` (strictly
   greater), as in the DeCoVNet paper ("if the probability of COVID-19 was larger than 0.5").
 * **Operating points** are vertices of scikit-learn's ROC curve (``roc_curve`` with
-  ``drop_intermediate=False``); there a case is positive when ``probability >= threshold``.
+  ``drop_intermediate=False``), their thresholds restated for the same rule, ``probability >
+  threshold``: scikit-learn's vertex at ``t`` (positive when ``>= t``) is reported at the largest
+  probability below ``t``, which selects the same cases.
 
 Naming: sensitivity = TP/(TP+FN), specificity = TN/(TN+FP), PPV (precision) = TP/(TP+FP),
 NPV = TN/(TN+FN). The DeCoVNet paper's Table 2 labels two columns "PPV" and "NPV", but the values
@@ -83,7 +85,7 @@ def threshold_table(labels, probabilities, thresholds=PAPER_THRESHOLDS) -> list[
 class OperatingPoint:
     """One vertex of the ROC curve.
 
-    ``threshold``: a case is positive when its probability is ``>= threshold`` (+inf: no case). ``rule`` says how the
+    ``threshold``: a case is positive when its probability is ``> threshold`` (+inf: no case). ``rule`` says how the
     vertex was chosen, ``target`` the sensitivity or specificity asked for (None for Youden/balanced).
     """
 
@@ -109,7 +111,17 @@ def roc_vertices(labels, probabilities) -> tuple[np.ndarray, np.ndarray, np.ndar
     only when no other vertex qualifies (e.g. specificity ≥ target with uninformative scores).
     """
     fpr, tpr, thresholds = metrics.roc_curve(labels, probabilities, drop_intermediate=False)
-    return thresholds, tpr, 1.0 - fpr
+    return strict_thresholds(thresholds, probabilities), tpr, 1.0 - fpr
+
+
+def strict_thresholds(thresholds, probabilities) -> np.ndarray:
+    """scikit-learn's ``>=`` thresholds restated for ``>``: each finite ``t`` becomes the largest
+    probability below it (just below ``t`` when there is none), so the same cases are positive."""
+    values = np.unique(np.asarray(probabilities, dtype=float))
+    thresholds = np.asarray(thresholds, dtype=float)
+    index = np.searchsorted(values, thresholds, side="left") - 1
+    strict = np.where(index >= 0, values[np.clip(index, 0, None)], np.nextafter(thresholds, -np.inf))
+    return np.where(np.isfinite(thresholds), strict, thresholds)
 
 
 def operating_point(labels, probabilities, metric: str, target: float, rule: str = "nearest") -> OperatingPoint:

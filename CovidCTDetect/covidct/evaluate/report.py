@@ -69,7 +69,7 @@ def evaluate_predictions(
         **curve_points(y, p),
         "conventions": {
             "threshold_table": "positive when probability > threshold",
-            "operating_points": "ROC vertices; positive when probability >= threshold",
+            "operating_points": "ROC vertices; positive when probability > threshold",
             "nearest": "vertex whose value is closest to the target; ties: highest threshold",
             "at_least": "vertex with value >= target and the best other metric",
             "pr_auc": "average_precision = sklearn average_precision_score; "
@@ -85,7 +85,7 @@ def curve_points(labels, probabilities) -> dict:
     "precision"}}``, each a dict of equal-length lists. ROC: every vertex (:func:`metrics.roc_vertices`),
     thresholds decreasing from +inf ("nothing positive"); PR: scikit-learn's ``precision_recall_curve``,
     thresholds increasing, the last point (recall 0, precision 1) has threshold +inf. A case is positive when
-    its probability is >= the threshold.
+    its probability is > the threshold (PR thresholds restated as the ROC's, :func:`metrics.strict_thresholds`).
     """
     from sklearn.metrics import precision_recall_curve
 
@@ -98,7 +98,7 @@ def curve_points(labels, probabilities) -> dict:
             "specificity": specificity.tolist(),
         },
         "pr_curve": {
-            "threshold": pr_thresholds.tolist() + [math.inf],
+            "threshold": metrics.strict_thresholds(pr_thresholds, probabilities).tolist() + [math.inf],
             "recall": recall.tolist(),
             "precision": precision.tolist(),
         },
@@ -136,7 +136,7 @@ def render_markdown(report: dict) -> str:
         "",
         "## Operating points",
         "",
-        "ROC vertices; a case is positive when its probability is ≥ the threshold. `nearest`: value closest to "
+        "ROC vertices; a case is positive when its probability is > the threshold. `nearest`: value closest to "
         "the target (ties: highest threshold); `at_least`: value ≥ target with the best other metric.",
         "",
         "| Point | Rule | Threshold | Sensitivity | Specificity |",

@@ -7,8 +7,8 @@ Cards are looked for in two places (``list_models``):
 
 * bundled with the package: ``covidct/weights/<name>.json`` beside ``<name>.pt``;
 * the user's models: ``<root>/<name>/model.json`` beside its weights, where ``<root>`` is the folder
-  named by the ``COVIDCT_MODELS_DIR`` environment variable, else ``~/.covidct/models``. A user
-  model with a bundled model's name replaces it.
+  named by the ``COVIDCT_MODELS_DIR`` environment variable, else ``~/.covidct/models``. A user card
+  that is broken, or that takes a bundled model's name, is skipped with a warning (:func:`list_models`).
 
 :func:`load_model` also takes a folder holding ``model.json`` or the path of a card file.
 Weights are loaded only after their sha256 matches the card, and always with
@@ -20,13 +20,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from ..errors import ModelError
-from ..outputs import atomic_path, write_json
+from ..outputs import write_bytes, write_json
+
+log = logging.getLogger(__name__)
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "weights"
 USER_CARD = "model.json"
@@ -202,16 +205,34 @@ def user_models_dir() -> Path:
 
 
 def list_models() -> list[ModelCard]:
-    """Every model card found, bundled ones first, then the user's (a user card replaces a bundled
-    card of the same name); sorted by name within each group."""
-    paths = sorted(BUNDLED_DIR.glob("*.json")) if BUNDLED_DIR.is_dir() else []
-    root = user_models_dir()
-    if root.is_dir():
-        paths += sorted(root.glob(f"*/{USER_CARD}"))
+    """Every model card found: the bundled ones, then the user's, each group sorted by file name.
+
+    One bad user card never hides the others: a user card that cannot be read, that has the name of a
+    bundled model (the bundled one is used) or of another user model (the first folder in name order is
+    used) is skipped with a warning naming its file.
+    """
     cards: dict[str, ModelCard] = {}
-    for path in paths:
+    for path in sorted(BUNDLED_DIR.glob("*.json")) if BUNDLED_DIR.is_dir() else []:
         card = read_card(path)
-        cards.pop(card.name, None)
+        cards[card.name] = card
+    bundled = set(cards)
+    root = user_models_dir()
+    for path in sorted(root.glob(f"*/{USER_CARD}")) if root.is_dir() else []:
+        try:
+            card = read_card(path)
+        except ModelError as error:
+            log.warning("skipping the model card %s: %s", path, error)
+            continue
+        if card.name in cards:
+            winner = "the bundled model" if card.name in bundled else f"the one in {cards[card.name].path.parent}"
+            log.warning(
+                "skipping the user model '%s' in %s: %s has that name and is used; rename the user model "
+                "(its card's name) to use it",
+                card.name,
+                path.parent,
+                winner,
+            )
+            continue
         cards[card.name] = card
     return list(cards.values())
 
@@ -264,6 +285,18 @@ def find_classifier(model) -> ModelCard:
             "choose a decovnet or covid19net model."
         )
     return card
+
+
+def torch_bytes(obj) -> bytes:
+    """``torch.save(obj)`` as bytes, written to memory: saved to a file path, PyTorch would put the (random,
+    temporary) file name inside the archive, and identical weights would not give identical files."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -327,7 +360,6 @@ def save_model(model, card: ModelCard, folder: str | os.PathLike, card_file: str
     records the weights' sha256 in the card. A model wrapped by DistributedDataParallel or
     ``torch.compile`` is unwrapped first.
     """
-    import torch
 
     model = _unwrap(model)
     if not isinstance(model, model_class(card.architecture)):
@@ -337,10 +369,9 @@ def save_model(model, card: ModelCard, folder: str | os.PathLike, card_file: str
         )
     folder = Path(folder)
     state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
-    with atomic_path(folder / card.weights) as tmp:
-        torch.save(state, tmp)
-        sha = file_sha256(tmp)
-    saved = dataclasses.replace(card, sha256=sha, path=(folder / card_file).resolve())
+    data = torch_bytes(state)
+    write_bytes(folder / card.weights, data)
+    saved = dataclasses.replace(card, sha256=hashlib.sha256(data).hexdigest(), path=(folder / card_file).resolve())
     write_json(saved.path, saved.to_dict())
     return saved
 

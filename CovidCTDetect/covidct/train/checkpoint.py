@@ -16,16 +16,17 @@ import numpy as np
 import torch
 
 from ..errors import ModelError
-from ..outputs import atomic_path
+from ..outputs import write_bytes
 
 FORMAT = 1
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
-    """Write ``state`` (plus the format version) to ``path`` atomically."""
-    with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, **state}, tmp)
-    return Path(path)
+    """Write ``state`` (plus the format version) to ``path`` atomically and verified; the same state always
+    gives the same bytes (:func:`covidct.models.catalogue.torch_bytes`)."""
+    from ..models.catalogue import torch_bytes
+
+    return write_bytes(path, torch_bytes({"format": FORMAT, **state}))
 
 
 def load_checkpoint(path: str | os.PathLike, device="cpu") -> dict:

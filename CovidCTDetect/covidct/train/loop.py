@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import math
 import time
 from pathlib import Path
@@ -44,7 +45,9 @@ from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_sta
 from .config import TrainConfig
 from .tasks import collate, sample_seed
 
-RUN_FILES = ("config.json", "last.pt")
+log = logging.getLogger(__name__)
+#: a run folder holding one of these has trained (a folder with only config.json is a start that failed)
+RUN_FILES = ("last.pt", "model/model.json")
 
 
 def train(config: TrainConfig, progress: Progress | None = None) -> Path:
@@ -87,14 +90,28 @@ def train(config: TrainConfig, progress: Progress | None = None) -> Path:
 
 
 def _check_out(config: TrainConfig, ctx) -> None:
-    """Refuse to overwrite another run; check that a resumed run keeps its fixed settings."""
+    """Refuse to overwrite a run that has trained; check that a resumed run keeps its fixed settings.
+
+    The manifest is read first, so that a bad one fails before anything is written. A folder holding
+    only the settings of a start that failed (``config.json``, no checkpoint) does not block a fresh
+    start, which says so; ``--resume`` of such a folder starts from the beginning and says so too.
+    """
     out = Path(config.out)
+    read_manifest(config.manifest, require_label=config.model != "unet")
     existing = [name for name in RUN_FILES if (out / name).exists()]
     if existing and not config.resume:
         raise UsageError(
             f"Output folder '{out}' already holds a training run ({existing[0]}); pass --resume to "
             "continue it or choose another --out."
         )
+    if not existing and (out / "config.json").exists():
+        log.warning(
+            "'%s' holds the settings of a run that never saved a checkpoint; %s",
+            out,
+            "starting it from the beginning" if config.resume else "starting afresh with the new settings",
+        )
+        if not config.resume:
+            (out / "config.json").unlink()
     if config.resume:
         if not (out / "config.json").exists():
             raise UsageError(f"Output folder '{out}' holds no training run to resume; run without --resume.")
