@@ -82,6 +82,7 @@ class CovidCTDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.features = {}  # (volume node ID, model name) -> 64-d deep feature
         self.clinicalEditors = {}  # clinical covariate -> its editor widget
         self.clinicalForm = None
+        self.resultsTableShown = False  # the layout is switched to one with a table view once per session
         self._parameterNode = None
         self._updatingGUIFromParameterNode = False
 
@@ -382,7 +383,8 @@ class CovidCTDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             )
         self.ui.resultLabel.text = "<br>".join(lines)
         self.logic.setHeatMapOpacity(self.ui.opacitySlider.value)
-        showTable(result.tableNode)
+        showTable(result.tableNode, switchLayout=not self.resultsTableShown)  # the user's layout is kept later
+        self.resultsTableShown = True
 
     # -- batch -----------------------------------------------------------------------------------
     def onBatchRunButton(self):

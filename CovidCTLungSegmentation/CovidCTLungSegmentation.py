@@ -219,16 +219,26 @@ class CovidCTLungSegmentationTest(ScriptedLoadableModuleTest):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
-        for method in ("unet", "threshold"):
+        for test in (
+            self.test_logic_segments_the_real_ct_unet,
+            self.test_logic_segments_the_real_ct_threshold,
+            self.test_widget_runs_in_background_and_cancels,
+        ):
             self.setUp()
-            self.test_logic_segments_the_real_ct(method)
-        self.setUp()
-        self.test_widget_runs_in_background_and_cancels()
+            test()
 
     def loadCT(self):
         return slicer.util.loadVolume(str(testdata.ct_path()))
 
-    def test_logic_segments_the_real_ct(self, method):
+    def test_logic_segments_the_real_ct_unet(self):
+        self._segment_and_check("unet")
+
+    def test_logic_segments_the_real_ct_threshold(self):
+        self._segment_and_check("threshold")
+
+    def _segment_and_check(self, method):
+        """unittest discovery (ctest) calls every ``test*`` method without arguments: the method is chosen
+        by the two wrappers above."""
         self.delayDisplay(f"Segmenting the lungs of the CIP CT ({method} method)")
         volumeNode = self.loadCT()
         segmentationNode = CovidCTLungSegmentationLogic().segmentLungs(volumeNode, method, "cpu")

@@ -421,32 +421,20 @@ class _ErrorReport:
         return False
 
 
-def showInLayout(select, propagate, hasView):
-    """Switch to the four-up layout with plot and table views unless the current layout has the view needed,
-    then select the node there."""
-    layoutManager = slicer.app.layoutManager()
-    if layoutManager is not None and not hasView(layoutManager):
-        layoutManager.setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpPlotTableView)
-    select(slicer.app.applicationLogic().GetSelectionNode())
-    propagate()
-
-
 def showChart(chartNode):
-    """Show ``chartNode`` in the plot view."""
-    showInLayout(
-        lambda selection: selection.SetActivePlotChartID(chartNode.GetID()),
-        slicer.app.applicationLogic().PropagatePlotChartSelection,
-        lambda lm: lm.plotViewCount > 0,
-    )
+    """Show ``chartNode`` in a plot view, switching to a layout with one only when the current layout has none
+    (Slicer's own rule: ``vtkSlicerPlotsLogic::ShowChartInLayout``)."""
+    slicer.modules.plots.logic().ShowChartInLayout(chartNode)
 
 
 def showTable(tableNode):
-    """Show ``tableNode`` in the table view."""
-    showInLayout(
-        lambda selection: selection.SetActiveTableID(tableNode.GetID()),
-        slicer.app.applicationLogic().PropagateTableSelection,
-        lambda lm: lm.tableViewCount > 0,
-    )
+    """Show ``tableNode`` in a table view, switching to a layout with one only when the current layout has
+    none (``vtkSlicerTablesLogic::GetLayoutWithTable``)."""
+    layoutManager = slicer.app.layoutManager()
+    if layoutManager is not None:
+        layoutManager.setLayout(slicer.modules.tables.logic().GetLayoutWithTable(layoutManager.layout))
+    slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(tableNode.GetID())
+    slicer.app.applicationLogic().PropagateTableSelection()
 
 
 class CovidCTTrainLogic(ScriptedLoadableModuleLogic, TrainLogic):

@@ -117,6 +117,7 @@ def test_read_only_or_wrong_destinations_are_refused_before_any_work(small_disk,
     assert not (tmp_path / "lungs.png").exists()
 
 
+@pytest.mark.slow  # three detection processes
 def test_concurrent_runs_into_one_folder_keep_every_row(models_dir, tmp_path):
     out = tmp_path / "out"
     env = {**os.environ}
@@ -213,6 +214,7 @@ def test_a_killed_save_leaves_nothing_under_the_final_name_and_is_cleaned_next_t
     assert not hidden_temporaries(folder)  # the killed run's temporary file is gone
 
 
+@pytest.mark.slow  # a training run
 def test_a_failed_training_start_does_not_block_the_corrected_run(tmp_path):
     from conftest import cip_slab
 

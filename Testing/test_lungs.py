@@ -182,6 +182,7 @@ def _anywhere(name: str, seed: int) -> tuple[sitk.Image, np.ndarray]:
     return with_lesions, checks.arrays(ct, lesion_mask)[1] > 0
 
 
+@pytest.mark.slow  # five lesion volumes segmented per case
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("name", LESION_CASES)
 @pytest.mark.parametrize("where", ["costal", "anywhere"])

@@ -93,6 +93,7 @@ def test_decovnet_import_gives_the_twin_outputs(decovnet_files, user_models):
     assert refused.returncode == 2 and "already installed" in refused.stderr
 
 
+@pytest.mark.slow  # the authors' UNet on 368 x 368 slices
 def test_the_authors_decovnet_pipeline_runs_end_to_end_on_a_real_ct(decovnet_files, user_models):
     """Detection with the imported model: the authors' lung UNet and preprocessing (the lungs here are
     the CIP CT's real mask: random UNet weights give no lungs), a heat map on the CT grid."""
@@ -205,6 +206,7 @@ def keras2_layout(source, target) -> None:
             layer.attrs["weight_names"] = renamed
 
 
+@pytest.mark.slow  # builds and runs a Keras model
 def test_covid19net_keras_files_of_both_layouts_import_exactly(tmp_path, user_models):
     model = keras_mydensenetv2()
     keras3 = tmp_path / "myDenseNetv2_COVID-19.h5"

@@ -62,6 +62,7 @@ def column(table_node, name):
     return [table_node.GetCellText(row, table_node.GetColumnIndex(name)) for row in range(table_node.GetNumberOfRows())]
 
 
+@pytest.mark.slow  # training runs in background processes
 @pytest.mark.slow  # about 35 s of CPU: three background runs of covidct (train, resume, evaluate)
 def test_train_cancel_resume_evaluate_and_save(mrml_scene, dataset, tmp_path, monkeypatch):
     monkeypatch.setenv("COVIDCT_MODELS_DIR", str(tmp_path / "models"))

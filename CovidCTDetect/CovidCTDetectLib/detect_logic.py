@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -44,7 +45,7 @@ from covidct.device import DEVICE_CHOICES
 from covidct.errors import CTInputError, ModelError, UsageError
 from covidct.models.catalogue import CLASSIFIERS
 
-from .heatmaps import heat_map_volume, show_heat_map
+from .heatmaps import HEAT_MAP_ATTRIBUTE, heat_map_volume, show_heat_map
 from .jobs import CommandJob
 from .lung_segmentation_logic import METHODS as SEGMENTATION_METHODS
 from .lung_segmentation_logic import show_segmentation
@@ -365,6 +366,8 @@ class DetectionLogic:
         folder). Raises a :class:`covidct.errors.CovidCTError` with
         one sentence for a bad input or option.
         """
+        if volumeNode.GetAttribute(HEAT_MAP_ATTRIBUTE):
+            raise UsageError(f"'{volumeNode.GetName()}' is a COVID-19 heat map, not a CT; select the CT volume.")
         card = classifier_card(model)
         _check_options(lungsMethod, device)
         threshold = _checked_threshold(threshold)
@@ -372,7 +375,8 @@ class DetectionLogic:
         lungs = None if lungSegmentationNode is None else lungs_from_segmentation(lungSegmentationNode, volumeNode, ct)
         out = Path(outputFolder) if outputFolder else Path(tempfile.mkdtemp(prefix="covidct-detect-"))
         workdir = Path(tempfile.mkdtemp(prefix="covidct-detect-input-"))
-        case = case_names([Path(f"{volumeNode.GetName()}.nrrd")])[0]  # the volume's name, as a safe file name
+        safe = re.sub(r"[/\\]+", "_", volumeNode.GetName())  # "CT CHEST W/O" must not become a path
+        case = case_names([Path(f"{safe}.nrrd")])[0]  # the volume's name, as a safe file name
         try:
             ct_path = workdir / f"{case}.nrrd"
             sitk.WriteImage(ct, str(ct_path))
@@ -434,9 +438,15 @@ class DetectionLogic:
         return append_result_row(row, self.resultsTableNode)
 
     def setHeatMapOpacity(self, opacity: float) -> None:
-        """Foreground (heat map) opacity 0..1 in every slice view of ``slicer.mrmlScene``; later results use it too."""
+        """Foreground opacity 0..1 of the slice views whose foreground is a CovidCT heat map (another
+        foreground, e.g. the user's own PET, keeps its opacity); later results use it too."""
         self.heatMapOpacity = float(opacity)
-        slicer.util.setSliceViewerLayers(foregroundOpacity=self.heatMapOpacity)
+        scene = slicer.mrmlScene
+        for index in range(scene.GetNumberOfNodesByClass("vtkMRMLSliceCompositeNode")):
+            composite = scene.GetNthNodeByClass(index, "vtkMRMLSliceCompositeNode")
+            foreground = scene.GetNodeByID(composite.GetForegroundVolumeID() or "")
+            if foreground is not None and foreground.GetAttribute(HEAT_MAP_ATTRIBUTE):
+                composite.SetForegroundOpacity(self.heatMapOpacity)
 
     # -- batch -----------------------------------------------------------------------------------
     def startBatch(

@@ -125,8 +125,39 @@ def scan_folder(folder: Path, recursive: bool = True) -> Scan:
     return scan
 
 
+def pixel_data_complete(path: Path) -> bool:
+    """False when the file's Pixel Data element (7FE0,0010) announces more bytes than the file holds (a
+    truncated copy); True otherwise, also when the element is not found or is encapsulated (compressed,
+    undefined length: its end is the sequence delimiter, checked instead).
+
+    GDCM notices truncation in some SimpleITK versions and not in others (2.5.2, Slicer 5.10's, reads a
+    cut slice as garbage), so this is checked on the bytes, whatever the version.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return False
+    at = data.rfind(b"\xe0\x7f\x10\x00")
+    while at >= 0:
+        if data[at + 4 : at + 6] in (b"OB", b"OW", b"OF", b"UN"):  # explicit VR: 2 reserved bytes, 4-byte length
+            length, start = int.from_bytes(data[at + 8 : at + 12], "little"), at + 12
+        else:  # implicit VR: 4-byte length
+            length, start = int.from_bytes(data[at + 4 : at + 8], "little"), at + 8
+        if length == 0xFFFFFFFF:  # encapsulated: must end with the sequence delimitation item
+            return data.rstrip(b"\x00").endswith(b"\xfe\xff\xdd\xe0") or data[-8:-4] == b"\xfe\xff\xdd\xe0"
+        if start + length <= len(data) and length > 0:
+            return True
+        if start + length > len(data) and at > 128:  # an element that runs past the end: truncated
+            return False
+        at = data.rfind(b"\xe0\x7f\x10\x00", 0, at)
+    return True
+
+
 def read_header(path: Path) -> DicomImage | None:
-    """Header facts of one file via GDCM, or None when GDCM cannot read it as an image."""
+    """Header facts of one file via GDCM, or None when GDCM cannot read it as an image (or its pixel
+    data is cut short: :func:`pixel_data_complete`)."""
+    if not pixel_data_complete(path):
+        return None
     reader = sitk.ImageFileReader()
     reader.SetImageIO("GDCMImageIO")
     reader.SetFileName(str(path))
