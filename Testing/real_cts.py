@@ -33,13 +33,15 @@ FINE_MM = 2.5
 class RealCT:
     """One real CT of the shared data: ``name``, ``path`` relative to the shared data folder,
     ``covid`` (True for RT-PCR-positive COVID-19), ``labels`` (radiologists' slice-label CSV, or None),
-    ``note`` (scanner, kernel, what makes it a hard case)."""
+    ``note`` (scanner, kernel, what makes it a hard case), ``tumour_lps`` (a point inside a known
+    non-COVID lung tumour, LPS mm, or None: its thick dense tissue is reported apart)."""
 
     name: str
     path: str
     covid: bool
     labels: str | None = None
     note: str = ""
+    tumour_lps: tuple[float, float, float] | None = None
 
     @property
     def file(self) -> Path:
@@ -52,6 +54,8 @@ class RealCT:
 
 CT_MD = "covid-ct-md-sample/"
 A0001 = "lung-pet-ct-dx-A0001/"
+#: inside Lung_Dx-A0001's adenocarcinoma (left upper lobe, posterior; read off the CT, LPS mm)
+A0001_TUMOUR = (43.0, 201.6, -199.0)
 #: every real chest CT with a COVID-19 label: the positives are validation only, never training data
 REAL_CTS = (
     RealCT("P001", CT_MD + "P001.nii.gz", True, CT_MD + "P001_slice_labels.csv", "Siemens Scope, 2 mm"),
@@ -59,8 +63,20 @@ REAL_CTS = (
     RealCT("normal001", CT_MD + "normal001.nii.gz", False, note="Siemens Scope, 2 mm"),
     RealCT("POPI", "popi-phase00-via-itkelastix/popi_phase00_ct.nii.gz", False, note="Philips Big Bore, 2 mm"),
     RealCT("CIP", "cip-copdgene-10002K-ct64/ct-64.nrrd", False, note="COPDGene, 4 mm, 64x64"),
-    RealCT("A0001-B", A0001 + "A0001_kernelB.nii.gz", False, note="Philips Brilliance 16, 5 mm, soft kernel, tumour"),
-    RealCT("A0001-L", A0001 + "A0001_kernelL.nii.gz", False, note="Philips Brilliance 16, 5 mm, sharp kernel, tumour"),
+    RealCT(
+        "A0001-B",
+        A0001 + "A0001_kernelB.nii.gz",
+        False,
+        note="Philips Brilliance 16, 5 mm, soft kernel, tumour",
+        tumour_lps=A0001_TUMOUR,
+    ),
+    RealCT(
+        "A0001-L",
+        A0001 + "A0001_kernelL.nii.gz",
+        False,
+        note="Philips Brilliance 16, 5 mm, sharp kernel, tumour",
+        tumour_lps=A0001_TUMOUR,
+    ),
 )
 REAL_BY_NAME = {ct.name: ct for ct in REAL_CTS}
 
@@ -109,8 +125,22 @@ def thick_dense(hu: np.ndarray, mask: np.ndarray, spacing_xyz) -> np.ndarray:
     return out
 
 
-def thick_dense_ml(ct: sitk.Image, labels: sitk.Image) -> float:
-    """Millilitres of :func:`thick_dense` tissue inside a lung labelmap (any value > 0) on ``ct``'s grid."""
+def thick_dense_ml(ct: sitk.Image, labels: sitk.Image, tumour_lps=None) -> tuple[float, float]:
+    """``(outside, tumour)``: millilitres of :func:`thick_dense` tissue inside a lung labelmap (any value
+    > 0) on ``ct``'s grid, apart from the connected piece of it that holds the point ``tumour_lps`` (LPS
+    mm, or None), and that piece's millilitres (0 when the point is not in thick dense tissue)."""
     hu = sitk.GetArrayViewFromImage(ct)
-    mask = sitk.GetArrayViewFromImage(labels) > 0
-    return float(thick_dense(hu, mask, ct.GetSpacing()).sum()) * float(np.prod(ct.GetSpacing())) / 1000.0
+    thick = thick_dense(hu, sitk.GetArrayViewFromImage(labels) > 0, ct.GetSpacing())
+    voxel_ml = float(np.prod(ct.GetSpacing())) / 1000.0
+    return tuple(float(n) * voxel_ml for n in split_tumour(thick, ct, tumour_lps))
+
+
+def split_tumour(thick: np.ndarray, ct: sitk.Image, tumour_lps) -> tuple[int, int]:
+    """``(voxels outside, voxels of the tumour's piece)`` of a bool ``thick`` array on ``ct``'s grid."""
+    if tumour_lps is None:
+        return int(thick.sum()), 0
+    x, y, z = ct.TransformPhysicalPointToIndex([float(v) for v in tumour_lps])
+    pieces, _ = ndi.label(thick)
+    piece = pieces[z, y, x] if all(0 <= i < n for i, n in zip((z, y, x), thick.shape, strict=True)) else 0
+    tumour = int((pieces == piece).sum()) if piece else 0
+    return int(thick.sum()) - tumour, tumour

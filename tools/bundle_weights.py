@@ -100,3 +100,151 @@ def bundle_demo_classifier(
         threshold=0.5,
         metrics=metrics,
     )
+
+
+def heatmap_peaks(run_model: str | Path, manifest: str | Path, count: int = 20) -> list[float]:
+    """The in-lung maximum of the HiResCAM map (before any scaling) of up to ``count`` positive cases of a
+    synthetic ``manifest`` (with their own lung masks): what a model's card ``heatmap_scale`` is made from
+    (their median, so that a typical positive's hottest lung area shows as 1)."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    from covidct.data.manifest import read_manifest
+    from covidct.explain import heatmap_on_ct, hires_cam
+    from covidct.io import load_ct, read_image
+    from covidct.preprocess import input_options, model_input
+
+    model, card = load_model(run_model, device="cpu")
+    import torch
+
+    peaks = []
+    for case in [c for c in read_manifest(manifest) if c.label == 1][:count]:
+        ct, lungs = load_ct(case.ct), read_image(case.lungs)
+        array, grid = model_input(card.architecture, ct, lungs, **input_options(card.architecture, card.input))
+        cam, _ = hires_cam(model, torch.from_numpy(array)[None])
+        top = float(cam.max())
+        if top > 0:
+            heat = heatmap_on_ct(cam, grid, ct, lungs, scale=top)  # 0..1, no clipping at this scale
+            peaks.append(float(sitk.GetArrayViewFromImage(heat).max()) * top)
+    return [float(np.round(p, 6)) for p in peaks]
+
+
+def real_ct_results(run_model: str | Path, lungs_method: str | None = None) -> dict:
+    """``{case: {"probability", "hottest_in_infection_slice"?}}`` of a classifier on every real CT of
+    ``../shared/data`` (``Testing/real_cts.py``), lungs by ``lungs_method`` (default: its card's): the
+    figures its card lists."""
+    import sys
+
+    import numpy as np
+    import SimpleITK as sitk
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "Testing"))
+    from real_cts import REAL_CTS, infection_slices
+
+    from covidct.detection import detect
+
+    loaded = load_model(run_model, device="cpu")
+    results = {}
+    for case in REAL_CTS:
+        if not case.file.exists():
+            continue
+        result = detect(case.file, model=loaded, lungs_method=lungs_method)
+        row = {"probability": round(result.probability, 4), "covid": case.covid}
+        if case.labels_file is not None:
+            heat = sitk.GetArrayViewFromImage(result.heatmap)
+            k = int(np.unravel_index(int(np.argmax(heat)), heat.shape)[0])
+            row["hottest_in_infection_slice"] = bool(infection_slices(case.labels_file, heat.shape[0])[k])
+        results[case.name] = row
+    return results
+
+
+def average_best_and_last(run: str | Path, out: str | Path, last_share: float) -> Path:
+    """A model whose weights are ``(1 - last_share)`` × the run's best-validation epoch (``run/model``) plus
+    ``last_share`` × its last epoch (``run/last.pt``), saved into ``out`` with the best epoch's card; returns
+    ``out``. Both epochs come from one fine-tuning run, so their average stays in the same basin (a "model
+    soup"): it trades the early epoch's specificity against the late epoch's lesion coverage."""
+    from covidct.train.checkpoint import load_checkpoint
+
+    model, card = load_model(Path(run) / "model", device="cpu")
+    last = load_checkpoint(Path(run) / "last.pt")["model"]
+    best = model.state_dict()
+    model.load_state_dict(
+        {
+            key: (1.0 - last_share) * value + last_share * last[key] if value.is_floating_point() else last[key]
+            for key, value in best.items()
+        }
+    )
+    card.sha256 = ""
+    card.description = f"{card.description} Averaged with its last epoch ({last_share:.2f} of the weights)."
+    return save_model(model, card, out).path.parent
+
+
+def real_ct_lungs(lungs_method: str = "unet") -> dict:
+    """``{case: {"right_ml", "left_ml", "thick_dense_ml", "tumour_thick_dense_ml"}}`` of a lung method on every
+    real CT of ``../shared/data`` (``Testing/real_cts.py``), plus ``"CIP whole-lung Dice"`` against its real
+    mask: the figures a lung model's card lists."""
+    import sys
+
+    import SimpleITK as sitk
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "Testing"))
+    from real_cts import REAL_BY_NAME, REAL_CTS, SHARED_DATA, thick_dense_ml
+
+    from covidct.io import load_ct, read_image
+    from covidct.lungs import lung_volumes_ml, segment_lungs
+
+    results = {}
+    for case in REAL_CTS:
+        if not case.file.exists():
+            continue
+        ct = load_ct(case.file)
+        labels = segment_lungs(ct, method=lungs_method)
+        volumes = lung_volumes_ml(labels)
+        outside, tumour = thick_dense_ml(ct, labels, case.tumour_lps)
+        results[case.name] = {
+            "right_ml": round(volumes["right lung"]),
+            "left_ml": round(volumes["left lung"]),
+            "thick_dense_ml": round(outside, 1),
+            "tumour_thick_dense_ml": round(tumour, 1),
+        }
+    truth = SHARED_DATA / "cip-copdgene-10002K-ct64" / "wholeLung-64.nrrd"
+    if truth.exists():
+        mask = sitk.GetArrayFromImage(segment_lungs(load_ct(REAL_BY_NAME["CIP"].file), method=lungs_method)) > 0
+        real = sitk.GetArrayFromImage(read_image(truth)) > 0
+        results["CIP whole-lung Dice"] = round(float(2 * (mask & real).sum() / (mask.sum() + real.sum())), 4)
+    return results
+
+
+def select_on_real_cts(run: str | Path, out: str | Path, lungs_method: str) -> tuple[Path, dict]:
+    """Model selection on the real CTs (the real-CT yardstick's validation set): of the run's best-validation
+    model (``run/model``) and its last epoch (``run/last.pt``, saved as a model into ``out``), the one whose
+    worst real CT lies farthest on the right side of the threshold, with the lungs by ``lungs_method`` (the
+    method its card will name); returns its folder and its :func:`real_ct_results`."""
+    from covidct.train.checkpoint import load_checkpoint
+
+    model, card = load_model(Path(run) / "model", device="cpu")
+    state = load_checkpoint(Path(run) / "last.pt")
+    model.load_state_dict(state["model"])
+    card.sha256 = ""
+    last = save_model(model, card, out).path.parent
+    scored = []
+    for folder in (Path(run) / "model", last):
+        results = real_ct_results(folder, lungs_method)
+        margin = min((r["probability"] - card.threshold) * (1 if r["covid"] else -1) for r in results.values())
+        scored.append((margin, str(folder), results))
+    margin, folder, results = max(scored)
+    print(f"real-CT selection: {[(round(m, 3), f) for m, f, _ in scored]} -> {folder}")
+    return Path(folder), results
+
+
+#: the real CTs behind the domain-randomised training sets and their terms
+DOMAIN_SOURCES = [
+    "COVID-CT-MD normal001 (Afshar et al. 2021; research use, cite)",
+    "POPI-model 4D-CT phase 00 (via ITKElastix history; free for research, cite the POPI model)",
+    "CIP COPDGene 10002K ct-64 (Chest Imaging Platform, CIP licence, research use only)",
+    "Lung-PET-CT-Dx Lung_Dx-A0001, kernels B and L (TCIA, CC BY 4.0)",
+]
+DOMAIN_LICENCE = (
+    "Apache-2.0 for the weights; the training CTs' own terms apply to their use (COVID-CT-MD and POPI: cite; "
+    "CIP: research purposes only, CIP licence; Lung-PET-CT-Dx: CC BY 4.0)."
+)

@@ -11,8 +11,8 @@ Python process, so that one run's peak memory cannot hide another's. Stages:
   lesions put back), ``expand`` (labels back on the full grid);
 * UNet method: ``preprocess`` (window, air padding, slice resize), ``network`` (forward passes),
   ``map back`` (logit margin onto the working grid), ``trachea`` (trachea and main bronchi found in the
-  CT and taken out), ``components``, ``sides``, ``holes``, ``concavities`` (each lung's concavities of
-  lesion density filled, then the lesions' rims), ``expand``;
+  CT and taken out), ``components``, ``sides``, ``holes``, ``rims`` (the outer rims of the lesions the
+  mask holds), ``expand``;
 * ``back``: :func:`covidct.geometry.from_canonical` and the SimpleITK labelmap;
 * ``total``: everything after ``load``; ``peak MB``: the process's peak resident memory (``VmHWM``),
   ``traced MB``: the peak of Python/numpy allocations during segmentation (``tracemalloc``, second run).
@@ -69,7 +69,7 @@ STAGES = {
         "components",
         "sides",
         "holes",
-        "concavities",
+        "rims",
         "expand",
         "back",
     ),
@@ -114,7 +114,7 @@ def measure(ct: str, method: str, size: int, base: int, device: str, repeat: int
     clock.wrap(postprocess, "label_sides", "sides")
     clock.wrap(postprocess, "fill_lung_holes", "holes")
     clock.wrap(postprocess, "fill_pleural_lesions", "pleura")
-    clock.wrap(postprocess, "fill_concavities", "concavities")
+    clock.wrap(postprocess, "extend_lesion_rims", "rims")
     clock.wrap(grid, "expand", "expand")
     clock.wrap(threshold, "find_airways", "airways")
     clock.wrap(unet_preprocess, "unet_input", "preprocess")

@@ -5,7 +5,8 @@ method it prints:
 
 * the mask volume of each lung (ml) and the *thick dense* tissue inside it (ml): voxels above −300 HU
   that survive a binary opening with a 4 mm ball (``Testing/real_cts.py``). On a real negative this is
-  organ inside "lung" (stomach, spleen, liver, heart); on P001/P002 it is also consolidation;
+  organ inside "lung" (stomach, spleen, liver, heart); on P001/P002 it is also consolidation; the
+  piece that holds a known lung tumour (A0001) is its own column (``tumour``);
 * on P001/P002, in the radiologists' infection-positive slices, the ground-glass-density (−750…−300
   HU) and dense (> −300 HU) tissue inside the mask (lesions kept);
 * the classifier's probability and the card's threshold, and where the hottest heat-map voxel lies:
@@ -35,7 +36,7 @@ import SimpleITK as sitk
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from real_cts import REAL_BY_NAME, REAL_CTS, infection_slices, thick_dense  # noqa: E402
+from real_cts import REAL_BY_NAME, REAL_CTS, infection_slices, split_tumour, thick_dense  # noqa: E402
 
 
 def measure(case, method, loaded, out: Path | None) -> dict:
@@ -54,13 +55,15 @@ def measure(case, method, loaded, out: Path | None) -> dict:
     voxel_ml = float(np.prod(ct.GetSpacing())) / 1000.0
     thick = thick_dense(hu, mask > 0, ct.GetSpacing())
     volumes = lung_volumes_ml(labels)
+    outside, tumour = split_tumour(thick, ct, case.tumour_lps)
     row = {
         "case": case.name,
         "covid": case.covid,
         "method": method or f"{card_method} (card)",
         "right_ml": volumes["right lung"],
         "left_ml": volumes["left lung"],
-        "thick_dense_ml": float(thick.sum()) * voxel_ml,
+        "thick_dense_ml": outside * voxel_ml,
+        "tumour_thick_dense_ml": tumour * voxel_ml,
         "segment_s": seconds,
     }
     infection = None
@@ -148,7 +151,7 @@ def coronal_levels(mask: np.ndarray) -> list[int]:
 
 def print_header() -> None:
     print(
-        f"{'case':<10} {'truth':<5} {'lungs':<17} {'R ml':>6} {'L ml':>6} {'thick ml':>8} "
+        f"{'case':<10} {'truth':<5} {'lungs':<17} {'R ml':>6} {'L ml':>6} {'thick ml':>8} {'tumour':>6} "
         f"{'inf.ggo':>7} {'inf.dense':>9} "
         f"{'P':>6} {'thr':>5} {'call':<4} {'hot HU':>7} {'hot thick':>9} {'hot inf':>7} {'seg s':>6}"
     )
@@ -161,7 +164,7 @@ def print_row(row: dict) -> None:
     hot_hu = f"{row['hot_hu']:.0f}" if "hot_hu" in row else "-"
     print(
         f"{row['case']:<10} {'COVID' if row['covid'] else 'neg':<5} {row['method']:<17} {row['right_ml']:>6.0f} "
-        f"{row['left_ml']:>6.0f} {row['thick_dense_ml']:>8.1f} "
+        f"{row['left_ml']:>6.0f} {row['thick_dense_ml']:>8.1f} {row['tumour_thick_dense_ml']:>6.1f} "
         f"{row.get('ggo_in_infection_slices_ml', float('nan')):>7.1f} "
         f"{row.get('dense_in_infection_slices_ml', float('nan')):>9.1f} {prob:>6} {thr:>5} {call:<4} "
         f"{hot_hu:>7} {str(row.get('hot_in_thick_dense', '-')):>9} {str(row.get('hot_in_infection_slice', '-')):>7} "

@@ -2,9 +2,9 @@
 
 CT is a NIfTI/NRRD/MHA file or a DICOM folder; the labelmap (UInt8) lies on the CT's own grid and is
 written atomically to --out (.nii.gz, .nrrd, ...). Methods: unet (default, the bundled 2D UNet of the
-DeCoVNet paper, then dense lesions in each lung's concavities put back) or threshold (the unsupervised
-method the UNet was trained from: HU threshold,
-airways removed, holes filled, consolidation at the costal pleura put back). A one-line summary
+DeCoVNet paper, then the rims of the lesions it holds put back) or threshold (the unsupervised method
+the UNet was trained from: HU threshold, airways removed, holes filled, consolidation at the costal
+pleura put back). A one-line summary
 gives each lung's volume and the run time; with --progress-json it is a JSON "result" line.
 
 Example: covidct segment chest.nii.gz --out lungs.nii.gz --lungs-method threshold

@@ -3,9 +3,10 @@
 Two methods (DeCoVNet paper, "The Proposed DeCoVNet" and Fig. 2):
 
 * ``"unet"`` (the default once its weights are installed) — the 2D UNet run slice by slice
-  (:mod:`.unet_infer`), trained on pseudo-labels of the threshold method with synthetic pleural
-  lesions inserted, then each lung's concavities of lesion density filled and the rims of the lesions
-  it holds grown (:mod:`.concavity`); needs the bundled ``unet-lungs`` weights.
+  (:mod:`.unet_infer`), trained on pseudo-labels of the threshold method on real CTs with synthetic
+  lesions inserted at the pleura and a heavier loss where the lungs touch the heart, liver, stomach and
+  spleen, then the rims of the lesions it holds grown (:mod:`.lesion_rims`); needs the bundled
+  ``unet-lungs`` weights.
 * ``"threshold"`` — the unsupervised method (:mod:`.threshold`): HU threshold, outside air, trachea
   and main bronchi removed, holes filled, consolidation at the costal pleura put back.
 

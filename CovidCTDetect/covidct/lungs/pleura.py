@@ -23,8 +23,8 @@ are left alone — there, normal structures (aorta, oesophagus, spine, hilum, li
 the lung exactly as lesions do, and an unsupervised rule cannot tell them apart; a lesion that takes
 the whole thickness of a thin part of the lung (anterior recesses) leaves no surface to restore; and
 rays meet the posterior surface obliquely. The UNet method includes lesions on every side (its
-network learns it from lesions inserted into clean lungs, and :mod:`covidct.lungs.concavity` fills
-what it still misses).
+network learns it from lesions inserted into clean lungs, and :mod:`covidct.lungs.lesion_rims` puts
+back the rims it still misses).
 
 Arrays are canonical ``(z, y, x)``; spacing is ``(x, y, z)`` in mm; labels 1/2 are kept per lung.
 """

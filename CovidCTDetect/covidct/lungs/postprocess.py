@@ -5,16 +5,15 @@ probability. Then: keep the lungs (the two largest components, the second only i
 ``SECOND_LUNG_FRACTION`` of the first — a smaller one is gas in the bowel, not a lung), give each
 lung its side (:mod:`.sides`), fill each lung's holes slice by slice (vessels, bronchi, lesions
 enclosed by lung), put back consolidation that touches the costal pleura (:mod:`.pleura`, the
-threshold method) or dense tissue in each lung's concavities and the rims of its lesions
-(:mod:`.concavity`, the UNet method: lesions on any side of the lung), then fill holes once more (a
-bite closed at the pleura can leave a hole behind it).
+threshold method) or the outer rims of the lesions the mask holds (:mod:`.lesion_rims`, the UNet
+method), then fill holes once more (a bite closed at the pleura can leave a hole behind it).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .concavity import fill_concavities
+from .lesion_rims import extend_lesion_rims
 from .morphology import fill_holes_inplane, largest_components
 from .pleura import PleuraOptions, fill_pleural_lesions
 from .sides import grow_each_lung, label_sides
@@ -29,14 +28,14 @@ def finish_lungs(
     spacing_xyz,
     *,
     pleura: bool,
-    concavities: bool,
+    rims: bool,
     options: PleuraOptions = PleuraOptions(),
 ) -> np.ndarray:
     """UInt8 labelmap (0, right lung 1, left lung 2: :mod:`.sides`) from a boolean lung mask.
 
     ``lung`` and ``hu`` are canonical ``(z, y, x)`` arrays on one grid (HU for ``hu``);
     ``spacing_xyz`` is that grid's voxel size in mm. ``pleura``: the costal lesion fill;
-    ``concavities``: the concavity fill and lesion rims. Returns zeros when ``lung`` is empty.
+    ``rims``: the lesions' rims (:func:`.lesion_rims.extend_lesion_rims`). Returns zeros when ``lung`` is empty.
     """
     components = largest_components(lung, 2, SECOND_LUNG_FRACTION)
     if not components:
@@ -44,9 +43,9 @@ def finish_lungs(
     labels = fill_lung_holes(label_sides(components, spacing_xyz))
     if pleura:
         labels = fill_pleural_lesions(labels, hu, spacing_xyz, options)
-    if concavities:
-        labels = fill_concavities(labels, hu, spacing_xyz)
-    return fill_lung_holes(labels) if pleura or concavities else labels
+    if rims:
+        labels = extend_lesion_rims(labels, hu, spacing_xyz)
+    return fill_lung_holes(labels) if pleura or rims else labels
 
 
 def fill_lung_holes(labels: np.ndarray) -> np.ndarray:

@@ -14,9 +14,8 @@
    pixel the network merges the trachea with the apices.
 4. The threshold method's finishing steps follow (:func:`covidct.lungs.postprocess.finish_lungs`:
    two largest components, left/right labels by patient side, holes filled); instead of its costal
-   lesion fill, each lung's concavities of lesion density are filled and the lesions' rims grown
-   (:mod:`covidct.lungs.concavity`: lesions the network still leaves out, on any side of the lung).
-   The labels are repeated back onto the full grid.
+   lesion fill, the outer rims of the lesions the mask holds are put back
+   (:mod:`covidct.lungs.lesion_rims`). The labels are repeated back onto the full grid.
 """
 
 from __future__ import annotations
@@ -71,7 +70,7 @@ def unet_labels(ct: sitk.Image, device="auto", progress=None, model=None, card_i
     hu = sitk.GetArrayViewFromImage(small)
     lung, _, _ = remove_inplane_border(working_margin > 0)
     lung &= ~extrapulmonary_airways(hu, small.GetSpacing())
-    labels = finish_lungs(lung, hu, small.GetSpacing(), pleura=False, concavities=True)
+    labels = finish_lungs(lung, hu, small.GetSpacing(), pleura=False, rims=True)
     _report(progress, 3)
     return grid.expand(labels, factor, tuple(reversed(ct.GetSize())))
 

@@ -221,20 +221,28 @@ def list_models() -> list[ModelCard]:
         try:
             card = read_card(path)
         except ModelError as error:
-            log.warning("skipping the model card %s: %s", path, error)
+            _warn_once(path, f"skipping the model card {path}: {error}")
             continue
         if card.name in cards:
             winner = "the bundled model" if card.name in bundled else f"the one in {cards[card.name].path.parent}"
-            log.warning(
-                "skipping the user model '%s' in %s: %s has that name and is used; rename the user model "
-                "(its card's name) to use it",
-                card.name,
-                path.parent,
-                winner,
+            _warn_once(
+                path,
+                f"skipping the user model '{card.name}' in {path.parent}: {winner} has that name and is used; "
+                "rename the user model (its card's name) to use it",
             )
             continue
         cards[card.name] = card
     return list(cards.values())
+
+
+_WARNED: set = set()
+
+
+def _warn_once(path: Path, message: str) -> None:
+    """Log a skipped card once per process (the catalogue is listed many times per run)."""
+    if path not in _WARNED:
+        _WARNED.add(path)
+        log.warning("%s", message)
 
 
 def find_model(name_or_path: str | os.PathLike) -> ModelCard:

@@ -393,6 +393,9 @@ class _Run:
             spec["shape"] = shape
         if config.input_crop:
             spec["crop"] = config.input_crop
+        if config.lungs_method and config.model != "unet":
+            # the lung segmentation of the training masks: detection without lungs segments the same way
+            spec["lungs_method"] = config.lungs_method
         if config.input_slice_mm:
             spec["slice_mm"] = config.input_slice_mm
             spec["slices"] = (
@@ -400,6 +403,10 @@ class _Run:
             )
         if config.input_antialias:
             spec["antialias"] = True
+            spec["channels"] = [
+                "CT, HU window -1200..600 HU mapped to 0..1, averaged over each input cell",
+                "lung fraction 0..1 of each input cell (the mask averaged)",
+            ]
         cases = self.train_cases + self.val_cases
         labels = [c.label for c in cases if c.label is not None]
         described = (

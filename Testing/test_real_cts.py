@@ -1,0 +1,92 @@
+"""The real-CT yardstick's targets that fit in CI time (the whole table: ``Testing/benchmarks/real_ct_yardstick.py``).
+
+* Lung masks without organs: on real non-COVID CTs from three scanners, the *thick dense* tissue inside
+  the mask (voxels above −300 HU surviving an opening with a 4 mm ball, ``real_cts.thick_dense``) is at
+  most 20 ml for both lung methods, A0001's lung tumour reported apart (it is lung, so it may be in the
+  mask).
+* Lesions kept: in the radiologists' infection-positive slices of the real COVID-19 CTs P001 and P002,
+  the default method's mask holds the lesion-density tissue (−750…+100 HU) that the unsupervised
+  method's holds more than :data:`SURFACE_MM` inside it (closer to its surface it is mostly the
+  partial volume of the lung's edge, which a mask drawn at about 2 mm per pixel may cut differently).
+* The bundled classifiers on every real CT: each real negative below the card's threshold, P001 and
+  P002 above it, their hottest heat-map voxel in an infection-positive slice.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from real_cts import REAL_BY_NAME, REAL_CTS, infection_slices, thick_dense_ml
+from scipy import ndimage as ndi
+
+from covidct.io import load_ct
+from covidct.lungs import METHODS, segment_lungs
+
+#: real non-COVID CTs of three scanners; the fast tier runs the first two
+NEGATIVES = ("normal001", "A0001-L", "POPI", "A0001-B")
+THICK_DENSE_LIMIT_ML = 20.0
+LESION_HU = (-750.0, 100.0)
+#: lesion-density tissue this close (mm) to the threshold mask's surface is not counted
+SURFACE_MM = 2.0
+
+
+def case_file(name: str):
+    path = REAL_BY_NAME[name].file
+    if not path.exists():
+        pytest.skip(f"real CT {name} not found at {path} (set COVIDCT_SHARED_DATA)")
+    return path
+
+
+@functools.cache
+def segmented(name: str, method: str) -> tuple[sitk.Image, sitk.Image]:
+    ct = load_ct(case_file(name))
+    return ct, segment_lungs(ct, method=method)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize(
+    "name", [n if i < 2 else pytest.param(n, marks=pytest.mark.slow) for i, n in enumerate(NEGATIVES)]
+)
+def test_lung_mask_holds_no_organ_on_real_normal_cts(name, method):
+    ct, labels = segmented(name, method)
+    thick, tumour = thick_dense_ml(ct, labels, REAL_BY_NAME[name].tumour_lps)
+    print(f"{name} ({method}): thick dense {thick:.1f} ml outside the tumour, {tumour:.1f} ml tumour")
+    assert thick <= THICK_DENSE_LIMIT_ML
+
+
+@pytest.mark.parametrize("name", ["P001", "P002"])
+def test_lesions_of_the_infection_slices_stay_in_the_default_mask(name):
+    ct, default = segmented(name, METHODS[0])
+    _, threshold = segmented(name, "threshold")
+    hu = sitk.GetArrayViewFromImage(ct)
+    slices = infection_slices(REAL_BY_NAME[name].labels_file, hu.shape[0])
+    inside = sitk.GetArrayViewFromImage(threshold) > 0
+    depth = ndi.distance_transform_edt(inside, sampling=tuple(reversed(ct.GetSpacing())))[slices]
+    lesion = (hu[slices] > LESION_HU[0]) & (hu[slices] < LESION_HU[1]) & (depth > SURFACE_MM)
+    in_default = lesion & (sitk.GetArrayViewFromImage(default)[slices] > 0)
+    ml = float(np.prod(ct.GetSpacing())) / 1000.0
+    share = in_default.sum() / lesion.sum()
+    print(
+        f"{name}: lesion-density tissue of the infection slices in the default mask {100 * share:.1f} % "
+        f"of {lesion.sum() * ml:.0f} ml"
+    )
+    assert share >= 0.97
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["decovnet"])
+def test_bundled_classifier_on_every_real_ct(model):
+    from covidct.detection import detect, load_classifier
+
+    loaded = load_classifier(model, "cpu")
+    for case in REAL_CTS:
+        result = detect(case_file(case.name), model=loaded)
+        print(f"{case.name}: P = {result.probability:.3f} ({result.label})")
+        assert result.positive == case.covid, f"{case.name}: {result.probability:.3f}"
+        if case.labels_file is not None:
+            heat = sitk.GetArrayViewFromImage(result.heatmap)
+            k = int(np.unravel_index(int(np.argmax(heat)), heat.shape)[0])
+            assert infection_slices(case.labels_file, heat.shape[0])[k]
