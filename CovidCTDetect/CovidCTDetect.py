@@ -46,6 +46,7 @@ from CovidCTDetectLib.detect_logic import (
     classifier_models,
 )
 from CovidCTDetectLib.heatmaps import HEAT_COLOR_NODE_IDS, heat_map_volume, show_heat_map
+from CovidCTDetectLib.lung_segmentation_logic import reset_3d_views
 from CovidCTDetectLib.prognosis_logic import PrognosisLogic, clinical_fields, load_model
 from CovidCTDetectLib.published_logic import DEFAULT_NAMES, PAPERS, import_published, licence
 from CovidCTDetectLib.segmentations import SegmentSpec, labelmap_array_from_segmentation, segmentation_from_labelmap
@@ -356,6 +357,7 @@ class CovidCTDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         except CovidCTError as error:
             self.ui.statusLabel.text = str(error)
             raise
+        reset_3d_views()
         if result.features is not None:
             self.features[(result.volumeNode.GetID(), result.model)] = result.features
         self.ui.statusLabel.text = f"Done in {result.seconds:.1f} s."

@@ -21,7 +21,7 @@ from slicer.util import VTKObservationMixin
 
 from covidct.errors import CovidCTError
 from CovidCTDetectLib import about, dependencies, testdata
-from CovidCTDetectLib.lung_segmentation_logic import DEVICES, METHODS, LungSegmentationLogic
+from CovidCTDetectLib.lung_segmentation_logic import DEVICES, METHODS, LungSegmentationLogic, reset_3d_views
 from CovidCTDetectLib.segmentations import LUNG_SEGMENTS, labelmap_array_from_segmentation
 
 
@@ -177,6 +177,7 @@ class CovidCTLungSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservation
         self.job = None
         try:
             segmentationNode = job.finish()
+            reset_3d_views()
             self.ui.statusLabel.text = f"Created segmentation '{segmentationNode.GetName()}'."
         except CovidCTError as error:
             self.ui.statusLabel.text = str(error)

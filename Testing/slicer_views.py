@@ -164,10 +164,21 @@ class HeadlessSlicer:
         return self._pixels(view["window"])
 
     def render_3d(self) -> np.ndarray:
-        """The 3D view (closed surfaces of segmentations, models), camera reset to the scene."""
+        """The 3D view (closed surfaces of segmentations, models) after Slicer's "reset focal point"
+        (``qMRMLThreeDView::resetFocalPoint``, what the module calls after showing results): the camera
+        fitted to what is shown, with the box and axis labels hidden meanwhile, then the box and labels
+        moved around the data."""
         view = self.view_3d
+        node = view["node"]
+        box, labels = node.GetBoxVisible(), node.GetAxisLabelsVisible()
+        node.SetBoxVisible(0)
+        node.SetAxisLabelsVisible(0)
         view["window"].Render()
         view["renderer"].ResetCamera()
+        node.SetBoxVisible(box)
+        node.SetAxisLabelsVisible(labels)
+        node.InvokeEvent(self.slicer.vtkMRMLViewNode.ResetFocalPointRequestedEvent)
+        view["renderer"].ResetCameraClippingRange()
         view["window"].Render()
         return self._pixels(view["window"])
 

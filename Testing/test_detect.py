@@ -180,18 +180,18 @@ def test_an_architecture_name_stands_for_the_installed_model_of_that_architectur
     assert load_classifier("covid19net", "cpu")[1].name == "tiny-covid19net"
 
 
-def test_without_lungs_the_bundled_model_gets_masks_made_the_way_its_training_masks_were():
+def test_without_lungs_the_bundled_model_gets_masks_by_its_cards_lung_method():
     from covidct.io import load_ct
     from covidct.lungs import segment_lungs
 
     ct = load_ct(CIP_CT)
     result = detect(ct, model="decovnet", device="cpu", heatmap=False)
-    assert result.card.input["lungs_method"] == "threshold"  # decovnet-demo was trained on threshold masks
-    threshold = sitk.GetArrayFromImage(segment_lungs(ct, method="threshold"))
-    np.testing.assert_array_equal(sitk.GetArrayFromImage(result.lungs), threshold)
+    assert result.card.input["lungs_method"] == "unet"  # decovnet-demo was selected on real CTs with UNet lungs
+    unet = sitk.GetArrayFromImage(segment_lungs(ct, method="unet"))
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(result.lungs), unet)
     # a method named by the caller wins
-    unet = detect(ct, model="decovnet", device="cpu", heatmap=False, lungs_method="unet")
+    threshold = detect(ct, model="decovnet", device="cpu", heatmap=False, lungs_method="threshold")
     np.testing.assert_array_equal(
-        sitk.GetArrayFromImage(unet.lungs), sitk.GetArrayFromImage(segment_lungs(ct, method="unet"))
+        sitk.GetArrayFromImage(threshold.lungs), sitk.GetArrayFromImage(segment_lungs(ct, method="threshold"))
     )
-    assert not np.array_equal(sitk.GetArrayFromImage(unet.lungs), threshold)
+    assert not np.array_equal(sitk.GetArrayFromImage(threshold.lungs), unet)

@@ -30,7 +30,7 @@ from slicer_views import HeadlessSlicer  # noqa: E402
 
 from CovidCTDetectLib.detect_logic import DetectionLogic  # noqa: E402
 from CovidCTDetectLib.heatmaps import DISPLAY_THRESHOLD  # noqa: E402
-from CovidCTDetectLib.lung_segmentation_logic import LungSegmentationLogic  # noqa: E402
+from CovidCTDetectLib.lung_segmentation_logic import SEE_THROUGH_OPACITY_3D, LungSegmentationLogic  # noqa: E402
 from CovidCTDetectLib.segmentations import LUNG_SEGMENTS, labelmap_array_from_segmentation  # noqa: E402
 from CovidCTDetectLib.volumes import volume_from_image  # noqa: E402
 
@@ -141,6 +141,9 @@ def test_suspicious_region_segment_only_for_a_positive_result(detected, models_d
     positive = detected["result"]
     assert positive.label == "positive"
     assert (positive.suspiciousSegmentationNode is not None) == (positive.suspiciousRegions["regions"] > 0)
+    # the lungs' 3D surfaces let a suspicious region inside them show
+    lung_opacity = positive.lungSegmentationNode.GetDisplayNode().GetOpacity3D()
+    assert lung_opacity == (SEE_THROUGH_OPACITY_3D if positive.suspiciousSegmentationNode is not None else 1.0)
     with HeadlessSlicer(SIZE) as views:
         volume = volume_from_image(sitk.ReadImage(str(CT)), name="CIP CT", scene=views.scene)
         result = DetectionLogic().detect(

@@ -25,8 +25,10 @@
 #               96 x 144 cropped to the lungs' box, resized to 5 mm slices with area averaging (the same
 #               texture whatever the scanner's pixel size, kernel and slice thickness).
 #   bundle-decovnet — of the fine-tune's best-validation epoch and its last epoch, the one that puts
-#               every real CT of ../shared/data on the right side of 0.5 with the larger margin (model
-#               selection on the real CTs); heat-map scale from the validation positives.
+#               every real CT of ../shared/data on the right side of 0.5 with the larger margin, lungs by
+#               the bundled lung UNet (model selection on the real CTs; run bundle-unet first); heat-map
+#               scale from the validation positives. Trained on threshold masks, it is used with the
+#               UNet's, which hold the consolidation the threshold method cuts out of its heat maps.
 #   covid19net — COVID-19Net at 24 x 96 x 144 on synth-train7: 10 epochs at lr 1e-4, no augmentation.
 #               Evaluated on the normal001 test set.
 #   unet      — the lung UNet (base 8, 128 x 128 slices of at least 450 mm field of view) on threshold
@@ -259,7 +261,7 @@ from pathlib import Path
 from bundle_weights import DOMAIN_LICENCE, DOMAIN_SOURCES, bundle, heatmap_peaks, read_json, select_on_real_cts
 work, weights = Path(sys.argv[1]), Path(sys.argv[2])
 run = work / "decovnet-domain"
-chosen, real = select_on_real_cts(run, work / "decovnet-domain-last", "threshold")
+chosen, real = select_on_real_cts(run, work / "decovnet-domain-last", "unet")
 validation = [r for r in csv.DictReader(open(run / "split.csv", newline="")) if r["split"] == "val" and r["label"] == "1"]
 with open(work / "decovnet-domain-val-positives.csv", "w", newline="") as stream:
     writer = csv.DictWriter(stream, fieldnames=list(validation[0]))
@@ -284,7 +286,7 @@ training = (
     "yardstick on the right side of the threshold with the larger margin (model selection on the real CTs, "
     "whose negatives' anatomy the training copies share). Never trained on real COVID-19 (P001/P002)."
 )
-bundle(chosen, weights, "decovnet-demo", lungs_method="threshold", description=description,
+bundle(chosen, weights, "decovnet-demo", lungs_method="unet", description=description,
        training_data=training, training_sources=DOMAIN_SOURCES, licence=DOMAIN_LICENCE, threshold=0.5,
        heatmap_scale=round(scale, 4), validated={"slice_mm": [0.5, 5.0], "pixel_mm": [0.5, 4.2]},
        metrics={"real_ct_probabilities": {k: v["probability"] for k, v in real.items()},

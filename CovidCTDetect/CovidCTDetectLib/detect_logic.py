@@ -48,7 +48,7 @@ from covidct.models.catalogue import CLASSIFIERS
 from .heatmaps import HEAT_MAP_ATTRIBUTE, heat_map_volume, show_heat_map
 from .jobs import CommandJob
 from .lung_segmentation_logic import METHODS as SEGMENTATION_METHODS
-from .lung_segmentation_logic import show_segmentation
+from .lung_segmentation_logic import SEE_THROUGH_OPACITY_3D, show_segmentation
 from .process import AUTO_LUNGS, BackgroundProcess, CommandFailed, lungs_method_args, start_covidct
 from .segmentations import LUNG_SEGMENTS, SegmentSpec, labelmap_array_from_segmentation, segmentation_from_labelmap
 from .tables import append_result_row
@@ -267,7 +267,12 @@ class DetectionJob(CommandJob):
             if result.heatMapNode is not None:
                 show_heat_map(self.volume_node, result.heatMapNode, self.opacity)
             if result.lungSegmentationNode is not None:
-                show_segmentation(result.lungSegmentationNode, fill=result.heatMapNode is None)
+                inside = result.suspiciousSegmentationNode is not None
+                show_segmentation(
+                    result.lungSegmentationNode,
+                    fill=result.heatMapNode is None,
+                    opacity_3d=SEE_THROUGH_OPACITY_3D if inside else 1.0,
+                )
             if result.suspiciousSegmentationNode is not None:
                 show_segmentation(result.suspiciousSegmentationNode, fill=False)
         return result

@@ -63,14 +63,32 @@ class LungSegmentationJob(CommandJob):
         return segmentation_node
 
 
-def show_segmentation(segmentation_node, fill: bool = True) -> None:
+#: 3D opacity of the lungs' surfaces when they are shown with detection results (what lies inside shows through)
+SEE_THROUGH_OPACITY_3D = 0.3
+
+
+def show_segmentation(segmentation_node, fill: bool = True, opacity_3d: float = 1.0) -> None:
     """Show the segmentation in slice views (outlined, and filled when ``fill``: outline only over a heat
-    map, which a fill would hide) and as a closed surface in 3D."""
+    map, which a fill would hide) and as a closed surface in 3D with ``opacity_3d`` (0…1; the lungs
+    around a suspicious region: :data:`SEE_THROUGH_OPACITY_3D`)."""
     display = segmentation_node.GetDisplayNode()
     display.SetVisibility(True)
     display.SetVisibility2DFill(fill)
     display.SetVisibility2DOutline(True)
+    display.SetOpacity3D(opacity_3d)
     segmentation_node.CreateClosedSurfaceRepresentation()
+
+
+def reset_3d_views() -> None:
+    """Centre every 3D view of the application on what it shows (the views' "Center view" button); does
+    nothing without a main window (batch mode)."""
+    import slicer
+
+    layout = slicer.app.layoutManager() if hasattr(slicer, "app") else None
+    if layout is None:
+        return
+    for index in range(layout.threeDViewCount):
+        layout.threeDWidget(index).threeDView().resetFocalPoint()
 
 
 class LungSegmentationLogic:
