@@ -87,6 +87,10 @@ class CovidCTDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = None
         self._updatingGUIFromParameterNode = False
 
+    def onReload(self):
+        about.forget_libraries()
+        super().onReload()
+
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
         uiWidget = slicer.util.loadUI(self.resourcePath("UI/CovidCTDetect.ui"))

@@ -52,6 +52,10 @@ class CovidCTLungSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservation
         self._parameterNode = None
         self._updatingGUIFromParameterNode = False
 
+    def onReload(self):
+        about.forget_libraries()
+        super().onReload()
+
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
         uiWidget = slicer.util.loadUI(self.resourcePath("UI/CovidCTLungSegmentation.ui"))

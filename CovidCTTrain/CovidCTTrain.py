@@ -72,6 +72,10 @@ class CovidCTTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.evaluationNodes = None
         self.evaluatedModel = None
 
+    def onReload(self):
+        about.forget_libraries()
+        super().onReload()
+
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
         uiWidget = slicer.util.loadUI(self.resourcePath("UI/CovidCTTrain.ui"))
@@ -108,7 +112,17 @@ class CovidCTTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.evalModelPathLineEdit.connect("currentPathChanged(QString)", self.updateButtons)
         self.ui.modelNameLineEdit.connect("textChanged(QString)", self.updateButtons)
         self.ui.saveModelButton.connect("clicked(bool)", self.onSaveModel)
+        self.ui.datasetFolderButton.connect("clicked(bool)", lambda: self.browseFolder(self.ui.datasetPathLineEdit))
+        self.ui.initFromFolderButton.connect("clicked(bool)", lambda: self.browseFolder(self.ui.initFromPathLineEdit))
         self.updateButtons()
+
+    def browseFolder(self, pathLineEdit):
+        """Let the user pick a folder for a path field whose own browse button picks files."""
+        folder = qt.QFileDialog.getExistingDirectory(
+            slicer.util.mainWindow(), "Choose a folder", pathLineEdit.currentPath
+        )
+        if folder:
+            pathLineEdit.currentPath = folder
 
     def cleanup(self):
         self.cancelJobs()
@@ -138,6 +152,7 @@ class CovidCTTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         busy = self.job is not None
         out = self.ui.outputPathLineEdit.currentPath
         self.ui.initFromPathLineEdit.visible = self.ui.initFromComboBox.currentText == FROM_PATH
+        self.ui.initFromFolderButton.visible = self.ui.initFromPathLineEdit.visible
         self.ui.trainButton.enabled = not training and self.manifest is not None and bool(out)
         self.ui.trainButton.toolTip = (
             "Start training in a background process." if self.manifest is not None else "Load a dataset first."

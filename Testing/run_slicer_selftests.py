@@ -2,6 +2,8 @@
 
     Slicer --no-main-window --python-script Testing/run_slicer_selftests.py
 
+(on a Linux machine without a display, prefix ``QT_QPA_PLATFORM=offscreen`` or run under ``xvfb-run``).
+
 The modules are registered from this checkout (no build or install needed) unless Slicer has
 already loaded them (installed extension, or the folders in Application Settings → Modules), in
 which case those are tested. Each module's ``<Module>Test`` runs on the small real CIP CT in
@@ -37,6 +39,12 @@ def register_modules() -> None:
 
 def main() -> int:
     register_modules()
+    from CovidCTDetectLib.dependencies import missing_requirements
+
+    missing = missing_requirements()
+    if missing:  # installing needs the user's consent in a dialog, which a script run cannot give
+        print(f"Missing Python packages: {', '.join(missing)}; open CovidCT Detect once to install them.", flush=True)
+        return 1
     failed = []
     for name in MODULES:
         started = time.time()

@@ -36,3 +36,12 @@ def test_cmake_meta_information_points_into_this_repository():
     for url in screenshots + [values["EXTENSION_ICONURL"]]:
         assert (REPO / url[len(raw) :]).is_file(), f"{url} names a file that is not committed"
     assert not (REPO / "CovidCTDetect.s4ext").exists()  # the index reads the .json now
+
+
+def test_module_help_links_to_the_extensions_homepage():
+    from CovidCTDetectLib import about
+
+    cmake = (REPO / "CMakeLists.txt").read_text()
+    homepage = dict(re.findall(r'set\((EXTENSION_\w+)\s+"([^"]*)"\)', cmake))["EXTENSION_HOMEPAGE"]
+    assert about.DOCUMENTATION_URL.startswith(homepage)
+    assert f'href="{about.DOCUMENTATION_URL}"' in about.help_text("summary")

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import TEST_DATA
 
+from covidct.errors import CovidCTError
 from CovidCTDetectLib.process import (
     BackgroundProcess,
     CommandCancelled,
@@ -142,3 +143,16 @@ def test_child_imports_the_same_covidct_package():
     BackgroundProcess(python("import covidct; print(covidct.__file__)"), env=env).wait(output.append)
     assert output == [{"event": "output", "text": covidct.__file__}]
     assert python_executable() == sys.executable
+
+
+def test_python_executable_without_sys_executable_finds_pythonslicer_on_path(monkeypatch, tmp_path):
+    """Slicer started without its launcher leaves ``sys.executable`` empty: PythonSlicer is found on PATH,
+    and without it the error is one sentence."""
+    monkeypatch.setattr(sys, "executable", "")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(CovidCTError, match="PythonSlicer was not found"):
+        python_executable()
+    launcher = tmp_path / "PythonSlicer"
+    launcher.write_text("#!/bin/sh\n")
+    launcher.chmod(0o755)
+    assert python_executable() == str(launcher)

@@ -7,6 +7,9 @@ CATEGORY = "COVID-19"
 
 CONTRIBUTORS = ["CovidCTDetect developers"]
 
+#: the extension's documentation (its README); the same address as ``EXTENSION_HOMEPAGE`` in CMakeLists.txt
+DOCUMENTATION_URL = "https://github.com/CovidCTDetect/SlicerCovidCTDetect#readme"
+
 CITATIONS = """
 <p>Methods implemented (research reproductions, not the authors' code):</p>
 <ul>
@@ -33,4 +36,14 @@ Built on 3D Slicer, SimpleITK and PyTorch.</p>
 
 def help_text(summary: str) -> str:
     """A module's help: its one-paragraph ``summary`` (HTML), then the citations and the research-use statement."""
-    return f"<p>{summary}</p>{CITATIONS}{RESEARCH_USE}"
+    link = f'<p>For more information, see the <a href="{DOCUMENTATION_URL}">documentation</a>.</p>'
+    return f"<p>{summary}</p>{link}{CITATIONS}{RESEARCH_USE}"
+
+
+def forget_libraries() -> None:
+    """Drop the extension's libraries (``covidct``, ``CovidCTDetectLib``) from ``sys.modules``, so that a
+    module's developer Reload imports their edited code instead of the cached one."""
+    import sys
+
+    for name in [name for name in sys.modules if name.split(".")[0] in ("covidct", "CovidCTDetectLib")]:
+        del sys.modules[name]

@@ -56,14 +56,17 @@ class CommandCancelled(CovidCTError):
 def python_executable() -> str:
     """The Python interpreter that runs ``covidct`` commands.
 
-    Outside Slicer this is the running interpreter. Inside Slicer ``sys.executable`` is the Slicer
-    application itself, so Slicer's ``PythonSlicer`` launcher (beside it, or on ``PATH``) is used.
+    Outside Slicer this is the running interpreter; inside Slicer 5.10 ``sys.executable`` is Slicer's
+    ``PythonSlicer``. When ``sys.executable`` names the Slicer application instead, or is empty (the
+    application started without its launcher, e.g. in a debugger), ``PythonSlicer`` beside it or on
+    ``PATH`` is used.
     """
-    current = Path(sys.executable)
-    if current.name.lower().startswith("python"):
+    current = Path(sys.executable) if sys.executable else None
+    if current is not None and current.name.lower().startswith("python"):
         return str(current)
-    beside = current.with_name("PythonSlicer.exe" if os.name == "nt" else "PythonSlicer")
-    found = str(beside) if beside.is_file() else shutil.which("PythonSlicer")
+    name = "PythonSlicer.exe" if os.name == "nt" else "PythonSlicer"
+    beside = current.with_name(name) if current is not None else None
+    found = str(beside) if beside is not None and beside.is_file() else shutil.which("PythonSlicer")
     if not found:
         raise CovidCTError("PythonSlicer was not found beside the Slicer application or on PATH; reinstall Slicer.")
     return found
