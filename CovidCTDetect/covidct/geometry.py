@@ -191,10 +191,13 @@ class ModelGrid:
         """Shape of the padded box (what is resized to ``model_shape``)."""
         return tuple(s.stop - s.start + before + after for s, (before, after) in zip(self.box, self.pad, strict=True))
 
-    def to_model(self, array: np.ndarray, order: int = 1, fill: float = 0.0) -> np.ndarray:
-        """Cut the box from a CT-grid array, pad it with ``fill`` and resize it to ``model_shape``
-        (``order`` 1: trilinear, or the area average when :attr:`antialias`, float32; 0: nearest)."""
+    def to_model(self, array: np.ndarray, order: int = 1, fill: float = 0.0, transform=None) -> np.ndarray:
+        """Cut the box from a CT-grid array, apply ``transform`` (a voxel-wise function, e.g. an HU window:
+        only the box is computed), pad it with ``fill`` and resize it to ``model_shape`` (``order`` 1:
+        trilinear, or the area average when :attr:`antialias`, float32; 0: nearest)."""
         cut = np.asarray(array)[self.box]
+        if transform is not None:
+            cut = transform(cut)
         if any(before or after for before, after in self.pad):
             cut = np.pad(cut, self.pad, constant_values=fill)
         if self.antialias and order == 1:

@@ -182,7 +182,8 @@ def check_lungs(labels: sitk.Image, source: str, what: str = "segmented lungs") 
     range). ``source`` names the CT, ``what`` the lungs (``"segmented lungs"`` or ``"given lung
     mask"``) in the one-sentence :class:`CTInputError`.
     """
-    counts = np.bincount(sitk.GetArrayViewFromImage(labels).ravel(), minlength=3)
+    array = sitk.GetArrayViewFromImage(labels)
+    counts = np.array([0, np.count_nonzero(array == 1), np.count_nonzero(array == 2)])  # no int64 copy
     litres = counts * float(np.prod(labels.GetSpacing())) / 1e6
     low, high = LUNG_LITRES
     advice = (

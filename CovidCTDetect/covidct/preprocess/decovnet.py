@@ -81,6 +81,6 @@ def decovnet_input(
             tuple(ct_array.shape), tuple(slice(0, n) for n in ct_array.shape), model_shape, antialias=bool(antialias)
         )
     out = np.empty((2, *grid.model_shape), dtype=np.float32)
-    out[0] = grid.to_model(hu_window(ct_array))
+    out[0] = grid.to_model(ct_array, transform=hu_window)
     out[1] = grid.to_model(lung_array.astype(np.float32) if antialias else lung_array, order=1 if antialias else 0)
     return out, grid
