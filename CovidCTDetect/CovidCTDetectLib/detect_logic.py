@@ -378,8 +378,8 @@ class DetectionLogic:
         threshold = _checked_threshold(threshold)
         ct = image_from_volume(volumeNode)
         lungs = None if lungSegmentationNode is None else lungs_from_segmentation(lungSegmentationNode, volumeNode, ct)
-        out = Path(outputFolder) if outputFolder else Path(tempfile.mkdtemp(prefix="covidct-detect-"))
-        workdir = Path(tempfile.mkdtemp(prefix="covidct-detect-input-"))
+        out = Path(outputFolder) if outputFolder else Path(tempfile.mkdtemp(prefix="covidct-detect-", dir=_temporary()))
+        workdir = Path(tempfile.mkdtemp(prefix="covidct-detect-input-", dir=_temporary()))
         safe = re.sub(r"[/\\]+", "_", volumeNode.GetName())  # "CT CHEST W/O" must not become a path
         case = case_names([Path(f"{safe}.nrrd")])[0]  # the volume's name, as a safe file name
         try:
@@ -519,6 +519,14 @@ def _check_options(lungs_method: str, device: str) -> None:
         )
     if device not in DEVICES and not device.startswith("cuda:"):
         raise UsageError(f"Unknown device '{device}'; choose one of {', '.join(DEVICES)} or cuda:N.")
+
+
+def _temporary() -> str | None:
+    """Slicer's temporary folder (Application Settings → Temporary directory, where Slicer users look
+    for and clear such files), or None for the system's outside Slicer."""
+    app = getattr(slicer, "app", None)
+    path = getattr(app, "temporaryPath", None) if app is not None else None
+    return path or None
 
 
 def _checked_threshold(threshold):
