@@ -26,7 +26,7 @@ from CovidCTDetectLib.segmentations import (
     segmentation_from_labelmap,
 )
 from CovidCTDetectLib.tables import append_result_row, plot_curve  # noqa: E402
-from CovidCTDetectLib.volumes import image_from_volume, volume_from_image  # noqa: E402
+from CovidCTDetectLib.volumes import image_from_volume, remove_nodes, volume_from_image  # noqa: E402
 
 CIP = TEST_DATA / "cip-ct64"
 
@@ -188,6 +188,21 @@ def test_heat_map_volume_has_a_warm_colour_table_and_window_0_to_1(mrml_scene, c
     assert not display.GetAutoWindowLevel()
     np.testing.assert_array_equal(slicer.util.arrayFromVolume(node), values)
     np.testing.assert_allclose(ijk_to_ras(node), ijk_to_ras_matrix(ct), atol=1e-12)
+
+
+def test_removed_results_take_their_display_nodes_and_voxels_with_them(mrml_scene, ct, lung_labels):
+    """What the batch script removes after each case leaves no node behind (a display node left behind
+    keeps the volume's voxels alive)."""
+    before = mrml_scene.GetNumberOfNodes()
+    heat = heat_map_volume(sitk.Cast(ct, sitk.sitkFloat32), name="CT heat map")
+    volume = volume_from_image(ct, name="CT")
+    lungs = segmentation_from_labelmap(lung_labels, LUNG_SEGMENTS, "CT lungs", mrml_scene)
+    image = heat.GetImageData()
+    assert heat.GetDisplayNode() is not None and lungs.GetDisplayNode() is not None
+    references = image.GetReferenceCount()
+    remove_nodes(heat, volume, lungs, None)
+    assert mrml_scene.GetNumberOfNodes() == before
+    assert image.GetReferenceCount() < references  # the display pipeline let go of the voxels
 
 
 def test_result_rows_and_plot_chart(mrml_scene):

@@ -40,7 +40,7 @@ def main() -> None:
     import slicer
 
     from CovidCTDetectLib.detect_logic import DetectionLogic
-    from CovidCTDetectLib.volumes import volume_from_image
+    from CovidCTDetectLib.volumes import remove_nodes, volume_from_image
 
     scene = slicer.vtkMRMLScene()
     color_logic = slicer.vtkMRMLColorLogic()
@@ -57,9 +57,7 @@ def main() -> None:
             start = time.perf_counter()
             result = logic.detect(volume, args.model, device="cpu", outputFolder=out, show=False)
             seconds, probability = time.perf_counter() - start, result.probability
-            for node in (volume, result.heatMapNode, result.lungSegmentationNode, result.suspiciousSegmentationNode):
-                if node is not None:
-                    scene.RemoveNode(node)
+            remove_nodes(volume, result.heatMapNode, result.lungSegmentationNode, result.suspiciousSegmentationNode)
             del image, volume, result
             print(
                 f"{name:<10} {voxels:>10.1f} {probability:>6.3f} {seconds:>8.1f} {rss_mb():>7.0f} "

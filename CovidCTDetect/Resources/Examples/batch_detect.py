@@ -50,6 +50,7 @@ def detect_volumes(logic, args) -> tuple[int, int]:
     """Load each CT file as a volume node, detect, keep the results table; ``(successes, cases)``."""
     from covidct.errors import CovidCTError
     from covidct.io import VOLUME_SUFFIXES, suffix_of
+    from CovidCTDetectLib.volumes import remove_nodes
 
     files = sorted(p for p in Path(args.input).iterdir() if p.is_file() and suffix_of(p) in VOLUME_SUFFIXES)
     if not files:
@@ -75,10 +76,9 @@ def detect_volumes(logic, args) -> tuple[int, int]:
             print(f"{path.name}: {error}")
             continue
         finally:
-            slicer.mrmlScene.RemoveNode(volume_node)  # keep memory flat over a long folder
-        for node in (result.heatMapNode, result.lungSegmentationNode, result.suspiciousSegmentationNode):
-            if node is not None:  # the outputs are on disk; the scene keeps only the results table
-                slicer.mrmlScene.RemoveNode(node)
+            remove_nodes(volume_node)  # keep memory flat over a long folder
+        # the outputs are on disk; the scene keeps only the results table
+        remove_nodes(result.heatMapNode, result.lungSegmentationNode, result.suspiciousSegmentationNode)
         done, table_node = done + 1, result.tableNode
         print(
             f"{path.name}: P(COVID-19) = {result.probability:.3f} ({result.label}), {result.seconds:.1f} s, "
