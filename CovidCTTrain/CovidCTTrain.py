@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import time
+import traceback
 from pathlib import Path
 
 import qt
@@ -414,14 +415,16 @@ class CovidCTTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def reportErrors(self, title):
         return _ErrorReport(self, title)
 
-    def showError(self, error, title):
+    def showError(self, error, title, details=""):
         logging.error(str(error))
         self.ui.statusLabel.text = str(error)
-        slicer.util.errorDisplay(str(error), windowTitle=title)
+        slicer.util.errorDisplay(str(error), windowTitle=title, detailedText=details or None)
 
 
 class _ErrorReport:
-    """``with widget.reportErrors(title):`` shows a :class:`CovidCTError`'s sentence instead of raising it."""
+    """``with widget.reportErrors(title):`` shows a :class:`CovidCTError`'s sentence instead of raising it,
+    and any other exception (a bug or an unexpected failure) as such, with its traceback behind "Show
+    Details" — a slot's exception would otherwise reach only the Python console."""
 
     def __init__(self, widget, title):
         self.widget, self.title = widget, title
@@ -429,9 +432,15 @@ class _ErrorReport:
     def __enter__(self):
         return self
 
-    def __exit__(self, kind, error, traceback):
+    def __exit__(self, kind, error, trace):
         if isinstance(error, CovidCTError):
             self.widget.showError(error, self.title)
+            return True
+        if isinstance(error, Exception):
+            details = "".join(traceback.format_exception(kind, error, trace))
+            self.widget.showError(
+                f"Unexpected error ({kind.__name__}: {error}); see the details.", self.title, details=details
+            )
             return True
         return False
 
