@@ -130,8 +130,12 @@ class CovidCTTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.removeObservers()
 
     def onSceneStartClose(self, caller, event):
-        self.cancelJobs()
+        """Closing the scene removes this module's nodes, not its background work: a training (which can run
+        for hours) and any other job go on, writing to their folders. A running training's curves close
+        with the scene; its ``history.json`` stays, and Resume shows them again."""
         self.previewTable = self.curves = self.evaluation = self.evaluationNodes = None
+        if self.trainingJob is not None:
+            self.ui.statusLabel.text = "The scene was closed; training goes on in the background (its curves closed)."
         self.updateButtons()
 
     # -- state -----------------------------------------------------------------------------------
