@@ -68,6 +68,7 @@ class CovidCTDetect(ScriptedLoadableModule):
             "process and can be cancelled."
         )
         self.parent.acknowledgementText = about.ACKNOWLEDGEMENT
+        slicer.app.connect("startupCompleted()", testdata.register_sample_data)
 
 
 class CovidCTDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):

@@ -448,3 +448,19 @@ def test_auto_lung_method_segments_by_the_models_card(scene, tmp_path):
     expected = sitk.GetArrayFromImage(segment_lungs(sitk.ReadImage(str(CT)), method="unet"))
     np.testing.assert_array_equal(written, expected)  # decovnet-demo's card names the UNet
     np.testing.assert_array_equal(labelmap_array_from_segmentation(result.lungSegmentationNode, volume), expected)
+
+
+def test_sample_data_source_is_the_bundled_ct_without_a_download():
+    """What the module registers in Slicer's Sample Data: a file URI that reads back as the bundled CT's
+    bytes, with a matching SHA256 checksum (Sample Data verifies it)."""
+    import hashlib
+    import urllib.request
+
+    from CovidCTDetectLib import testdata
+
+    source = testdata.sample_data_source()
+    with urllib.request.urlopen(source["uris"]) as stream:
+        data = stream.read()
+    assert data == testdata.ct_path().read_bytes()
+    assert source["checksums"] == "SHA256:" + hashlib.sha256(data).hexdigest()
+    assert source["fileNames"].endswith(".nrrd") and source["category"] == testdata.SAMPLE_CATEGORY

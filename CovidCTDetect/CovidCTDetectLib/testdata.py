@@ -18,3 +18,32 @@ def lung_mask_path() -> Path | None:
     None in an installed extension, which has no ``Testing`` folder."""
     mask = Path(__file__).resolve().parents[2] / "Testing" / "Data" / "cip-ct64" / "wholeLung-64.nrrd"
     return mask if mask.is_file() else None
+
+
+#: the Sample Data module's section for the extension's data
+SAMPLE_CATEGORY = "COVID-19"
+
+
+def sample_data_source() -> dict:
+    """Keyword arguments of ``SampleData.SampleDataLogic.registerCustomSampleDataSource`` for the bundled
+    CIP CT (:func:`ct_path`): a ``file:`` URI (nothing is downloaded) and its SHA256 checksum."""
+    import hashlib
+    import urllib.parse
+    import urllib.request
+
+    path = ct_path()
+    return {
+        "category": SAMPLE_CATEGORY,
+        "sampleName": "CovidCT sample chest CT (CIP, 64x64)",
+        "uris": urllib.parse.urljoin("file:", urllib.request.pathname2url(str(path))),
+        "fileNames": "CovidCT-CIP-ct-64.nrrd",
+        "nodeNames": "CovidCT sample CT",
+        "checksums": "SHA256:" + hashlib.sha256(path.read_bytes()).hexdigest(),
+    }
+
+
+def register_sample_data() -> None:
+    """Offer the bundled CT in Slicer's Sample Data module (called once Slicer has started)."""
+    import SampleData
+
+    SampleData.SampleDataLogic.registerCustomSampleDataSource(**sample_data_source())
