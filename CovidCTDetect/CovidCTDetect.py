@@ -613,6 +613,9 @@ class CovidCTDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             f"Training set: concordance {view.concordance:.3f}, log-rank p = {p}; chart "
             f"'{view.chartNode.GetName()}', table '{view.hazardRatioTableNode.GetName()}'."
         )
+        layoutManager = slicer.app.layoutManager()
+        if layoutManager is not None:  # a layout with both a plot and a table view: curves and hazard ratios
+            layoutManager.setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpPlotTableView)
         slicer.modules.plots.logic().ShowChartInLayout(view.chartNode)
         showTable(view.hazardRatioTableNode, switchLayout=False)
 

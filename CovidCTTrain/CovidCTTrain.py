@@ -514,10 +514,11 @@ class CovidCTTrainTest(ScriptedLoadableModuleTest):
         widget.ui.loadDatasetButton.click()
         self.assertTrue(widget.ui.datasetSummaryLabel.text.startswith("manifest.csv: 4 cases (2 COVID-19, 2 not)"))
 
-        self.delayDisplay("Training DeCoVNet for 2 epochs at 32x48 on the CPU; cancel after epoch 1, then resume")
+        # 5 epochs, so that the run cannot end between the first epoch's row and the cancel on a fast machine
+        self.delayDisplay("Training DeCoVNet for 5 epochs at 32x48 on the CPU; cancel after epoch 1, then resume")
         ui = widget.ui
         ui.modelComboBox.setCurrentIndex(ui.modelComboBox.findText("decovnet"))
-        ui.epochsSpinBox.value = 2
+        ui.epochsSpinBox.value = 5
         ui.lrLineEdit.text = "1e-4"
         ui.inputSizeLineEdit.text = "32x48"
         ui.deviceComboBox.setCurrentIndex(ui.deviceComboBox.findData("cpu"))
@@ -535,7 +536,7 @@ class CovidCTTrainTest(ScriptedLoadableModuleTest):
         ui.resumeButton.click()
         self.waitFor(lambda: widget.trainingJob is None)
         self.assertTrue(ui.statusLabel.text.startswith("Finished"), ui.statusLabel.text)
-        self.assertEqual(widget.curves[1].GetNumberOfRows(), 2)
+        self.assertEqual(widget.curves[1].GetNumberOfRows(), 5)
         self.assertEqual(ui.evalModelPathLineEdit.currentPath, str(self.workdir / "run" / "model"))
 
         self.delayDisplay("Evaluating the model on the manifest and saving it with threshold 0.4")
