@@ -661,6 +661,7 @@ class CovidCTDetectTest(ScriptedLoadableModuleTest):
     installed classifier (skipped, with a message, when none is installed)."""
 
     def setUp(self):
+        dependencies.skip_test_without_requirements(self)
         slicer.mrmlScene.Clear()
 
     def runTest(self):

@@ -221,6 +221,7 @@ class CovidCTLungSegmentationTest(ScriptedLoadableModuleTest):
     """Full flow on the small real CIP CT with both methods (bundled UNet, threshold) on the CPU (seconds)."""
 
     def setUp(self):
+        dependencies.skip_test_without_requirements(self)
         slicer.mrmlScene.Clear()
 
     def runTest(self):

@@ -482,6 +482,7 @@ class CovidCTTrainTest(ScriptedLoadableModuleTest):
     PAPER_ACCURACY = [0.893, 0.908, 0.908, 0.901, 0.901, 0.878, 0.870, 0.855, 0.847]
 
     def setUp(self):
+        dependencies.skip_test_without_requirements(self)
         slicer.mrmlScene.Clear()
         self.workdir = Path(slicer.app.temporaryPath) / "CovidCTTrainSelfTest"
         shutil.rmtree(self.workdir, ignore_errors=True)
