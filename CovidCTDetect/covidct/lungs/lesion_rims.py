@@ -1,7 +1,7 @@
 """Putting back the outer rim of a dense lesion that a lung mask holds only in part.
 
 The UNet (:mod:`covidct.lungs.unet_infer`) is trained with consolidation inserted at the pleura of
-real lungs and holds most of it, but at about 2 mm per input pixel (160-pixel slices) it can
+real lungs and holds most of it, but at about 2.8 mm per input pixel (160-pixel slices over at least 450 mm) it can
 leave a lesion's outer rim — against the chest wall, the mediastinum or the diaphragm — outside the
 mask. :func:`extend_lesion_rims` grows each lung, in-plane, by up to :data:`RIM_MM` into tissue of
 lesion density wherever a lesion reaches the mask's surface: a dense region inside the mask that holds

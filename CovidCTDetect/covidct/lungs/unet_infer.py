@@ -10,7 +10,7 @@
    ~1.5 mm working grid (:func:`covidct.preprocess.unet.to_working_grid`) and is thresholded at 0;
    in-plane pieces touching the slice border are dropped (lungs never reach it, air outside does).
    The trachea and main bronchi, found in the CT as the threshold method finds them
-   (:func:`covidct.lungs.threshold.extrapulmonary_airways`), are taken out: at ~3.5 mm per input
+   (:func:`covidct.lungs.threshold.extrapulmonary_airways`), are taken out: at ~2.8 mm per input
    pixel the network merges the trachea with the apices.
 4. The threshold method's finishing steps follow (:func:`covidct.lungs.postprocess.finish_lungs`:
    two largest components, left/right labels by patient side, holes filled); instead of its costal

@@ -16,7 +16,7 @@ in the input depend on the reconstruction diameter; on a small field of view (th
 267 mm, body touching the image edges) a UNet trained on 325–500 mm fields of view took the lungs
 for air outside the body (whole-lung Dice 0.08–0.31, even with 0.6–1.4 scale augmentation), while
 the same network on slices padded to 450 mm reached 0.965. So every slice is seen at a field of view
-of at least 450 mm (about 3.5 mm per pixel at 128 × 128), in training and in use alike. The
+of at least 450 mm (about 2.8 mm per pixel at the bundled model's 160 × 160), in training and in use alike. The
 :class:`~covidct.geometry.ModelGrid` records the padding, so the way back drops it.
 
 The :class:`~covidct.geometry.ModelGrid` maps the network's output back onto the canonical CT grid;
