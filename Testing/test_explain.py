@@ -12,6 +12,7 @@ from conftest import TEST_DATA
 from torch import nn
 
 from covidct.explain import (
+    HEAT_STEP,
     HiResCAM,
     heat_share,
     heatmap_on_ct,
@@ -21,7 +22,15 @@ from covidct.explain import (
     suspicious_regions,
 )
 from covidct.geometry import resample_to_reference, to_canonical
-from covidct.montage import axial_panels, hottest_slices
+from covidct.montage import (
+    CELL_PX,
+    PANEL_PX,
+    PANEL_TITLE_PX,
+    TITLE_PX,
+    axial_panels,
+    hottest_slices,
+    save_heatmap_montage,
+)
 from covidct.preprocess.decovnet import decovnet_input
 
 CIP = TEST_DATA / "cip-ct64"
@@ -203,6 +212,36 @@ def test_montage_panels_show_the_patients_right_on_the_image_left(orientation):
     assert column < panel["heat"].shape[1] / 2
     assert panel["k"] == ct.TransformPhysicalPointToIndex(centre)[2]
     assert panel["z_mm"] == pytest.approx(-200.0, abs=ct.GetSpacing()[2])
+
+
+def test_montage_png_shows_heat_on_the_right_lung_in_the_panel_left_half_and_grey_ct_elsewhere(tmp_path):
+    """The PNG as a user sees it: the first panel holds hot colours only in its left half (the heat is
+    in the right lung), and the CT around them is grey (R = G = B)."""
+    from PIL import Image
+
+    ct, lungs = _cip("RAS")
+    heat = sitk.GetImageFromArray(_physical_blob(ct, np.array([-70.0, -130.0, -200.0]), 8.0))
+    heat.CopyInformation(ct)
+    shown = save_heatmap_montage(tmp_path / "montage.png", ct, heat, lungs, title="t", count=1)
+    assert shown == [axial_panels(ct, heat, lungs, count=1)[0]["k"]]
+    png = np.asarray(Image.open(tmp_path / "montage.png").convert("RGB")).astype(int)
+    assert png.shape[1] == CELL_PX[0] + 90 and png.shape[0] == CELL_PX[1] + TITLE_PX
+    top = TITLE_PX + PANEL_TITLE_PX
+    panel = png[top : top + PANEL_PX, (CELL_PX[0] - PANEL_PX) // 2 :][:, :PANEL_PX]
+    coloured = np.abs(panel[..., 0] - panel[..., 2]) > 40
+    coloured[:, :20] = coloured[:, -20:] = False  # the yellow "R" and "L" labels
+    columns = np.flatnonzero(coloured.any(axis=0))
+    assert columns.size > 5 and columns.max() < PANEL_PX / 2
+    grey = panel[:, PANEL_PX // 2 + 20 : -30]  # the panel's right half without the "L" label
+    assert np.abs(grey[..., 0] - grey[..., 2]).max() <= 2 and grey.std() > 20  # CT, not blank
+
+
+def test_heat_maps_hold_multiples_of_the_heat_step():
+    ct, lungs = _cip("LPS")
+    x, grid = decovnet_input(ct, lungs)
+    cam = np.random.default_rng(0).random((4, 6, 8)).astype(np.float32)
+    heat = sitk.GetArrayFromImage(heatmap_on_ct(cam, grid, ct, lungs))
+    assert np.allclose(heat / HEAT_STEP, np.rint(heat / HEAT_STEP), atol=1e-3) and heat.max() == 1.0
 
 
 def test_heat_share_and_peak_inside_a_region():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 
 import numpy as np
@@ -82,9 +83,10 @@ def test_train_cancel_resume_evaluate_and_save(mrml_scene, dataset, tmp_path, mo
     )
     assert not job.done, job.process.stderr_tail
     assert [e["epoch"] for e in events if e["event"] == "epoch"] == [1]
-    assert job.history_table.GetNumberOfRows() == 1 and job.steps_table.GetNumberOfRows() == 3
+    # the poll that brought the checkpoint may also bring the next step's line on a loaded machine
+    assert job.history_table.GetNumberOfRows() == 1 and job.steps_table.GetNumberOfRows() in (3, 4)
     assert 0 < job.progress < 1 and job.metric is not None and job.eta_s is not None
-    assert job.status().startswith("Epoch 2/2, step 1/2: loss ")
+    assert re.match(r"Epoch 2/2, step [12]/2: loss ", job.status())
     series = [job.chart_node.GetNthPlotSeriesNode(i) for i in range(job.chart_node.GetNumberOfPlotSeriesNodes())]
     assert [s.GetName() for s in series] == [
         "training loss (steps)",

@@ -27,6 +27,7 @@ REQUIREMENTS = {
     "lifelines": "lifelines>=0.27",
     "pandas": "pandas>=2.0",
     "matplotlib": "matplotlib>=3.7",
+    "PIL": "pillow>=9.1",
     "tqdm": "tqdm>=4.60",
     "h5py": "h5py>=3.8",
 }

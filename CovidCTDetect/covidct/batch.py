@@ -105,13 +105,31 @@ def detect_batch(
     heatmap: bool = True,
     progress=None,
 ) -> list[dict]:
-    """Run :func:`covidct.detection.detect` on every case of :func:`find_cases` and return the result rows.
+    """Run :func:`covidct.detection.detect` on every case and write each case's outputs.
 
-    ``out_dir/<case>/`` receives each case's outputs (:meth:`Detection.save`) and ``out_dir/results.csv``
-    one row per case (:data:`RESULT_COLUMNS`; ``seconds`` is the case's wall time). The model is loaded
-    once. ``lungs`` (a mask file) is allowed for a single CT only. Option errors (model, device,
-    threshold) raise before any case runs; a failing case is recorded and the batch continues (an
-    internal error, i.e. a bug, propagates when there is only one case, so that its traceback can be seen).
+    The model is loaded once. Option errors (model, device, threshold, output folder) raise before any
+    case runs; a failing case is recorded and the batch goes on (an internal error, i.e. a bug,
+    propagates when there is only one case, so that its traceback can be seen).
+
+    Parameters
+    ----------
+    inputs : iterable of str or os.PathLike
+        CT files and folders; a folder is expanded into cases by :func:`find_cases`.
+    out_dir : str or os.PathLike
+        Receives ``<case>/`` with each case's outputs (:meth:`Detection.save`) and ``results.csv``,
+        appended under a file lock with one row per case (:data:`RESULT_COLUMNS`).
+    model, lungs_method, threshold, device, heatmap
+        As for :func:`covidct.detection.detect`.
+    lungs : str, os.PathLike or None
+        A lung mask file, allowed when ``inputs`` name a single CT only.
+    progress : covidct.progress.Progress or None
+        Receives a report per case and per step.
+
+    Returns
+    -------
+    list of dict
+        One row per case, keys :data:`RESULT_COLUMNS` (``status`` ``"ok"`` or ``"failed"`` with the
+        ``error`` sentence; ``seconds`` is the case's wall time).
     """
     from .detection import check_threshold, detect, load_classifier
     from .outputs import check_output_folder

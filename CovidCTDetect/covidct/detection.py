@@ -37,7 +37,14 @@ from .explain import (
     suspicious_regions,
     voxel_volume_ml,
 )
-from .geometry import orientation_code, resample_to_reference, same_grid, slice_and_pixel_mm
+from .geometry import (
+    from_canonical,
+    orientation_code,
+    resample_to_reference,
+    same_grid,
+    slice_and_pixel_mm,
+    to_canonical,
+)
 from .lungs import METHODS as LUNGS_METHODS
 from .lungs import lung_model_card
 from .models.catalogue import DEFAULT_CLASSIFIER
@@ -137,7 +144,7 @@ class Detection:
     def save(self, folder: str | os.PathLike) -> dict[str, Path]:
         """Write the outputs into ``folder`` (created) and return ``{kind: path}``.
 
-        Files: ``lungs.nii.gz``; with a heat map also ``heatmap.nii.gz`` (float32 0…1),
+        Files: ``lungs.nii.gz``; with a heat map also ``heatmap.nii.gz`` (float32 0…1 in steps of 1/255),
         ``suspicious.nii.gz`` and ``montage.png`` (the hottest axial slices, lung window, heat overlay);
         ``report.json`` last (it records the save time). Every file is written atomically.
         """
@@ -178,25 +185,52 @@ def detect(
 ) -> Detection:
     """Detect COVID-19 on one chest CT.
 
-    ``ct``: a SimpleITK image in HU (checked like a loaded file) or a path (file or DICOM folder).
-    ``model``: anything :func:`load_classifier` takes (``"decovnet"``, ``"covid19net"``, a catalogue
-    name, a model folder), or an already loaded ``(model, card)`` pair (batch runs load it once).
-    ``lungs``: a labelmap image or path (0/1 or 0/1/2, checked like segmented lungs; resampled onto the
-    CT, with a warning, when on another grid); ``None`` segments the lungs with ``lungs_method``
-    (``"unet"``, or ``"threshold"``, the unsupervised method; None: the method the model card's
-    ``input`` names as the one its training masks came from (``lungs_method``), else the default of
-    :func:`covidct.lungs.segment_lungs` — an explicit ``"unet"`` without weights is an error, never a
-    silent fallback). ``threshold``: operating
-    threshold in (0, 1), default the model card's. ``device``: ``auto``, ``cpu``, ``cuda[:N]`` or ``mps``
-    (ignored for a loaded model, which stays where it is). ``heatmap``: compute the HiResCAM heat map
-    and suspicious regions. ``progress``: a :class:`covidct.progress.Progress`.
+    The CT is reoriented to canonical LPS order once (:func:`covidct.geometry.to_canonical`); every
+    step works on canonical arrays and the outputs are mapped back onto the CT's own grid once.
 
-    Lungs, segmented or given, are checked (:func:`covidct.validate.check_lungs`: each lung 0.3-5 L), and
-    the CT against the card's ``validated`` ranges (:func:`check_validated_range`).
+    Parameters
+    ----------
+    ct : SimpleITK.Image or path
+        The CT in Hounsfield units, any orientation (an image is checked like a loaded file), or a
+        NIfTI/NRRD/MHA file or DICOM folder (:func:`covidct.io.load_ct`).
+    model : str, path or (torch.nn.Module, ModelCard)
+        Anything :func:`load_classifier` takes (``"decovnet"``, ``"covid19net"``, a catalogue name, a
+        model folder), or an already loaded ``(model, card)`` pair (batch runs load it once).
+    lungs : SimpleITK.Image, path or None
+        A lung labelmap (0/1, or 0/1/2 for right/left), checked like segmented lungs and resampled
+        onto the CT (nearest neighbour, with a warning) when on another grid. ``None`` segments the
+        lungs with ``lungs_method``.
+    threshold : float or None
+        Operating threshold in (0, 1); the case is positive when ``probability > threshold``.
+        ``None``: the model card's.
+    device : str
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``; ignored for a loaded model, which
+        stays where it is.
+    heatmap : bool
+        Compute the HiResCAM heat map and the suspicious regions.
+    progress : covidct.progress.Progress or None
+        Receives a stage report per step.
+    lungs_method : str or None
+        ``"unet"``, ``"threshold"`` or the catalogue name of a lung UNet. ``None``: the method the model
+        card's ``input`` names (the one its training masks came from), else the default of
+        :func:`covidct.lungs.segment_lungs`; an explicit ``"unet"`` without weights is an error, never
+        a silent fallback.
 
-    Raises :class:`~covidct.errors.CTInputError` for unusable input,
-    :class:`~covidct.errors.UsageError` for bad options, :class:`~covidct.errors.ModelError` for
-    missing or damaged weights.
+    Returns
+    -------
+    Detection
+        Probability, label, the lungs, heat map and suspicious regions on the CT's own grid, timings
+        per stage (seconds) and warnings.
+
+    Raises
+    ------
+    CTInputError
+        Unusable input, including lungs outside 0.3-5 L each (:func:`covidct.validate.check_lungs`) and
+        slices thicker than the card's ``validated`` range (:func:`check_validated_range`).
+    UsageError
+        Bad options.
+    ModelError
+        Missing or damaged weights.
     """
     import torch
 
@@ -220,6 +254,7 @@ def detect(
             validate_ct(image, "the CT image")
         else:
             source, image = Path(ct).name, load_ct(ct)
+        canonical = to_canonical(image)  # every step works on canonical arrays; outputs are mapped back once
     threshold = check_threshold(card.threshold if threshold is None else threshold)
     model_device = next(net.parameters()).device
 
@@ -230,17 +265,21 @@ def detect(
             from .lungs import segment_lungs
 
             method = lungs_method or (card.input or {}).get("lungs_method")
-            mask = segment_lungs(image, method=method, device=str(model_device), progress=progress)
-            check_lungs(mask, source or "the CT image")
+            canonical_mask = segment_lungs(canonical, method=method, device=str(model_device), progress=progress)
+            check_lungs(canonical_mask, source or "the CT image")
+            mask = None
         else:
             given = lungs if isinstance(lungs, sitk.Image) else read_image(lungs)
             name = Path(lungs).name if not isinstance(lungs, sitk.Image) else "the lung mask image"
             mask = lungs_on_ct_grid(given, image, name, warnings)
             check_lungs(mask, source or "the CT image", what="given lung mask")
+            canonical_mask = to_canonical(mask)
 
     with _timed(timings, "preprocess"):
         report("detect", 2, steps, step="preprocess")
-        array, grid = model_input(card.architecture, image, mask, **input_options(card.architecture, card.input))
+        array, grid = model_input(
+            card.architecture, canonical, canonical_mask, **input_options(card.architecture, card.input)
+        )
         x = torch.from_numpy(array)[None].to(model_device)
 
     features = None
@@ -260,15 +299,16 @@ def detect(
             with _timed(timings, "heatmap"):
                 report("detect", 4, steps, step="heatmap")
                 cam = explainer.cam(logits)
-                heat = heatmap_on_ct(cam, grid, image, mask, scale=card.heatmap_scale)
-                suspicious = suspicious_regions(heat, marked=probability > threshold)
+                canonical_heat = heatmap_on_ct(cam, grid, canonical, canonical_mask, scale=card.heatmap_scale)
+                marked = suspicious_regions(canonical_heat, marked=probability > threshold)
+                heat, suspicious = from_canonical(canonical_heat, image), from_canonical(marked, image)
     report("detect", steps, steps, step="done")
     return Detection(
         probability=probability,
         label="positive" if probability > threshold else "negative",
         threshold=threshold,
         model=card.name,
-        lungs=mask,
+        lungs=from_canonical(canonical_mask, image) if mask is None else mask,
         heatmap=heat,
         suspicious=suspicious,
         features=features,

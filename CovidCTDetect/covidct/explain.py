@@ -14,16 +14,14 @@ For a head that is linear in ``A`` (global average pooling then a linear layer, 
 the two are equal and equal CAM. Where the head after ``cam_layer`` still has convolutions and pooling
 (both models here), Grad-CAM's averaged weight also lights voxels whose activation does not reach the
 score, while HiResCAM's map, before the ReLU, adds up over voxels to the layer's gradient × activation
-contribution to the score: it marks only what the model used.
-Measured on the bundled decovnet-demo (``Testing/benchmarks/heatmap_sanity.py``, 20 held-out
-synthetic volumes): the heat-map maximum inside a lesion in 20 of 20 with HiResCAM, 17 of 20 with
-Grad-CAM; heat share of P001's infection slices 0.83 against 0.77 (their lung-volume share 0.75).
+contribution to the score: it marks only what the model used. ``Testing/benchmarks/heatmap_sanity.py``
+measures where a model's heat maps fall (real COVID-19 infection slices, synthetic lesions); the
+figures of the bundled models are in ``covidct/weights/README.md``.
 
 ``score`` is the log-odds of COVID-19: the single logit of a one-output model (sigmoid), the COVID
 logit minus the negative logit of a two-output model (softmax, P = sigmoid(l₁ − l₀)). The difference,
 not the COVID logit alone, is what moves the probability: a feature raising both logits alike is no
-evidence for COVID-19 (with the COVID logit alone the maximum fell in a lesion in 11 of 20 of those
-volumes, on an earlier model).
+evidence for COVID-19.
 
 The cam (at the layer's resolution) is then
 
@@ -33,7 +31,8 @@ The cam (at the layer's resolution) is then
    is the same mapping as resizing to ``(D, H, W)`` first, with one interpolation instead of two),
    placed in the box by :meth:`covidct.geometry.ModelGrid.to_ct`, and by
    :func:`covidct.geometry.from_canonical` onto the CT's own grid,
-2. set to 0 outside the lungs and divided by the model card's ``heatmap_scale`` (clipped to 1): one
+2. set to 0 outside the lungs and divided by the model card's ``heatmap_scale`` (clipped to 1, in
+   steps of :data:`HEAT_STEP`): one
    absolute scale, so that a CT the model finds little evidence in shows little heat. A model
    without a scale gets its map divided by its maximum inside the lungs (1 = the most
    COVID-suggestive lung voxel of this CT): relative within one CT, not comparable across CTs, and
@@ -49,12 +48,15 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from .geometry import ModelGrid, from_canonical, image_from_array, to_canonical
+from .geometry import ModelGrid, bounding_box, from_canonical, image_from_array, to_canonical
 
 #: heat-map level (0…1) above which a lung voxel belongs to a suspicious region
 SUSPICIOUS_LEVEL = 0.5
 #: smallest suspicious region kept, in millilitres
 SUSPICIOUS_MIN_ML = 1.0
+#: heat maps hold multiples of this (8 bits, finer than any display shows and than the cam's
+#: cells resolve): a chest CT's float32 heat map then compresses ~20x smaller and ~3x faster
+HEAT_STEP = 1.0 / 255.0
 
 
 def covid_score(logits):
@@ -149,7 +151,7 @@ def heatmap_on_ct(
     ``lungs``: labelmap on ``ct``'s grid (any value > 0 is lung); ``scale``: the cam value shown as 1
     (a model card's ``heatmap_scale``: one absolute scale for every CT), or None for the maximum
     inside the lungs (relative to this CT). Returns a float32 image with ``ct``'s geometry: 0 outside
-    the lungs, ``cam / scale`` clipped to 0…1 inside.
+    the lungs, ``cam / scale`` clipped to 0…1 and rounded to multiples of :data:`HEAT_STEP` inside.
     """
     import torch
 
@@ -162,15 +164,25 @@ def heatmap_on_ct(
         mode="trilinear",
         align_corners=False,
     )[0, 0]
-    canonical = grid.to_ct(upsampled.numpy(), order=1)
+    heat = grid.to_box(upsampled.numpy(), order=1)  # outside the box the heat is 0: work on the box only
     canonical_lungs = to_canonical(lungs)  # kept alive while its array view is read
-    inside = sitk.GetArrayViewFromImage(canonical_lungs) > 0
-    canonical *= inside
-    divisor = float(scale) if scale else float(canonical.max())
+    heat *= sitk.GetArrayViewFromImage(canonical_lungs)[grid.box] > 0
+    divisor = float(scale) if scale else float(heat.max())
     if divisor > 0:
-        canonical /= divisor
-    np.clip(canonical, 0.0, 1.0, out=canonical)
+        heat /= divisor
+    np.clip(heat, 0.0, 1.0, out=heat)
+    canonical = np.zeros(grid.ct_shape, np.float32)
+    canonical[grid.box] = quantise_heat(heat)
     return from_canonical(image_from_array(canonical, canonical_ct), ct)
+
+
+def quantise_heat(heat: np.ndarray) -> np.ndarray:
+    """Round heat values (0…1, float32) in place to multiples of :data:`HEAT_STEP` and return the array."""
+    levels = round(1.0 / HEAT_STEP)
+    heat *= levels
+    np.rint(heat, out=heat)
+    heat /= levels
+    return heat
 
 
 def suspicious_regions(
@@ -206,13 +218,9 @@ def _components(mask: np.ndarray):
     """Connected components (26-connectivity) of a bool array (z, y, x), labelled inside its bounding
     box only (a heat map's hot voxels fill a small part of a CT): ``(labels in the box, voxel count per
     label with index 0 = background, box)``, or ``None`` when the mask is empty."""
-    box = []
-    for axes in ((1, 2), (0, 2), (0, 1)):
-        hit = np.flatnonzero(mask.any(axis=axes))
-        if hit.size == 0:
-            return None
-        box.append(slice(int(hit[0]), int(hit[-1]) + 1))
-    box = tuple(box)
+    box = bounding_box(mask)
+    if box is None:
+        return None
     labels, count = ndimage.label(mask[box], structure=np.ones((3, 3, 3), bool))
     return labels, np.bincount(labels.ravel(), minlength=count + 1), box
 

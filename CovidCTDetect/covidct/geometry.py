@@ -145,14 +145,22 @@ Box = tuple[slice, slice, slice]
 
 
 def bounding_box(mask: np.ndarray, margin: tuple[int, int, int] = (0, 0, 0)) -> Box | None:
-    """Smallest box ``(z, y, x)`` slices holding every non-zero voxel, grown by ``margin`` voxels and
-    clipped to the array; ``None`` when the mask is empty."""
-    nonzero = np.nonzero(mask)
-    if nonzero[0].size == 0:
+    """Smallest box ``(z, y, x)`` slices holding every non-zero voxel of a 3D array, grown by ``margin``
+    voxels and clipped to the array; ``None`` when the mask is empty.
+
+    Found from the mask's projections (two passes over it, no voxel index lists)."""
+    present = np.asarray(mask, dtype=bool)
+    plane = present.any(axis=0)
+    hits = (
+        np.flatnonzero(present.any(axis=(1, 2))),
+        np.flatnonzero(plane.any(axis=1)),
+        np.flatnonzero(plane.any(axis=0)),
+    )
+    if hits[0].size == 0:
         return None
     return tuple(
-        slice(max(int(idx.min()) - m, 0), min(int(idx.max()) + 1 + m, n))
-        for idx, m, n in zip(nonzero, margin, mask.shape, strict=True)
+        slice(max(int(hit[0]) - m, 0), min(int(hit[-1]) + 1 + m, n))
+        for hit, m, n in zip(hits, margin, present.shape, strict=True)
     )
 
 
@@ -209,10 +217,15 @@ class ModelGrid:
         inner = tuple(slice(before, n - after) for (before, after), n in zip(self.pad, array.shape[-3:], strict=True))
         return array[(Ellipsis, *inner)]
 
+    def to_box(self, array: np.ndarray, order: int = 1) -> np.ndarray:
+        """Map a ``model_shape`` array back onto the box's part of the canonical CT grid (float32, the
+        box's shape): resize to the padded box, drop the pad."""
+        return self.unpad(resize_array(np.asarray(array, dtype=np.float32), self.padded_shape, order))
+
     def to_ct(self, array: np.ndarray, order: int = 1, fill: float = 0.0) -> np.ndarray:
         """Map a ``model_shape`` array back onto the canonical CT grid (float32, ``fill`` outside the box)."""
-        out = np.full(self.ct_shape, fill, dtype=np.float32)
-        out[self.box] = self.unpad(resize_array(np.asarray(array, dtype=np.float32), self.padded_shape, order))
+        out = np.zeros(self.ct_shape, np.float32) if fill == 0 else np.full(self.ct_shape, fill, np.float32)
+        out[self.box] = self.to_box(array, order)
         return out
 
 

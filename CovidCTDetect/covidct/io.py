@@ -64,7 +64,26 @@ class CTSource:
 
 
 def load_ct(path: str | os.PathLike) -> sitk.Image:
-    """A validated chest CT in HU with LPS geometry; raises :class:`CTInputError` with one sentence."""
+    """Read and check a chest CT.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A NIfTI (``.nii``, ``.nii.gz``), NRRD, MetaImage file or a DICOM folder (the series with the
+        most slices; gantry tilt and uneven slice spacing are resampled away, and logged).
+
+    Returns
+    -------
+    SimpleITK.Image
+        3D scalar image in Hounsfield units (a signed pixel type), geometry in LPS millimetres as
+        stored (any axis order; arrays from it are indexed ``(z, y, x)``).
+
+    Raises
+    ------
+    CTInputError
+        One sentence saying what is wrong and what to do: missing, unreadable or incomplete file, not
+        3D, implausible spacing, too large for the memory, not Hounsfield units, a label map or noise.
+    """
     return load_ct_with_source(path)[0]
 
 
@@ -85,18 +104,48 @@ def load_ct_with_source(path: str | os.PathLike) -> tuple[sitk.Image, CTSource]:
 
 
 def read_image(path: str | os.PathLike) -> sitk.Image:
-    """Any image (mask, label map, heat map) as stored, with its geometry; no CT checks.
+    """Read any image (mask, label map, heat map) as stored, with its geometry; no CT checks.
 
-    Raises :class:`CTInputError` when the path does not exist or cannot be read as an image.
+    Parameters
+    ----------
+    path : str or os.PathLike
+        An image file or DICOM folder.
+
+    Returns
+    -------
+    SimpleITK.Image
+        The image, pixel type and LPS geometry as stored.
+
+    Raises
+    ------
+    CTInputError
+        When the path does not exist or cannot be read as an image.
     """
     return _read(Path(path), ct=False)[0]
 
 
 def save_image(image: sitk.Image, path: str | os.PathLike) -> Path:
-    """Write ``image`` to ``path`` atomically (temporary name, then rename) and return the path.
+    """Write an image atomically: to a temporary name in the destination folder, verified, then renamed.
 
-    ``.nii.gz``, ``.nrrd`` and ``.mha`` are written compressed, ``.nii`` is not. Two-file formats
-    (``.mhd``/``.nhdr``) are not written because they cannot be renamed atomically.
+    Parameters
+    ----------
+    image : SimpleITK.Image
+        Any image; written with its pixel type and geometry.
+    path : str or os.PathLike
+        Destination ending in ``.nii.gz``, ``.nrrd`` or ``.mha`` (written compressed) or ``.nii``.
+        Two-file formats (``.mhd``/``.nhdr``) are refused: they cannot be renamed atomically.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``, which now holds the complete file.
+
+    Raises
+    ------
+    UsageError
+        Another suffix.
+    OSError
+        The file could not be written whole (e.g. no space left); no file is left under ``path``.
     """
     path = Path(path)
     suffix = suffix_of(path)

@@ -1,4 +1,7 @@
-"""Axial PNG montage of a heat map over the lung-window CT (matplotlib, Agg, no pyplot state).
+"""Axial PNG montage of a heat map over the lung-window CT.
+
+Panels are composed as RGB arrays and placed pixel for pixel (matplotlib, Agg, no pyplot state, draws
+only the text and the colour bar).
 
 Slices are drawn from the canonical LPS arrays (x → patient Left, y → Posterior), which is the
 radiological convention without any flip: the patient's right is on the image's left, anterior at
@@ -19,6 +22,11 @@ from .outputs import atomic_path, verify_png
 LUNG_WINDOW = (-1350.0, 150.0)
 #: heat below this is not drawn
 HEAT_FLOOR = 0.1
+#: colour map of the heat and its opacity over the CT
+HEAT_COLOURMAP, HEAT_OPACITY = "hot", 0.6
+#: panel size (pixels along the larger physical side), cell size (width, height: panel, title and
+#: margins), the cell's title band, the figure's title band and the colour bar's band, in PNG pixels
+PANEL_PX, CELL_PX, PANEL_TITLE_PX, TITLE_PX, COLOURBAR_PX = 288, (300, 320), 24, 40, 90
 
 
 def hottest_slices(heat: np.ndarray, count: int, fallback: np.ndarray | None = None) -> list[int]:
@@ -84,63 +92,80 @@ def save_heatmap_montage(
     """Write the montage PNG (atomically) and return the stored-CT slice indices ``k`` it shows.
 
     ``ct`` in HU and ``heatmap`` (0…1) must share one grid; ``lungs`` (optional, same grid) picks the
-    slices when the heat map is all zero. Panels: lung-window CT (:data:`LUNG_WINDOW`) in grey, heat
-    above :data:`HEAT_FLOOR` in the ``hot`` colour map (semi-transparent), one colour bar, labelled
-    with the heat map's ``scaling`` (``"absolute"``: the model's scale, the same for every CT, or
-    ``"relative"``: 1 = this CT's maximum).
+    slices when the heat map is all zero. Panels (:func:`panel_rgb`, :data:`PANEL_PX` pixels for the
+    larger physical side, drawn pixel for pixel): lung-window CT in grey, heat above
+    :data:`HEAT_FLOOR` in the ``hot`` colour map; one colour bar, labelled with the heat map's
+    ``scaling`` (``"absolute"``: the model's scale, the same for every CT, or ``"relative"``: 1 = this
+    CT's maximum).
     """
+    from matplotlib import colormaps
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
 
     panels = axial_panels(ct, heatmap, lungs, count)
-    columns = min(4, len(panels))
-    rows = int(np.ceil(len(panels) / columns))
-    figure = Figure(figsize=(3.0 * columns + 0.8, 3.2 * rows + 0.5), dpi=100)
+    columns = max(1, min(4, len(panels)))
+    rows = max(1, int(np.ceil(len(panels) / columns)))
+    width, height = columns * CELL_PX[0] + COLOURBAR_PX, rows * CELL_PX[1] + TITLE_PX
+    figure = Figure(figsize=(width / 100, height / 100), dpi=100)
     FigureCanvasAgg(figure)
-    axes = figure.subplots(rows, columns, squeeze=False)
-    overlay = None
-    for ax, panel in zip(axes.ravel(), panels, strict=False):
-        (ny, nx), (sx, sy) = panel["ct"].shape, panel["spacing"]
-        extent = (0.0, nx * sx, ny * sy, 0.0)
-        ax.imshow(
-            panel["ct"], cmap="gray", vmin=LUNG_WINDOW[0], vmax=LUNG_WINDOW[1], extent=extent, interpolation="nearest"
+    for index, panel in enumerate(panels):
+        rgb = panel_rgb(panel)
+        row, column = divmod(index, columns)
+        # pixel box of the cell (origin: the figure's lower left); the panel sits centred under its title
+        left = column * CELL_PX[0] + (CELL_PX[0] - rgb.shape[1]) // 2
+        top = height - TITLE_PX - row * CELL_PX[1] - PANEL_TITLE_PX
+        figure.figimage(rgb, xo=left, yo=top - rgb.shape[0], origin="upper")
+        centre = column * CELL_PX[0] + CELL_PX[0] / 2
+        figure.text(
+            centre / width,
+            (top + 3) / height,
+            f"k = {panel['k']}   z = {panel['z_mm']:.1f} mm",
+            fontsize=9,
+            ha="center",
+            va="bottom",
         )
-        overlay = ax.imshow(
-            np.ma.masked_less_equal(panel["heat"], HEAT_FLOOR),
-            cmap="hot",
-            vmin=0.0,
-            vmax=1.0,
-            alpha=0.6,
-            extent=extent,
-            interpolation="nearest",
-        )
-        ax.set_title(f"k = {panel['k']}   z = {panel['z_mm']:.1f} mm", fontsize=9)
-        for x, side, align in ((0.02, "R", "left"), (0.98, "L", "right")):
-            ax.text(
-                x,
-                0.5,
-                side,
-                color="yellow",
-                transform=ax.transAxes,
-                ha=align,
-                va="center",
-                fontsize=10,
-                fontweight="bold",
-            )
-        ax.set_axis_off()
-    for ax in axes.ravel()[len(panels) :]:
-        ax.set_axis_off()
-    top = 1.0 - 0.5 / figure.get_figheight()
-    figure.subplots_adjust(left=0.01, right=0.89, bottom=0.01, top=top, wspace=0.04, hspace=0.14)
-    if overlay is not None:
+        middle = (top - rgb.shape[0] / 2) / height
+        for x, side, align in ((left + 4, "R", "left"), (left + rgb.shape[1] - 4, "L", "right")):
+            figure.text(x / width, middle, side, color="yellow", ha=align, va="center", fontsize=10, fontweight="bold")
+    if panels:
         label = (
             "heat (HiResCAM, absolute scale: the same for every CT)"
             if scaling == "absolute"
             else "heat (HiResCAM, relative: 1 = this CT's maximum)"
         )
-        figure.colorbar(overlay, cax=figure.add_axes((0.91, 0.15, 0.015, 0.7)), label=label)
+        bar = figure.add_axes(((width - COLOURBAR_PX + 10) / width, 0.15, 12 / width, 0.7))
+        figure.colorbar(ScalarMappable(Normalize(0.0, 1.0), colormaps[HEAT_COLOURMAP]), cax=bar, label=label)
     if title:
-        figure.suptitle(title, fontsize=10, y=1.0 - 0.15 / figure.get_figheight(), va="top")
+        figure.suptitle(title, fontsize=10, y=1.0 - 15 / height, va="top")
     with atomic_path(path, verify=verify_png) as tmp:
-        figure.savefig(tmp, format="png")
+        figure.savefig(tmp, format="png", pil_kwargs={"compress_level": 3})
     return [panel["k"] for panel in panels]
+
+
+def panel_rgb(panel: dict, size: int = PANEL_PX) -> np.ndarray:
+    """One montage panel as an RGB uint8 array ``(rows, columns, 3)``, in the panel's orientation
+    (column 0 = patient's right, row 0 = anterior), ``size`` pixels along its larger physical side.
+
+    The CT (HU) is drawn in :data:`LUNG_WINDOW` grey; heat above :data:`HEAT_FLOOR` is blended over it
+    in :data:`HEAT_COLOURMAP` with opacity :data:`HEAT_OPACITY`. Resized with a box filter (each
+    output pixel averages the input pixels under it), so that pixels keep their physical aspect.
+    """
+    from matplotlib import colormaps
+    from PIL import Image
+
+    low, high = LUNG_WINDOW
+    grey = np.clip((panel["ct"] - low) * (255.0 / (high - low)), 0, 255)
+    rgb = np.repeat(grey[..., None], 3, axis=2)
+    heat = panel["heat"]
+    hot = heat > HEAT_FLOOR
+    if hot.any():
+        table = colormaps[HEAT_COLOURMAP](np.linspace(0.0, 1.0, 256))[:, :3] * 255.0
+        colour = table[np.rint(np.clip(heat[hot], 0.0, 1.0) * 255).astype(np.intp)]
+        rgb[hot] = (1.0 - HEAT_OPACITY) * rgb[hot] + HEAT_OPACITY * colour
+    (ny, nx), (sx, sy) = heat.shape, panel["spacing"]
+    scale = size / max(nx * sx, ny * sy)  # pixels per mm
+    width_height = (max(1, round(nx * sx * scale)), max(1, round(ny * sy * scale)))
+    image = Image.fromarray(np.rint(rgb).astype(np.uint8), "RGB").resize(width_height, Image.Resampling.BOX)
+    return np.asarray(image)

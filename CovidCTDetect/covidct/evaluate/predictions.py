@@ -98,8 +98,27 @@ def read_predictions(
 ) -> Predictions:
     """Read predictions from a CSV file, or from the DeCoVNet authors' ``.txt`` format (by suffix).
 
-    In a CSV, ``id_column`` is optional: when the file lacks it, cases are numbered ``case0001``...
-    Raises :class:`DatasetError` for an unreadable file, a missing column or bad values.
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.csv`` file with a header, or the authors' released per-case ``.txt`` predictions.
+    label_column : str
+        CSV column of the true labels (1 = COVID-19, 0 = not).
+    probability_column : str
+        CSV column of P(COVID-19), each in [0, 1].
+    id_column : str or None
+        CSV column of the case identifiers; optional: when the file lacks it, cases are numbered
+        ``case0001``...
+
+    Returns
+    -------
+    Predictions
+        Case identifiers, labels and probabilities, both classes present.
+
+    Raises
+    ------
+    DatasetError
+        An unreadable file, a missing column or bad values.
     """
     path = Path(path)
     if not path.is_file():

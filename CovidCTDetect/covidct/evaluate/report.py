@@ -34,10 +34,28 @@ def evaluate_predictions(
 ) -> dict:
     """All metrics of ``predictions`` as a JSON-able dict (see the module docstring of :mod:`.metrics`).
 
-    Keys: ``n_cases, n_positive, n_negative, roc_auc, roc_auc_ci, pr_auc, operating_points,
-    threshold_table, roc_curve, pr_curve, conventions`` (the curves: see :func:`curve_points`). The ROC
-    AUC's CI is the percentile interval of a stratified
-    bootstrap with ``n_resamples`` resamples drawn with ``seed``.
+    Parameters
+    ----------
+    predictions : Predictions
+        From :func:`covidct.evaluate.read_predictions` or :func:`make_predictions`.
+    n_resamples : int
+        Resamples of the stratified bootstrap of the ROC AUC's confidence interval.
+    seed : int
+        Seed of the bootstrap's random draws (the report is reproducible).
+    level : float
+        Confidence level of the interval, in (0, 1).
+    thresholds : sequence of float
+        Thresholds of the threshold table (default the paper's 0.1…0.9); positive means ``> threshold``.
+    target : float
+        Sensitivity and specificity targets of the operating points, in (0, 1].
+    progress : Progress or None
+        Receives a report per metric group.
+
+    Returns
+    -------
+    dict
+        Keys ``n_cases, n_positive, n_negative, roc_auc, roc_auc_ci, pr_auc, operating_points,
+        threshold_table, roc_curve, pr_curve, conventions`` (the curves: see :func:`curve_points`).
     """
     y, p = predictions.labels, predictions.probabilities
     if progress:

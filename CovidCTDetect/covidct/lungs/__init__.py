@@ -30,16 +30,36 @@ __all__ = ["LABEL_NAMES", "LEFT", "METHODS", "RIGHT", "lung_volumes_ml", "segmen
 
 
 def segment_lungs(ct: sitk.Image, method: str | None = None, device="auto", progress=None) -> sitk.Image:
-    """Segment the lungs of a CT (SimpleITK image in HU, any orientation).
+    """Segment the lungs of a CT.
 
-    Returns a UInt8 labelmap on the CT's grid: 0 background, 1 right lung, 2 left lung (patient
-    sides). ``method``: ``"unet"``, ``"threshold"``, the catalogue name of another lung UNet (e.g. an
-    imported published one, run with the preprocessing its card names), or None (unet when its
-    weights are installed, else threshold: :func:`covidct.models.default_lungs_method`); ``device``
-    (UNet only): ``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps`` or a ``torch.device``; ``progress``: a
-    :class:`covidct.progress.Progress`. Raises :class:`UsageError` for an unknown method,
-    :class:`CTInputError` when the image is not a 3D CT showing lungs and :class:`ModelError` when
-    the UNet's weights are missing.
+    Parameters
+    ----------
+    ct : SimpleITK.Image
+        3D CT in Hounsfield units, any orientation (worked on in canonical LPS order, see
+        :mod:`covidct.geometry`).
+    method : str or None
+        ``"unet"`` (:mod:`.unet_infer`), ``"threshold"`` (:mod:`.threshold`, unsupervised), the
+        catalogue name of another lung UNet (e.g. an imported published one, run with the preprocessing
+        its card names), or None: unet when its weights are installed, else threshold
+        (:func:`covidct.models.default_lungs_method`).
+    device : str or torch.device
+        UNet only: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
+    progress : covidct.progress.Progress or None
+        Receives a stage report per step.
+
+    Returns
+    -------
+    SimpleITK.Image
+        UInt8 labelmap on the CT's own grid: 0 background, 1 right lung, 2 left lung (patient sides).
+
+    Raises
+    ------
+    UsageError
+        Unknown method.
+    CTInputError
+        The image is not a 3D CT.
+    ModelError
+        The UNet's weights are missing.
     """
     from ..geometry import from_canonical, image_from_array, to_canonical
 
@@ -67,7 +87,18 @@ def segment_lungs(ct: sitk.Image, method: str | None = None, device="auto", prog
 
 
 def lung_volumes_ml(labels: sitk.Image) -> dict[str, float]:
-    """Volume (ml) of each lung of a labelmap: ``{"right lung": ..., "left lung": ...}``."""
+    """Volume of each lung of a labelmap.
+
+    Parameters
+    ----------
+    labels : SimpleITK.Image
+        Unsigned-integer labelmap, 1 = right and 2 = left lung (as :func:`segment_lungs` writes).
+
+    Returns
+    -------
+    dict
+        ``{"right lung": ml, "left lung": ml}``, from voxel counts times the voxel volume.
+    """
     counts = np.bincount(sitk.GetArrayViewFromImage(labels).ravel(), minlength=3)
     voxel_ml = float(np.prod(labels.GetSpacing())) / 1000.0
     return {name: float(counts[value]) * voxel_ml for value, name in LABEL_NAMES.items()}

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..geometry import bounding_box
+
 #: 4-connectivity inside each axial slice, no connectivity between slices.
 INPLANE = np.zeros((3, 3, 3), bool)
 INPLANE[1] = ndi.generate_binary_structure(2, 1)
@@ -56,10 +58,18 @@ def largest_components(
     mask: np.ndarray, n: int, min_fraction: float = 0.0, structure: np.ndarray | None = None
 ) -> list[np.ndarray]:
     """The ``n`` largest 3D components of ``mask`` (largest first), dropping any smaller than
-    ``min_fraction`` of the largest. ``structure``: scipy connectivity (default 6-connectivity)."""
-    labels, count = ndi.label(mask, structure)
-    if count == 0:
+    ``min_fraction`` of the largest. ``structure``: scipy connectivity (default 6-connectivity).
+    Labelled inside the mask's bounding box only; the components are full-size boolean arrays."""
+    box = bounding_box(mask)
+    if box is None:
         return []
+    labels, count = ndi.label(mask[box], structure)
     sizes = component_sizes(labels, count)
     order = np.argsort(sizes)[::-1][:n]
-    return [labels == i + 1 for i in order if sizes[i] >= min_fraction * sizes[order[0]]]
+    components = []
+    for i in order:
+        if sizes[i] >= min_fraction * sizes[order[0]]:
+            component = np.zeros(mask.shape, bool)
+            component[box] = labels == i + 1
+            components.append(component)
+    return components

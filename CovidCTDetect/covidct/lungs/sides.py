@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..geometry import bounding_box
 from .morphology import label_inplane
 
 RIGHT = 1
@@ -58,13 +59,9 @@ def grow_each_lung(labels: np.ndarray, additions, margin: tuple[int, int, int] =
     out = labels.copy()
     for value in (RIGHT, LEFT):
         mask = labels == value
-        found = ndi.find_objects(mask.astype(np.uint8))
-        if not found or found[0] is None:
+        box = bounding_box(mask, margin)
+        if box is None:
             continue
-        box = tuple(
-            slice(max(s.start - m, 0), min(s.stop + m, n))
-            for s, m, n in zip(found[0], margin, labels.shape, strict=True)
-        )
         region = out[box]
         region[additions(mask[box], box) & (region == 0)] = value
     return out

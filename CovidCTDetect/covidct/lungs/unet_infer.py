@@ -5,7 +5,10 @@
    sha256-checked, ``weights_only``); its card names the slice size it was trained at.
 2. Every canonical slice is windowed and resized (:func:`covidct.preprocess.unet.unet_input`) and
    run through the network in batches under ``torch.inference_mode`` — channels-last memory on the
-   CPU (about twice as fast there), bfloat16 autocast on CUDA.
+   CPU (about twice as fast there); bfloat16 autocast on CUDA only. On CPUs with AMX bfloat16 halves
+   the network's time too, but the mask would then depend on the CPU (the lesion-coverage figures of
+   ``Testing/test_lungs.py`` moved by up to 12 points), so the CPU stays in float32. The DeCoVNet
+   authors' UNet (:func:`zheng2020_labels`) always runs in float32, as published.
 3. The lung-vs-background logit margin (``logit₁ − logit₀``; > 0 means lung) goes back onto the
    ~1.5 mm working grid (:func:`covidct.preprocess.unet.to_working_grid`) and is thresholded at 0;
    in-plane pieces touching the slice border are dropped (lungs never reach it, air outside does).
@@ -62,7 +65,12 @@ def unet_labels(ct: sitk.Image, device="auto", progress=None, model=None, card_i
     if model is None:
         model, card = load_unet(device)
         card_input = card.input
-    margin, model_grid = lung_margin(model, *unet_input(ct, unet_size(card_input)), progress=progress)
+    margin, model_grid = lung_margin(
+        model,
+        *unet_input(ct, unet_size(card_input)),
+        progress=progress,
+        bfloat16=next(model.parameters()).device.type == "cuda",
+    )
     _report(progress, 2)
     factor = grid.shrink_factor(ct.GetSpacing())
     small = grid.shrink(ct, factor)
@@ -75,8 +83,13 @@ def unet_labels(ct: sitk.Image, device="auto", progress=None, model=None, card_i
     return grid.expand(labels, factor, tuple(reversed(ct.GetSize())))
 
 
-def lung_margin(model, slices: np.ndarray, model_grid, progress=None) -> tuple[np.ndarray, object]:
-    """Run ``model`` over ``slices`` ``(Z, 1, H, W)``; returns the logit margin ``(Z, H, W)`` float32 and the grid."""
+def lung_margin(
+    model, slices: np.ndarray, model_grid, progress=None, bfloat16: bool = False
+) -> tuple[np.ndarray, object]:
+    """Run ``model`` over ``slices`` ``(Z, 1, H, W)``; returns the logit margin ``(Z, H, W)`` float32 and the grid.
+
+    ``bfloat16``: autocast the forward passes to bfloat16 (on CUDA), else float32.
+    """
     import torch
 
     device = next(model.parameters()).device
@@ -89,7 +102,7 @@ def lung_margin(model, slices: np.ndarray, model_grid, progress=None) -> tuple[n
             batch = torch.from_numpy(slices[start : start + BATCH]).to(device)
             if channels_last:
                 batch = batch.contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16):
                 logits = model(batch)
             margin[start : start + BATCH] = (logits[:, 1] - logits[:, 0]).float().cpu().numpy()
             if progress is not None:

@@ -205,8 +205,16 @@ def user_models_dir() -> Path:
 
 
 def list_models() -> list[ModelCard]:
-    """Every model card found: the bundled ones, then the user's, each group sorted by file name.
+    """Every model card found: the bundled ones (``covidct/weights``), then the user's
+    (``$COVIDCT_MODELS_DIR/*/model.json``), each group sorted by file name.
 
+    Returns
+    -------
+    list of ModelCard
+        One card per model name.
+
+    Notes
+    -----
     One bad user card never hides the others: a user card that cannot be read, that has the name of a
     bundled model (the bundled one is used) or of another user model (the first folder in name order is
     used) is skipped with a warning naming its file.
@@ -317,11 +325,25 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 def load_model(name_or_path: str | os.PathLike, device="cpu"):
-    """Load a catalogue model: ``(model in eval mode on device, card)``.
+    """Load a catalogue model.
 
-    ``name_or_path``: a model name from :func:`list_models`, a folder holding ``model.json``, or a
-    card file. ``device``: a ``torch.device`` or a name (``auto``, ``cpu``, ``cuda``, ``mps``).
-    The weights file's sha256 must match the card; weights load with ``weights_only=True``.
+    Parameters
+    ----------
+    name_or_path : str or os.PathLike
+        A model name from :func:`list_models`, a folder holding ``model.json``, or a card file.
+    device : str or torch.device
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
+
+    Returns
+    -------
+    (torch.nn.Module, ModelCard)
+        The model in eval mode on ``device``, and its card (architecture, input, threshold, licence).
+
+    Raises
+    ------
+    ModelError
+        Unknown name, missing weights, or a weights file whose sha256 does not match the card;
+        weights load with ``weights_only=True``.
     """
     import torch
 

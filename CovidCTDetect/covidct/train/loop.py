@@ -51,11 +51,29 @@ RUN_FILES = ("last.pt", "model/model.json")
 
 
 def train(config: TrainConfig, progress: Progress | None = None) -> Path:
-    """Train (or, with ``config.resume``, continue) a model; returns the final model's folder ``out/model``.
+    """Train (or, with ``config.resume``, continue) a model.
 
     Under ``torchrun`` every process calls this; rank 0 writes files and reports progress.
     With ``config.pretrain_manifest`` (COVID-19Net's two-step transfer learning) an auxiliary task is
     trained first in ``out/pretrain`` and the main run starts from its weights.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        The run: manifest, model, epochs, output folder, device, resume (:class:`covidct.TrainConfig`).
+    progress : Progress or None
+        Receives a report per epoch and batch (rank 0 only).
+
+    Returns
+    -------
+    pathlib.Path
+        The final model's folder ``config.out/model`` (``model.json`` and weights), ready for
+        :func:`covidct.models.load_model`.
+
+    Raises
+    ------
+    DatasetError, UsageError
+        A bad manifest or options; nothing is left behind that blocks the corrected rerun.
     """
     ctx = distributed.setup(config.device)
     progress = progress if (progress is not None and ctx.is_main) else Progress()
