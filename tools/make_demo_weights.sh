@@ -2,7 +2,7 @@
 # Rebuild the bundled demonstration weights from the real non-COVID CTs in ../shared/data.
 #
 #   bash tools/make_demo_weights.sh [WORK_DIR] [DEVICE]     (default: ./demo-weights-work, auto)
-#   STEP=data|decovnet|domain|decovnet-domain|bundle-decovnet|covid19net|bundle-covid19net|unet|unet-organs|bundle-unet \
+#   STEP=data|decovnet|domain|decovnet-domain|bundle-decovnet|covid19net|covid19net-domain|bundle-covid19net|unet|unet-organs|bundle-unet \
 #       bash tools/make_demo_weights.sh ...
 #
 # What it does, with the public command line only (so the model cards can name every step):
@@ -31,6 +31,10 @@
 #               UNet's, which hold the consolidation the threshold method cuts out of its heat maps.
 #   covid19net — COVID-19Net at 24 x 96 x 144 on synth-train7: 10 epochs at lr 1e-4, no augmentation.
 #               Evaluated on the normal001 test set.
+#   covid19net-domain — covid19net (above) fine-tuned on domain + synth-mass: 8 epochs at lr 1e-4.
+#   bundle-covid19net — as bundle-decovnet: of the fine-tune's best-validation and last epochs, the one
+#               that puts every real CT on the right side of 0.5 with the larger margin, UNet lungs;
+#               heat-map scale from the validation positives.
 #   unet      — the lung UNet (base 8, 128 x 128 slices of at least 450 mm field of view) on threshold
 #               pseudo-labels of POPI (the DeCoVNet paper's recipe) plus the TotalSegmentator example CT's
 #               lobe masks, with synthetic pleural lesions inserted as augmentation (their pixels weighted
@@ -208,6 +212,14 @@ if [[ $step == all || $step == covid19net ]]; then
       --out "$work/covid19net-eval" --device "$device" --lungs-method threshold
 fi
 
+if [[ $step == all || $step == covid19net-domain ]]; then
+  [[ -f $work/covid19net-domain/model/model.json ]] || covidct train --model covid19net \
+      --manifest "$work/domain-train.csv" --input-size 24x96x144 --no-augment --seed 0 --device "$device" \
+      --lungs-method threshold --name covid19net-demo --cache-dir "$work/cache" --epochs 8 --lr 1e-4 \
+      --init-from "$work/covid19net/model" --out "$work/covid19net-domain" \
+      $( [[ -d $work/covid19net-domain ]] && echo --resume )
+fi
+
 if [[ $step == all || $step == unet ]]; then
   # TotalSegmentator's example CT (lung bases in an abdomen scan) comes with model-made lobe masks: their
   # union is its lung mask; the two chest CTs get threshold pseudo-labels.
@@ -253,47 +265,18 @@ fi
 if [[ $step == all || $step == bundle-decovnet ]]; then
   # Copy the fine-tune into the package as decovnet-demo, with a card that says exactly what it is.
   PYTHONPATH="$repo/tools${PYTHONPATH:+:$PYTHONPATH}" python - "$work" "$weights" <<'PY'
-import csv
-import json
-import statistics
 import sys
 from pathlib import Path
-from bundle_weights import DOMAIN_LICENCE, DOMAIN_SOURCES, bundle, heatmap_peaks, read_json, select_on_real_cts
-work, weights = Path(sys.argv[1]), Path(sys.argv[2])
-run = work / "decovnet-domain"
-chosen, real = select_on_real_cts(run, work / "decovnet-domain-last", "unet")
-validation = [r for r in csv.DictReader(open(run / "split.csv", newline="")) if r["split"] == "val" and r["label"] == "1"]
-with open(work / "decovnet-domain-val-positives.csv", "w", newline="") as stream:
-    writer = csv.DictWriter(stream, fieldnames=list(validation[0]))
-    writer.writeheader()
-    writer.writerows(validation)
-scale = statistics.median(heatmap_peaks(chosen, work / "decovnet-domain-val-positives.csv", 20))
-history = read_json(run / "history.json")
-epoch = history[-1]["epoch"] if chosen.name != "model" else max(history, key=lambda h: h["val_auc"])["epoch"]
+from bundle_weights import bundle_domain_classifier
 description = (
     "DeCoVNet (Zheng et al. 2020, Table 1) demonstration weights trained on a 2-core CPU at 96 x 144 in-plane "
     "(the paper: 224 x 336), every slice cropped in-plane to the lungs' box and the volume resized to 5 mm slices "
     "with area averaging, so that scanners, kernels and slice thicknesses look alike to it. It has only ever "
     "seen synthetic lesions (and synthetic tumour-like masses as negatives). Not clinically validated."
 )
-training = (
-    "Synthetic COVID-19-like lesions (ground-glass opacity, consolidation, crazy paving; 3-10 of 15-60 mm per "
-    "positive) in four domain-randomised copies of each of five real non-COVID CTs (COVID-CT-MD normal001, POPI "
-    "phase 00, CIP COPDGene 10002K, Lung-PET-CT-Dx A0001 kernels B and L); 300 positives and 400 negatives, 200 "
-    "of these holding a synthetic solid nodule or mass; threshold lung masks; 15 % held out for validation. "
-    "Fine-tuned for 8 epochs at lr 1e-4 from the synth-train7 model (tools/make_demo_weights.sh, step decovnet). "
-    f"Epoch {epoch} kept: of the best-validation and the last epoch, the one that put every real CT of the "
-    "yardstick on the right side of the threshold with the larger margin (model selection on the real CTs, "
-    "whose negatives' anatomy the training copies share). Never trained on real COVID-19 (P001/P002)."
-)
-bundle(chosen, weights, "decovnet-demo", lungs_method="unet", description=description,
-       training_data=training, training_sources=DOMAIN_SOURCES, licence=DOMAIN_LICENCE, threshold=0.5,
-       heatmap_scale=round(scale, 4), validated={"slice_mm": [0.5, 5.0], "pixel_mm": [0.5, 4.2]},
-       metrics={"real_ct_probabilities": {k: v["probability"] for k, v in real.items()},
-                "real_ct_hottest_in_infection_slice": {k: v["hottest_in_infection_slice"] for k, v in real.items()
-                                                      if "hottest_in_infection_slice" in v},
-                "kept_epoch": epoch, "epochs": len(history),
-                "best_validation_roc_auc": round(max(h["val_auc"] for h in history), 4)})
+bundle_domain_classifier(Path(sys.argv[1]), Path(sys.argv[2]), "decovnet", description,
+                         "Fine-tuned for 8 epochs at lr 1e-4 from the synth-train7 model (tools/make_demo_weights.sh, "
+                         "step decovnet).")
 PY
 fi
 

@@ -34,8 +34,9 @@ from .threshold import extrapulmonary_airways
 
 #: the catalogue name of the bundled lung UNet
 MODEL_NAME = "unet-lungs"
-#: slices per forward pass
-BATCH = 16
+#: slices per forward pass on the CPU (4-8 fastest there: 0.45 s for P001's 148 slices at 160 px on
+#: 2 cores, 0.58 s with 16, 0.80 s with 64) and on a GPU
+CPU_BATCH, GPU_BATCH = 8, 32
 STEPS = ("load", "network", "finish")
 
 
@@ -98,20 +99,21 @@ def lung_margin(
         model = model.to(memory_format=torch.channels_last)
     margin = np.empty((slices.shape[0], *slices.shape[2:]), np.float32)
     with torch.inference_mode():
-        for start in range(0, slices.shape[0], BATCH):
-            batch = torch.from_numpy(slices[start : start + BATCH]).to(device)
+        size = CPU_BATCH if device.type == "cpu" else GPU_BATCH
+        for start in range(0, slices.shape[0], size):
+            batch = torch.from_numpy(slices[start : start + size]).to(device)
             if channels_last:
                 batch = batch.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16):
                 logits = model(batch)
-            margin[start : start + BATCH] = (logits[:, 1] - logits[:, 0]).float().cpu().numpy()
+            margin[start : start + size] = (logits[:, 1] - logits[:, 0]).float().cpu().numpy()
             if progress is not None:
                 progress.stage(
                     "lungs",
                     1,
                     len(STEPS),
                     step="network",
-                    slices=min(start + BATCH, slices.shape[0]),
+                    slices=min(start + size, slices.shape[0]),
                     of=slices.shape[0],
                 )
     return margin, model_grid
