@@ -97,6 +97,20 @@ def test_same_probability_and_heat_map_for_an_lps_and_a_ras_copy(cip_result, mod
     assert np.corrcoef(back.ravel(), _array(cip_result.heatmap).ravel())[0, 1] >= 0.99
 
 
+@pytest.mark.parametrize("given_lungs", [True, False])
+def test_a_ras_ct_is_reoriented_once_and_each_output_mapped_back_once(given_lungs, models_dir, monkeypatch):
+    """Every step works on the canonical copy: one reorientation of the CT (and of a given mask), one per
+    output on the way back (lungs when segmented, heat map, suspicious regions)."""
+    ct = sitk.DICOMOrient(sitk.ReadImage(str(CIP_CT)), "RAS")
+    lungs = sitk.DICOMOrient(sitk.ReadImage(str(CIP_LUNGS)), "RAS") if given_lungs else None
+    reorient, calls = sitk.DICOMOrient, []
+    monkeypatch.setattr(sitk, "DICOMOrient", lambda image, code: calls.append(code) or reorient(image, code))
+    result = detect(ct, model="tiny-covid19net", lungs=lungs, lungs_method="threshold", device="cpu")
+    expected = ["LPS", "LPS", "RAS", "RAS"] if given_lungs else ["LPS", "RAS", "RAS", "RAS"]
+    assert sorted(calls) == expected
+    assert result.heatmap.GetDirection() == ct.GetDirection() == result.lungs.GetDirection()
+
+
 def test_without_heat_map_the_probability_is_the_same(cip_result, models_dir):
     r = detect(CIP_CT, model="tiny-covid19net", lungs=CIP_LUNGS, device="cpu", heatmap=False, threshold=0.999)
     assert r.heatmap is None and r.suspicious is None and "heatmap" not in r.timings
