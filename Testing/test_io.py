@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import logging
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -241,3 +243,27 @@ def _truncated(path, target, fraction=0.6):
     data = target.read_bytes()
     target.write_bytes(data[: int(len(data) * fraction)])
     return target
+
+
+def test_format_suffixes_and_stems_from_the_one_table():
+    from covidct.formats import path_stem, suffix_of
+
+    assert suffix_of("scans/CT.NII.GZ") == ".nii.gz" and suffix_of("a.nrrd") == ".nrrd"
+    assert [path_stem(p) for p in ("scans/ct.nii.gz", "x.DCM", "y.mhd", "series.v2", "folder")] == [
+        "ct",
+        "x",
+        "y",
+        "series.v2",
+        "folder",
+    ]
+
+
+def test_the_command_line_parser_imports_no_numerical_library():
+    """``covidct --help`` stays fast: building every sub-command's parser (which reads the lung methods and
+    the file formats) imports neither numpy, SimpleITK, scipy nor torch."""
+    code = (
+        "import sys, covidct.cli; covidct.cli.build_parser(); "
+        "print(sorted(m for m in ('numpy', 'SimpleITK', 'scipy', 'torch') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

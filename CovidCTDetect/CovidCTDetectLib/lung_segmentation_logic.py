@@ -24,14 +24,13 @@ import SimpleITK as sitk
 
 from covidct.device import DEVICE_CHOICES
 from covidct.errors import UsageError
+from covidct.lungs import METHODS
 
 from .jobs import CommandJob
 from .process import BackgroundProcess, start_covidct
 from .segmentations import LUNG_SEGMENTS, segmentation_from_labelmap
 from .volumes import image_from_volume
 
-#: Lung segmentation methods of ``covidct segment --method``; the first is the default.
-METHODS = ("unet", "threshold")
 #: Devices offered for ``--device`` (``cuda:N`` is also accepted by the command line).
 DEVICES = DEVICE_CHOICES
 

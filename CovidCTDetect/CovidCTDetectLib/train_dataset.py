@@ -21,14 +21,15 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from covidct.data.manifest import Case, parse_label, path_stem, read_manifest, split_cases, write_manifest
+from covidct.data.manifest import Case, parse_label, read_manifest, split_cases, write_manifest
 from covidct.errors import DatasetError
+from covidct.formats import VOLUME_SUFFIXES, path_stem
 
 from .tables import set_table_columns
 from .volumes import scene_or_default
 
 #: File name endings of CT files in a class folder (DICOM series are folders).
-CT_FILE_ENDINGS = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+CT_FILE_ENDINGS = tuple(VOLUME_SUFFIXES)
 #: Column names accepted for the path and the label of a ``path,label`` CSV (case-insensitive).
 PATH_COLUMNS = ("path", "ct", "file", "image", "filename")
 LABEL_COLUMNS = ("label", "class", "diagnosis")

@@ -51,8 +51,8 @@ def find_cases(inputs, exclude=()) -> list[Path]:
     skipped. A path that does not exist is kept, so that its case reports the error. Paths in
     ``exclude`` (e.g. the output folder) are left out.
     """
-    from .dicom import DICOM_SUFFIXES, has_dicom_magic
-    from .io import VOLUME_SUFFIXES, suffix_of
+    from .dicom import has_dicom_magic
+    from .formats import DICOM_SUFFIXES, VOLUME_SUFFIXES, suffix_of
 
     cases: list[Path] = []
     for path in map(Path, inputs):
@@ -81,7 +81,7 @@ def find_cases(inputs, exclude=()) -> list[Path]:
 def case_names(paths: list[Path]) -> list[str]:
     """One output-folder name per case: the file name without its image suffix (or the folder's
     name), reduced to letters, digits, ``-``, ``_`` and ``.``, made unique with ``-2``, ``-3``, ..."""
-    from .data.manifest import path_stem
+    from .formats import path_stem
 
     names: list[str] = []
     for path in paths:

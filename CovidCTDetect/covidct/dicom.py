@@ -32,10 +32,10 @@ import numpy as np
 import SimpleITK as sitk
 
 from .errors import CTInputError
+from .formats import DICOM_SUFFIXES, VOLUME_SUFFIXES, suffix_of
 
 log = logging.getLogger(__name__)
 
-DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
 ACCEPTED_MODALITIES = ("CT", "")  #: "" = no Modality tag (anonymised test data)
 SPACING_TOLERANCE = 0.01  #: slices are evenly spaced within max(0.01 mm, 1 % of the spacing)
 TILT_TOLERANCE_PIXELS = 0.1  #: in-plane drift of slice origins below this is not corrected
@@ -384,8 +384,6 @@ def _regularise(image: sitk.Image, plan: SeriesPlan) -> sitk.Image:
 def _candidate_files(folder: Path, recursive: bool, scan: Scan):
     """Yield ``(path, looks_dicom)`` for files under ``folder`` worth asking GDCM about: those with the
     DICOM magic bytes or a DICOM suffix (``looks_dicom``), and those without any suffix."""
-    from .io import VOLUME_SUFFIXES, suffix_of
-
     walker = os.walk(folder) if recursive else [(str(folder), [], os.listdir(folder))]
     for root, dirs, names in walker:
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))

@@ -32,21 +32,10 @@ import SimpleITK as sitk
 from . import dicom, validate
 from .errors import CTInputError, UsageError
 from .filecheck import nifti_is_complete, stated_spacing
+from .formats import DICOM_SUFFIXES, VOLUME_SUFFIXES, WRITE_SUFFIXES, suffix_of
 from .outputs import atomic_path
 
 log = logging.getLogger(__name__)
-
-#: file suffix -> format name, for the volume formats read directly
-VOLUME_SUFFIXES = {
-    ".nii": "NIfTI",
-    ".nii.gz": "NIfTI",
-    ".nrrd": "NRRD",
-    ".nhdr": "NRRD",
-    ".mha": "MetaImage",
-    ".mhd": "MetaImage",
-}
-#: suffixes :func:`save_image` writes (single-file formats only, so the rename is atomic) -> compress?
-WRITE_SUFFIXES = {".nii": False, ".nii.gz": True, ".nrrd": True, ".mha": True}
 
 
 @dataclass(frozen=True)
@@ -169,12 +158,6 @@ def _verify_image(path: Path) -> None:
         sitk.ReadImage(str(path))
 
 
-def suffix_of(path: Path) -> str:
-    """The lower-case format suffix of ``path`` (``.nii.gz`` counts as one suffix)."""
-    name = path.name.lower()
-    return ".nii.gz" if name.endswith(".nii.gz") else Path(name).suffix
-
-
 @contextlib.contextmanager
 def quiet_itk() -> Iterator[None]:
     """Switch ITK warnings off and capture what C++ code writes to stderr (fd 2), logging it at DEBUG.
@@ -218,9 +201,7 @@ def _read(path: Path, ct: bool) -> tuple[sitk.Image, CTSource]:
         return _read_dicom(path, path, None, ct)
     if path.name.upper() == "DICOMDIR":
         return _read_dicom(path.parent, path.parent, None, ct)
-    if suffix_of(path) in dicom.DICOM_SUFFIXES or (
-        suffix_of(path) not in VOLUME_SUFFIXES and dicom.has_dicom_magic(path)
-    ):
+    if suffix_of(path) in DICOM_SUFFIXES or (suffix_of(path) not in VOLUME_SUFFIXES and dicom.has_dicom_magic(path)):
         return _read_dicom(path.parent, path, path, ct)
     return _read_file(path, ct)
 

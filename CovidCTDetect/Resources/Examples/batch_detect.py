@@ -49,7 +49,7 @@ def parse_arguments(argv):
 def detect_volumes(logic, args) -> tuple[int, int]:
     """Load each CT file as a volume node, detect, keep the results table; ``(successes, cases)``."""
     from covidct.errors import CovidCTError
-    from covidct.io import VOLUME_SUFFIXES, suffix_of
+    from covidct.formats import VOLUME_SUFFIXES, suffix_of
     from CovidCTDetectLib.volumes import remove_nodes
 
     files = sorted(p for p in Path(args.input).iterdir() if p.is_file() and suffix_of(p) in VOLUME_SUFFIXES)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..device import DEVICE_CHOICES
+from ..lungs import METHODS
 from ..progress import Progress, make_progress
 
 
@@ -28,7 +29,7 @@ def add_lungs_method_option(parser: argparse.ArgumentParser, default: str = "car
         "--lungs-method",
         metavar="METHOD",
         default=None,
-        help=f"lung segmentation: unet, threshold, or an installed lung model's name (default: {meaning})",
+        help=f"lung segmentation: {', '.join(METHODS)}, or an installed lung model's name (default: {meaning})",
     )
     parser.add_argument("--method", dest="lungs_method", help=argparse.SUPPRESS)
 

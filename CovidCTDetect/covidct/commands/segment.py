@@ -28,7 +28,8 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import time
 
-    from ..io import WRITE_SUFFIXES, load_ct, save_image
+    from ..formats import WRITE_SUFFIXES
+    from ..io import load_ct, save_image
     from ..lungs import lung_volumes_ml, segment_lungs
     from ..models import default_lungs_method
     from ..outputs import check_output_file

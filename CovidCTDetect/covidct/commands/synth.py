@@ -11,6 +11,7 @@ example: covidct synth normal001.nii.gz popi.nii.gz --out synth --positives 40 -
 
 from __future__ import annotations
 
+from ..lungs import METHODS
 from ._options import add_device_option, add_progress_options, progress_from_args
 
 
@@ -25,7 +26,7 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument(
         "--lungs-method",
-        choices=("threshold", "unet"),
+        choices=METHODS,
         default="threshold",
         help="lung segmentation for CTs without --lungs (default: threshold)",
     )

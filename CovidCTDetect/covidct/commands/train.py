@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..lungs import METHODS
 from ..progress import Progress
 from ._options import add_device_option, add_progress_options, progress_from_args
 
@@ -85,7 +86,7 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument(
         "--lungs-method",
-        choices=("unet", "threshold"),
+        choices=METHODS,
         default=None,
         help="lung segmentation for manifest rows without a lungs mask (default: unet when its "
         "weights are installed, else threshold; threshold pseudo-labels when training the UNet)",

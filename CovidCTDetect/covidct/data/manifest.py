@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DatasetError
+from ..formats import path_stem
 from ..outputs import atomic_path
 
 #: Accepted label spellings (case-insensitive, surrounding spaces ignored) and the label they mean.
@@ -59,7 +60,6 @@ SPLIT_VALUES = {
     **dict.fromkeys(("test", "testing"), "test"),
 }
 COLUMNS = ("id", "ct", "label", "lungs", "split")
-_IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm")
 
 
 @dataclass(frozen=True)
@@ -286,12 +286,3 @@ def _check_files(cases: list[Case], manifest: Path) -> None:
 def _resolve(text: str, root: Path) -> Path:
     path = Path(os.path.expanduser(text))
     return path if path.is_absolute() else (root / path).resolve()
-
-
-def path_stem(path: Path) -> str:
-    """A file name without its image extension (`.nii.gz`, `.nrrd`, ...); a folder's name unchanged."""
-    name = path.name
-    for suffix in _IMAGE_SUFFIXES:
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name

@@ -463,7 +463,7 @@ def make_synth_dataset(
 
 
 def _unique_stems(paths: list[Path]) -> list[str]:
-    from .manifest import path_stem
+    from ..formats import path_stem
 
     stems = [path_stem(path) or path.parent.name for path in paths]
     return [stem if stems.count(stem) == 1 else f"{stem}-{i}" for i, stem in enumerate(stems)]

@@ -16,13 +16,18 @@ give the same lungs; "right" and "left" are the patient's sides, read from the d
 
 from __future__ import annotations
 
-import numpy as np
-import SimpleITK as sitk
+from typing import TYPE_CHECKING
 
 from ..errors import CTInputError, UsageError
-from .sides import LEFT, RIGHT
 
+if TYPE_CHECKING:
+    import SimpleITK as sitk
+
+#: the built-in lung segmentation methods (a catalogue lung UNet's name is also a method); this package
+#: imports nothing heavy at module level, so that command-line parsers and Slicer modules can read it
 METHODS = ("unet", "threshold")
+#: labelmap values of the patient's right and left lung
+RIGHT, LEFT = 1, 2
 #: names of the labels, in label order (1, 2)
 LABEL_NAMES = {RIGHT: "right lung", LEFT: "left lung"}
 
@@ -61,6 +66,9 @@ def segment_lungs(ct: sitk.Image, method: str | None = None, device="auto", prog
     ModelError
         The UNet's weights are missing.
     """
+    import numpy as np
+    import SimpleITK as sitk
+
     from ..geometry import from_canonical, image_from_array, to_canonical
 
     if method is None:
@@ -99,6 +107,9 @@ def lung_volumes_ml(labels: sitk.Image) -> dict[str, float]:
     dict
         ``{"right lung": ml, "left lung": ml}``, from voxel counts times the voxel volume.
     """
+    import numpy as np
+    import SimpleITK as sitk
+
     counts = np.bincount(sitk.GetArrayViewFromImage(labels).ravel(), minlength=3)
     voxel_ml = float(np.prod(labels.GetSpacing())) / 1000.0
     return {name: float(counts[value]) * voxel_ml for value, name in LABEL_NAMES.items()}
@@ -114,7 +125,8 @@ def lung_model_card(name: str):
         card = find_model(name)
     except ModelError as exc:
         raise UsageError(
-            f"Unknown lung segmentation method '{name}'; choose unet, threshold or the name of an installed lung model."
+            f"Unknown lung segmentation method '{name}'; choose {', '.join(METHODS)} or the name of an installed "
+            "lung model."
         ) from exc
     if card.architecture != "unet":
         raise UsageError(f"'{name}' is a {card.architecture} model, not a lung segmentation; choose a lung model.")

@@ -1,7 +1,8 @@
 """Left/right lung labelling: split lungs that touch, and name each lung by the patient's side.
 
 Arrays are canonical ``(z, y, x)`` (:mod:`covidct.geometry`): x runs towards the patient's **left**,
-so the right lung is the one with the smaller x. The labels are :data:`RIGHT` = 1 and :data:`LEFT` = 2.
+so the right lung is the one with the smaller x. The labels are :data:`covidct.lungs.RIGHT` = 1 and
+:data:`covidct.lungs.LEFT` = 2.
 
 The two lungs often touch in a few slices (the anterior and posterior junction lines are thinner than
 the voxels, or the lungs are merged by partial volume in a coarse scan). Then one 3D component holds
@@ -17,10 +18,9 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..geometry import bounding_box
+from . import LEFT, RIGHT
 from .morphology import label_inplane
 
-RIGHT = 1
-LEFT = 2
 #: a slice component counts as both lungs when at least this fraction of it lies on each side of the midline
 CROSSING_FRACTION = 0.1
 #: each of the two pieces left by erosion must hold at least this fraction of the component

@@ -142,8 +142,9 @@ def zheng2020_labels(ct: sitk.Image, model, progress=None) -> np.ndarray:
     voxel is kept (the classifier crops to the mask's box), labelled by patient side: the two
     largest parts as lungs (:mod:`.sides`), any other voxel by the side of the midline between them."""
     from ..preprocess.zheng2020 import lungs_on_ct, unet_slices, volume_1mm
+    from . import LEFT, RIGHT
     from .morphology import largest_components
-    from .sides import LEFT, RIGHT, label_sides
+    from .sides import label_sides
 
     _report(progress, 0)
     volume = volume_1mm(ct)

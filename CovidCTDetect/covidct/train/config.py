@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UsageError
+from ..lungs import METHODS as LUNGS_METHODS
 from ..outputs import write_json
 
 ARCHS = ("decovnet", "covid19net", "unet")
@@ -155,8 +156,8 @@ class TrainConfig:
                 f"--input-slice-mm must lie between 0.5 and 20 mm (got {self.input_slice_mm}).",
             ),
             (
-                self.lungs_method in (None, "unet", "threshold"),
-                f"--lungs-method must be unet or threshold (got {self.lungs_method}).",
+                self.lungs_method is None or self.lungs_method in LUNGS_METHODS,
+                f"--lungs-method must be {' or '.join(LUNGS_METHODS)} (got {self.lungs_method}).",
             ),
             (
                 self.pretrain_epochs is None or self.pretrain_epochs >= 1,
