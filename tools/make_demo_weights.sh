@@ -2,7 +2,7 @@
 # Rebuild the bundled demonstration weights from the real non-COVID CTs in ../shared/data.
 #
 #   bash tools/make_demo_weights.sh [WORK_DIR] [DEVICE]     (default: ./demo-weights-work, auto)
-#   STEP=data|decovnet|domain|decovnet-domain|bundle-decovnet|covid19net|covid19net-domain|bundle-covid19net|unet|unet-organs|bundle-unet \
+#   STEP=data|decovnet|domain|decovnet-domain|bundle-decovnet|covid19net|bundle-covid19net|unet|unet-organs|bundle-unet \
 #       bash tools/make_demo_weights.sh ...
 #
 # What it does, with the public command line only (so the model cards can name every step):
@@ -31,10 +31,6 @@
 #               UNet's, which hold the consolidation the threshold method cuts out of its heat maps.
 #   covid19net — COVID-19Net at 24 x 96 x 144 on synth-train7: 10 epochs at lr 1e-4, no augmentation.
 #               Evaluated on the normal001 test set.
-#   covid19net-domain — covid19net (above) fine-tuned on domain + synth-mass: 8 epochs at lr 1e-4.
-#   bundle-covid19net — as bundle-decovnet: of the fine-tune's best-validation and last epochs, the one
-#               that puts every real CT on the right side of 0.5 with the larger margin, UNet lungs;
-#               heat-map scale from the validation positives.
 #   unet      — the lung UNet (base 8, 128 x 128 slices of at least 450 mm field of view) on threshold
 #               pseudo-labels of POPI (the DeCoVNet paper's recipe) plus the TotalSegmentator example CT's
 #               lobe masks, with synthetic pleural lesions inserted as augmentation (their pixels weighted
@@ -210,14 +206,6 @@ if [[ $step == all || $step == covid19net ]]; then
       --name covid19net-demo --cache-dir "$work/cache" --epochs 10 --lr 1e-4 $( [[ -d $work/covid19net ]] && echo --resume )
   covidct evaluate --manifest "$work/synth-test/manifest.csv" --weights "$work/covid19net/model" \
       --out "$work/covid19net-eval" --device "$device" --lungs-method threshold
-fi
-
-if [[ $step == all || $step == covid19net-domain ]]; then
-  [[ -f $work/covid19net-domain/model/model.json ]] || covidct train --model covid19net \
-      --manifest "$work/domain-train.csv" --input-size 24x96x144 --no-augment --seed 0 --device "$device" \
-      --lungs-method threshold --name covid19net-demo --cache-dir "$work/cache" --epochs 8 --lr 1e-4 \
-      --init-from "$work/covid19net/model" --out "$work/covid19net-domain" \
-      $( [[ -d $work/covid19net-domain ]] && echo --resume )
 fi
 
 if [[ $step == all || $step == unet ]]; then
