@@ -71,6 +71,22 @@ def test_events_from_the_real_json_lines_reporter_are_read_without_blocking():
     assert process.stderr_tail == ["a warning on stderr"]
 
 
+def test_output_lines_are_logged_by_the_poll_that_receives_them_not_the_progress_events(caplog):
+    """What Slicer's console and log show while a command runs: its stderr and plain stdout lines, named by the
+    command, logged from ``poll()`` (the GUI timer's thread), and no JSON progress line."""
+    caplog.set_level("INFO", logger="CovidCTDetectLib.process")
+    process = start_covidct(["info", str(TEST_DATA / "cip-ct64" / "ct-64.nrrd"), "-v"], progress_json=False)
+    while not process.done:
+        process.poll()
+        time.sleep(0.05)
+    process.poll()
+    logged = [r.getMessage() for r in caplog.records if r.name == "CovidCTDetectLib.process"]
+    assert logged and all(line.startswith("covidct info: ") for line in logged)
+    assert any("loaded" in line for line in logged)  # the -v log line, written to stderr
+    assert any("64" in line for line in logged if "loaded" not in line)  # the report, written to stdout
+    assert not any('{"event"' in line for line in logged)
+
+
 def test_failing_covidct_command_gives_exit_status_2_and_one_sentence(tmp_path):
     bad = tmp_path / "not-a-ct.nii.gz"
     bad.write_bytes(b"this is not an image\n" * 10)

@@ -5,7 +5,10 @@ the modules run the ``covidct`` command line in a separate Python process (Slice
 ``PythonSlicer``) with ``--progress-json``. The command writes one JSON object per line to stdout
 (see :mod:`covidct.progress`); two reader threads move stdout events and stderr lines into
 thread-safe containers so that :meth:`BackgroundProcess.poll` never blocks. The Slicer widgets call
-``poll()`` from a ``qt.QTimer``; scripts call the blocking :meth:`BackgroundProcess.wait`.
+``poll()`` from a ``qt.QTimer``; scripts call the blocking :meth:`BackgroundProcess.wait`. Both also
+log every line the command writes that is not a progress event (stderr, plain stdout) at INFO on the
+``CovidCTDetectLib.process`` logger, on the calling thread, as the command runs: in Slicer they appear
+in the Python console and the application log, so a crash (CUDA, memory, DICOM) can be diagnosed.
 
 :meth:`BackgroundProcess.cancel` ends the whole process tree (data-loader workers included): on
 POSIX the child leads a new session and its process group is signalled; on Windows it starts a new
@@ -22,6 +25,7 @@ import collections
 import contextlib
 import importlib.util
 import json
+import logging
 import os
 import queue
 import re
@@ -39,6 +43,8 @@ from covidct.errors import CovidCTError
 #: ``covidct <command>: error: ``, ``covidct: error: `` (argparse) or ``covidct <command>: `` (``internal error``,
 #: ``interrupted``): the prefix that :attr:`BackgroundProcess.error` drops from the last stderr line.
 _ERROR_PREFIX = re.compile(r"^covidct( [\w-]+)?: (error: )?")
+
+log = logging.getLogger(__name__)
 
 
 class CommandFailed(CovidCTError):
@@ -120,6 +126,8 @@ class BackgroundProcess:
         self.cancelled = False
         self._events: queue.Queue = queue.Queue()
         self._stderr = collections.deque(maxlen=self.STDERR_LINES)
+        self._log_lines: queue.Queue = queue.Queue()  # output lines not yet logged
+        self.name = _command_name(self.argv)
         self._process = subprocess.Popen(
             self.argv,
             stdin=subprocess.DEVNULL,
@@ -171,7 +179,8 @@ class BackgroundProcess:
 
     # -- events ----------------------------------------------------------------------------------
     def poll(self) -> list[dict]:
-        """The events received since the last call (never blocks)."""
+        """The events received since the last call (never blocks); logs the new output lines."""
+        self._log_output()
         events = []
         while True:
             try:
@@ -186,12 +195,14 @@ class BackgroundProcess:
         :class:`CommandFailed` carrying :attr:`error`.
         """
         while not self.done or not self._events.empty():
+            self._log_output()
             try:
                 event = self._events.get(timeout=0.1)
             except queue.Empty:
                 continue
             if on_event is not None:
                 on_event(event)
+        self._log_output()
         if check:
             self.check()
         return self.returncode
@@ -217,7 +228,10 @@ class BackgroundProcess:
         for line in self._process.stdout:
             line = line.strip()
             if line:
-                self._events.put(_parse_event(line))
+                event = _parse_event(line)
+                if event["event"] == "output":
+                    self._log_lines.put(line)
+                self._events.put(event)
         self._process.stdout.close()
 
     def _read_stderr(self) -> None:
@@ -225,7 +239,24 @@ class BackgroundProcess:
             line = line.rstrip()
             if line.strip():
                 self._stderr.append(line)
+                self._log_lines.put(line)
         self._process.stderr.close()
+
+    def _log_output(self) -> None:
+        """Log (INFO) the output lines the readers received since the last call, on the calling thread."""
+        while True:
+            try:
+                line = self._log_lines.get_nowait()
+            except queue.Empty:
+                return
+            log.info("%s: %s", self.name, line)
+
+
+def _command_name(argv: list[str]) -> str:
+    """``"covidct <command>"`` for a covidct command line, else the program's file name."""
+    if "covidct" in argv[:-1]:
+        return f"covidct {argv[argv.index('covidct') + 1]}"
+    return Path(argv[0]).name if argv else "process"
 
 
 def _parse_event(line: str) -> dict:
