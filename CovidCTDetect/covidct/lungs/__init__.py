@@ -62,7 +62,7 @@ def segment_lungs(ct: sitk.Image, method: str | None = None, device="auto", prog
     UsageError
         Unknown method.
     CTInputError
-        The image is not a 3D CT.
+        The image is not a 3D CT, or shows no air-filled lungs.
     ModelError
         The UNet's weights are missing.
     """
