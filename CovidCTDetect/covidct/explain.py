@@ -143,15 +143,28 @@ def hires_cam(model, x):
 def heatmap_on_ct(
     cam: np.ndarray, grid: ModelGrid, ct: sitk.Image, lungs: sitk.Image, scale: float | None = None
 ) -> sitk.Image:
-    """Map a class-activation array back onto ``ct``'s grid, restricted to ``lungs`` and scaled 0…1.
+    """Map a class-activation array back onto the CT's grid, restricted to the lungs and scaled 0…1.
 
-    ``cam``: ``(d, h, w)`` array covering the model input that ``grid`` describes (any resolution:
-    its cells tile the model input edge to edge);
-    ``grid``: the :class:`ModelGrid` of the preprocessing (canonical CT grid ↔ model grid);
-    ``lungs``: labelmap on ``ct``'s grid (any value > 0 is lung); ``scale``: the cam value shown as 1
-    (a model card's ``heatmap_scale``: one absolute scale for every CT), or None for the maximum
-    inside the lungs (relative to this CT). Returns a float32 image with ``ct``'s geometry: 0 outside
-    the lungs, ``cam / scale`` clipped to 0…1 and rounded to multiples of :data:`HEAT_STEP` inside.
+    Parameters
+    ----------
+    cam : numpy.ndarray
+        ``(d, h, w)`` array (≥ 0) covering the model input that ``grid`` describes, at any resolution:
+        its cells tile the model input edge to edge.
+    grid : ModelGrid
+        The preprocessing's grid (canonical CT array ↔ model input).
+    ct : SimpleITK.Image
+        The CT the model input was made from, any orientation.
+    lungs : SimpleITK.Image
+        Labelmap on ``ct``'s grid; any value > 0 is lung.
+    scale : float or None
+        The cam value shown as 1: a model card's ``heatmap_scale`` (one absolute scale for every CT),
+        or None for the maximum inside the lungs (relative to this CT).
+
+    Returns
+    -------
+    SimpleITK.Image
+        Float32 image with ``ct``'s geometry: 0 outside the lungs, ``cam / scale`` clipped to 0…1 and
+        rounded to multiples of :data:`HEAT_STEP` inside.
     """
     import torch
 
@@ -188,9 +201,24 @@ def quantise_heat(heat: np.ndarray) -> np.ndarray:
 def suspicious_regions(
     heatmap: sitk.Image, level: float = SUSPICIOUS_LEVEL, min_volume_ml: float = SUSPICIOUS_MIN_ML, marked: bool = True
 ) -> sitk.Image:
-    """UInt8 labelmap on the heat map's grid: 1 where heat ≥ ``level`` in a connected region
-    (26-connectivity) of at least ``min_volume_ml`` millilitres, 0 elsewhere; all 0 when ``marked`` is
-    False (a negative result marks no region as suspicious)."""
+    """The suspicious regions of a heat map as a labelmap.
+
+    Parameters
+    ----------
+    heatmap : SimpleITK.Image
+        Heat 0…1 (:func:`heatmap_on_ct`).
+    level : float
+        Heat at or above which a voxel is suspicious, in (0, 1].
+    min_volume_ml : float
+        Smallest connected region (26-connectivity) kept, in millilitres.
+    marked : bool
+        False returns all zeros: a negative result marks no region as suspicious.
+
+    Returns
+    -------
+    SimpleITK.Image
+        UInt8 labelmap on the heat map's grid: 1 in the kept regions, 0 elsewhere.
+    """
     if not 0.0 < level <= 1.0:
         raise ValueError(f"suspicious-region level must be in (0, 1], got {level}")
     hot = sitk.GetArrayViewFromImage(heatmap) >= level

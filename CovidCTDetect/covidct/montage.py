@@ -89,14 +89,34 @@ def save_heatmap_montage(
     count: int = 8,
     scaling: str = "relative",
 ) -> list[int]:
-    """Write the montage PNG (atomically) and return the stored-CT slice indices ``k`` it shows.
+    """Write the montage PNG of the hottest axial slices, atomically.
 
-    ``ct`` in HU and ``heatmap`` (0…1) must share one grid; ``lungs`` (optional, same grid) picks the
-    slices when the heat map is all zero. Panels (:func:`panel_rgb`, :data:`PANEL_PX` pixels for the
-    larger physical side, drawn pixel for pixel): lung-window CT in grey, heat above
-    :data:`HEAT_FLOOR` in the ``hot`` colour map; one colour bar, labelled with the heat map's
-    ``scaling`` (``"absolute"``: the model's scale, the same for every CT, or ``"relative"``: 1 = this
-    CT's maximum).
+    Panels (:func:`panel_rgb`, :data:`PANEL_PX` pixels along the larger physical side, drawn pixel for
+    pixel, radiological convention): lung-window CT in grey, heat above :data:`HEAT_FLOOR` in the
+    ``hot`` colour map; one colour bar.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The PNG to write.
+    ct : SimpleITK.Image
+        The CT in Hounsfield units, any orientation.
+    heatmap : SimpleITK.Image
+        Heat 0…1 on ``ct``'s grid.
+    lungs : SimpleITK.Image or None
+        Lung labelmap on ``ct``'s grid: picks the slices when the heat map is all zero.
+    title : str
+        The figure's title line.
+    count : int
+        Panels at most (four per row).
+    scaling : str
+        Label of the colour bar: ``"absolute"`` (the model's scale, the same for every CT) or
+        ``"relative"`` (1 = this CT's maximum).
+
+    Returns
+    -------
+    list of int
+        The slice index ``k`` along the stored CT's head-foot axis of each panel, in panel order.
     """
     from matplotlib import colormaps
     from matplotlib.backends.backend_agg import FigureCanvasAgg

@@ -383,12 +383,31 @@ def load_model(name_or_path: str | os.PathLike, device="cpu"):
 
 
 def save_model(model, card: ModelCard, folder: str | os.PathLike, card_file: str = USER_CARD) -> ModelCard:
-    """Save ``model``'s weights and ``card`` into ``folder``; return the updated card.
+    """Save a model's weights and its card into a folder of the catalogue's layout.
 
-    Writes ``folder/<card.weights>`` (the ``state_dict``, CPU tensors) and ``folder/<card_file>``
-    (``model.json`` for a user model; ``<name>.json`` for a bundled one), each atomically, and
-    records the weights' sha256 in the card. A model wrapped by DistributedDataParallel or
-    ``torch.compile`` is unwrapped first.
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A model of ``card.architecture``; one wrapped by DistributedDataParallel or ``torch.compile``
+        is unwrapped first.
+    card : ModelCard
+        Its card (name, architecture, input, threshold, licence, ...); ``card.weights`` names the file.
+    folder : str or os.PathLike
+        Destination (created); a user model goes to ``$COVIDCT_MODELS_DIR/<name>``.
+    card_file : str
+        ``model.json`` for a user model, ``<name>.json`` for a bundled one.
+
+    Returns
+    -------
+    ModelCard
+        The card as written, with the weights' sha256 and its path.
+
+    Raises
+    ------
+    ModelError
+        The model is not of the card's architecture.
+    OSError
+        A file could not be written whole (each is written atomically; nothing half-written is left).
     """
 
     model = _unwrap(model)

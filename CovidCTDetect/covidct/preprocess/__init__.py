@@ -19,17 +19,42 @@ def model_input(
     antialias: bool = False,
     pipeline: str | None = None,
 ):
-    """``(float32 array, ModelGrid)`` input of classifier ``arch`` (``decovnet`` or ``covid19net``)
-    for a CT (SimpleITK image, HU) and its lung mask; see the per-model modules for shapes.
+    """The input array of a classifier for one CT, and the grid that maps model outputs back.
 
-    ``pipeline``: None for this package's preprocessing, or the authors' own for their released
-    weights: ``"zheng2020"`` (DeCoVNet, :mod:`.zheng2020`) or ``"wang2020"`` (COVID-19Net,
-    :mod:`.wang2020`); those fix every other option.
+    Parameters
+    ----------
+    arch : str
+        ``"decovnet"`` or ``"covid19net"``.
+    ct : SimpleITK.Image
+        The CT in Hounsfield units, any orientation (reoriented to canonical LPS order; already
+        canonical in :func:`covidct.detection.detect`, where that costs nothing).
+    lungs : SimpleITK.Image
+        Lung labelmap (non-zero = lung), normally on the CT's grid (else resampled onto it).
+    size : tuple of int or None
+        Overrides the paper's size: DeCoVNet's in-plane ``(H, W)``, COVID-19Net's ``(D, H, W)``.
+    crop, slice_mm, antialias
+        DeCoVNet only: in-plane crop (None or ``"lung_box"``), slice thickness in mm (None keeps every
+        slice) and area resize (:func:`.decovnet.decovnet_input`). COVID-19Net always crops to its
+        lung-ROI and takes none of them. :func:`input_options` reads them from a model card.
+    pipeline : str or None
+        None for this package's preprocessing, or the authors' own for their released weights:
+        ``"zheng2020"`` (DeCoVNet, :mod:`.zheng2020`) or ``"wang2020"`` (COVID-19Net, :mod:`.wang2020`);
+        those fix every other option.
 
-    ``size`` overrides the paper's size: DeCoVNet's in-plane ``(H, W)``, COVID-19Net's ``(D, H, W)``.
-    ``crop``, ``slice_mm`` and ``antialias``: DeCoVNet's in-plane crop (None or ``"lung_box"``), slice
-    thickness and area resize (:func:`.decovnet.decovnet_input`); COVID-19Net always crops to its
-    lung-ROI and takes none of them. :func:`input_options` reads them from a model card.
+    Returns
+    -------
+    (numpy.ndarray, ModelGrid)
+        The float32 input without the batch axis (DeCoVNet ``(2, T, H, W)``: windowed CT and lung
+        mask; COVID-19Net ``(1, D, H, W)``), axes in canonical order (z inferior→superior, rows
+        anterior→posterior, columns right→left), and the :class:`~covidct.geometry.ModelGrid` from the
+        canonical CT array to that input and back.
+
+    Raises
+    ------
+    UsageError
+        An unknown architecture or pipeline, or options the architecture does not take.
+    CTInputError
+        The mask holds no lung voxel.
     """
     from ..errors import UsageError
 
