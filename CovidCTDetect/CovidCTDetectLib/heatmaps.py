@@ -39,8 +39,15 @@ def heat_map_volume(heat_map: sitk.Image, volume_node=None, name: str = "", scen
 
     ``volume_node`` is updated when given; otherwise a new node named ``name`` is added to ``scene``.
     """
-    volume_node = volume_from_image(sitk.Cast(heat_map, sitk.sitkFloat32), volume_node, name=name, scene=scene)
+    volume_node = volume_from_image(
+        sitk.Cast(heat_map, sitk.sitkFloat32), volume_node, name=name, scene=scene, display=False
+    )
     display = volume_node.GetDisplayNode()
+    if display is None:  # made here, not by CreateDefaultDisplayNodes: its automatic window/level would
+        # first compute a histogram of the whole heat map (0.3 s for P001) only to be replaced by 0..1
+        display = volume_node.GetScene().AddNewNodeByClass("vtkMRMLScalarVolumeDisplayNode")
+        display.AutoWindowLevelOff()
+        volume_node.SetAndObserveDisplayNodeID(display.GetID())
     display.SetAndObserveColorNodeID(heat_color_node_id(volume_node.GetScene()))
     display.AutoWindowLevelOff()
     display.SetWindowLevelMinMax(0.0, 1.0)
