@@ -197,12 +197,13 @@ def test_removed_results_take_their_display_nodes_and_voxels_with_them(mrml_scen
     heat = heat_map_volume(sitk.Cast(ct, sitk.sitkFloat32), name="CT heat map")
     volume = volume_from_image(ct, name="CT")
     lungs = segmentation_from_labelmap(lung_labels, LUNG_SEGMENTS, "CT lungs", mrml_scene)
-    image = heat.GetImageData()
+    image, heat_image = volume.GetImageData(), heat.GetImageData()
     assert heat.GetDisplayNode() is not None and lungs.GetDisplayNode() is not None
-    references = image.GetReferenceCount()
+    references, heat_references = image.GetReferenceCount(), heat_image.GetReferenceCount()
     remove_nodes(heat, volume, lungs, None)
     assert mrml_scene.GetNumberOfNodes() == before
     assert image.GetReferenceCount() < references  # the display pipeline let go of the voxels
+    assert heat_image.GetReferenceCount() <= heat_references
 
 
 def test_result_rows_and_plot_chart(mrml_scene):
