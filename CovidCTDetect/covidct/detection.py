@@ -267,7 +267,7 @@ def detect(
             method = lungs_method or (card.input or {}).get("lungs_method")
             canonical_mask = segment_lungs(canonical, method=method, device=str(model_device), progress=progress)
             check_lungs(canonical_mask, source or "the CT image")
-            mask = None
+            mask = from_canonical(canonical_mask, image)
         else:
             given = lungs if isinstance(lungs, sitk.Image) else read_image(lungs)
             name = Path(lungs).name if not isinstance(lungs, sitk.Image) else "the lung mask image"
@@ -308,7 +308,7 @@ def detect(
         label="positive" if probability > threshold else "negative",
         threshold=threshold,
         model=card.name,
-        lungs=from_canonical(canonical_mask, image) if mask is None else mask,
+        lungs=mask,
         heatmap=heat,
         suspicious=suspicious,
         features=features,

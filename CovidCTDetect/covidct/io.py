@@ -133,13 +133,13 @@ def save_image(image: sitk.Image, path: str | os.PathLike) -> Path:
     ------
     UsageError
         Another suffix.
-    OSError
+    OutputError
         The file could not be written whole (e.g. no space left); no file is left under ``path``.
     """
     path = Path(path)
     suffix = suffix_of(path)
     if suffix not in WRITE_SUFFIXES:
-        raise UsageError(f"Cannot write '{path.name}': choose a name ending in .nii.gz, .nii, .nrrd or .mha.")
+        raise UsageError(f"Cannot write '{path.name}': choose a name ending in {', '.join(WRITE_SUFFIXES)}.")
     with atomic_path(path, verify=_verify_image) as tmp, quiet_itk():
         sitk.WriteImage(image, str(tmp), useCompression=WRITE_SUFFIXES[suffix])
     return path
