@@ -16,6 +16,7 @@ from conftest import shared_file
 
 from covidct.geometry import (
     ModelGrid,
+    area_resize,
     bounding_box,
     from_canonical,
     geometry_from_ijk_to_ras,
@@ -101,6 +102,26 @@ def test_resize_array_nearest_equals_torch_nearest_exact_and_keeps_dtype(lungs):
     )[0, 0].numpy()
     assert ours.dtype == mask.dtype
     np.testing.assert_array_equal(ours, theirs.astype(mask.dtype))
+
+
+@pytest.mark.parametrize("shape", [(30, 20, 25), (79, 50, 64), (100, 130, 90)])
+def test_area_resize_in_slabs_equals_torch_area_of_the_transformed_volume(ct, shape):
+    """Windowing and averaging slab by slab, then along z, gives PyTorch's 3D area resize of the whole
+    windowed volume (shrinking and growing axes alike, slabs that do not divide the depth)."""
+    array = sitk.GetArrayFromImage(ct)  # int16 HU, (79, 64, 64)
+
+    def window(hu):
+        return np.clip((hu.astype(np.float32) + 1200.0) / 1800.0, 0.0, 1.0)
+
+    theirs = torch.nn.functional.interpolate(torch.from_numpy(window(array))[None, None], size=shape, mode="area")
+    ours = area_resize(array, shape, window, slab=7)
+    assert ours.dtype == np.float32 and ours.shape == shape
+    np.testing.assert_allclose(ours, theirs[0, 0].numpy(), atol=1e-6)
+
+
+def test_an_antialiased_model_grid_cannot_pad():
+    with pytest.raises(ValueError, match="cannot pad"):
+        ModelGrid((10, 20, 20), (slice(0, 10),) * 3, (5, 8, 8), pad=((0, 0), (2, 2), (0, 0)), antialias=True)
 
 
 def test_model_grid_round_trip_of_the_real_lung_mask(lungs):

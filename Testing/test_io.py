@@ -27,7 +27,7 @@ from dicom_copies import (
 from covidct.commands.info import ct_facts, format_facts
 from covidct.errors import CTInputError, UsageError
 from covidct.filecheck import nifti_is_complete
-from covidct.io import load_ct, load_ct_with_source, read_image, save_image
+from covidct.io import load_ct, load_ct_with_source, quiet_itk, read_image, save_image
 
 CIP = "cip-copdgene-10002K-ct64"
 CIP_DICOM = f"{CIP}/ct-64Dicom"
@@ -199,6 +199,38 @@ def test_itk_warnings_do_not_reach_the_console(capfd):
     # ITK's series reader warns about this series' 0.0007 mm slice-spacing non-uniformity
     load_ct(shared_file(CIP_DICOM))
     assert capfd.readouterr().err == ""
+
+
+def test_quiet_blocks_on_two_threads_take_turns_and_give_stderr_back(capfd):
+    """Detection saves its volumes on a worker thread: ITK-quiet blocks on two threads must not interleave
+    their redirections of fd 2 (the second waits for the first), and stderr works afterwards."""
+    import os
+    import threading
+
+    inside, release, second_inside = threading.Event(), threading.Event(), threading.Event()
+
+    def first():
+        with quiet_itk():
+            inside.set()
+            release.wait(5)
+            os.write(2, b"hidden on the first thread\n")
+
+    def second():
+        with quiet_itk():
+            second_inside.set()
+            os.write(2, b"hidden on the second thread\n")
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    threads[0].start()
+    assert inside.wait(5)
+    threads[1].start()
+    assert not second_inside.wait(0.2)
+    release.set()
+    for thread in threads:
+        thread.join(5)
+    assert second_inside.is_set()
+    os.write(2, b"visible\n")
+    assert capfd.readouterr().err == "visible\n"
 
 
 def test_read_image_returns_a_mask_as_stored():

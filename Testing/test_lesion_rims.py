@@ -10,7 +10,9 @@ import SimpleITK as sitk
 from conftest import TEST_DATA
 from scipy import ndimage as ndi
 
-from covidct.lungs.lesion_rims import RIM_MM, extend_lesion_rims
+from covidct.lungs.lesion_rims import LESION_RADIUS_MM, RIM_MM, extend_lesion_rims, in_plane_disc
+from covidct.lungs.morphology import INPLANE
+from covidct.lungs.pleura import lesion_density
 
 CIP = TEST_DATA / "cip-ct64"
 BITE_MM = 15.0
@@ -101,3 +103,46 @@ def test_rims_need_voxels_finer_than_the_rim(cip):
     hu, labels, spacing = cip
     assert spacing[0] > RIM_MM
     assert np.array_equal(extend_lesion_rims(labels, hu, spacing), labels)
+
+
+def test_rims_found_in_sparse_boxes_equal_the_whole_array_computation(cip_fine):
+    """The lesions' dilation and the rims' growth run only around the sparse lesions; the labels are those
+    of the same morphology over every voxel (several bites, both lungs)."""
+    hu, labels, spacing = cip_fine
+    hu = hu.copy()
+    right_bite = _bite(labels, spacing)
+    hu[right_bite | np.flip(right_bite, axis=2)] = 20.0  # consolidation in both lungs
+    trimmed = np.where(ndi.binary_erosion(labels > 0, INPLANE, iterations=2), labels, 0).astype(np.uint8)
+    steps = int(RIM_MM / min(spacing[:2]))
+    disc = in_plane_disc(max(LESION_RADIUS_MM, *spacing[:2]), spacing)
+    expected = trimmed.copy()
+    for value in (1, 2):
+        mask = trimmed == value
+        dense = lesion_density(hu)
+        lesions = ndi.binary_dilation(ndi.binary_opening(mask & dense, disc), disc)
+        seeds = mask & dense & lesions & ~ndi.binary_erosion(mask, INPLANE)
+        grown = ndi.binary_dilation(seeds, INPLANE, iterations=steps, mask=seeds | (dense & ~mask))
+        expected[grown & (expected == 0)] = value
+    ours = extend_lesion_rims(trimmed, hu, spacing)
+    assert (ours != trimmed).sum() > 100
+    np.testing.assert_array_equal(ours, expected)
+
+
+def test_the_unet_finishing_box_gives_the_whole_array_labels(cip_fine):
+    """The UNet method finishes its mask inside :func:`finishing_box` (the mask's slices and rows, grown by
+    the rims' reach; every column): the labels equal those of the finishing steps on the whole array."""
+    from covidct.lungs.postprocess import finish_lungs
+    from covidct.lungs.unet_infer import finishing_box
+
+    hu, labels, spacing = cip_fine
+    bite = _bite(labels, spacing)
+    hu = np.where(bite, 20.0, hu)
+    lung = (labels > 0) & ~(bite & (ndi.distance_transform_edt(labels > 0) <= 2))  # the bite's rim left out
+    whole = finish_lungs(lung, hu, spacing, pleura=False, rims=True)
+    box = finishing_box(lung, spacing)
+    assert box[2] == slice(0, lung.shape[2]) and box[1].stop - box[1].start < lung.shape[1]
+    boxed = np.zeros(lung.shape, np.uint8)
+    boxed[box] = finish_lungs(lung[box], hu[box], spacing, pleura=False, rims=True)
+    assert (whole[bite] > 0).mean() > 0.9
+    np.testing.assert_array_equal(boxed, whole)
+    assert finishing_box(np.zeros_like(lung), spacing) is None

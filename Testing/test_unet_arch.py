@@ -93,6 +93,24 @@ def test_way_back_to_the_working_grid_matches_the_shrunk_ct():
     assert np.mean(np.abs(working - expected)) < 0.01
 
 
+@pytest.mark.parametrize("factor", [1, 2, 3])
+def test_the_way_back_is_the_bilinear_resize_then_the_block_average(factor):
+    """to_working_grid's per-axis matrices give what its definition says: a bilinear resize onto the padded
+    CT grid, the pad dropped, the incomplete blocks dropped, ``factor × factor`` blocks averaged."""
+    from covidct.geometry import ModelGrid
+
+    values = np.random.default_rng(factor).normal(size=(7, 40, 48)).astype(np.float32)
+    model_grid = ModelGrid.full((7, 101, 95), (7, 40, 48), ((0, 0), (6, 5), (0, 9)))
+    full = torch.nn.functional.interpolate(
+        torch.from_numpy(values)[:, None], size=model_grid.padded_shape[1:], mode="bilinear", align_corners=False
+    )[:, 0, 6:-5, :-9]
+    rows, columns = 101 // factor * factor, 95 // factor * factor
+    expected = torch.nn.functional.avg_pool2d(full[None, :, :rows, :columns], factor)[0].numpy()
+    ours = to_working_grid(values, model_grid, factor)
+    assert ours.shape == (7, 101 // factor, 95 // factor) == expected.shape
+    np.testing.assert_allclose(ours, expected, atol=1e-5)
+
+
 class WindowThreshold(torch.nn.Module):
     """A fixed 'network': lung where the windowed slice is below 0.3 (about −660 HU)."""
 

@@ -169,15 +169,15 @@ def heatmap_on_ct(
     import torch
 
     canonical_ct = to_canonical(ct)
-    box_shape = tuple(s.stop - s.start for s in grid.box)
-    # torch's trilinear resize (align_corners=False) is geometry.resize_array's, computed ~2x faster
+    # ModelGrid.to_box, with torch's trilinear resize (align_corners=False: geometry.resize_array's,
+    # computed ~2x faster); outside the box the heat is 0, so only the box is worked on
     upsampled = torch.nn.functional.interpolate(
         torch.from_numpy(np.ascontiguousarray(cam, np.float32))[None, None],
-        size=box_shape,
+        size=grid.padded_shape,
         mode="trilinear",
         align_corners=False,
     )[0, 0]
-    heat = grid.to_box(upsampled.numpy(), order=1)  # outside the box the heat is 0: work on the box only
+    heat = np.ascontiguousarray(grid.unpad(upsampled.numpy()))
     canonical_lungs = to_canonical(lungs)  # kept alive while its array view is read
     heat *= sitk.GetArrayViewFromImage(canonical_lungs)[grid.box] > 0
     divisor = float(scale) if scale else float(heat.max())

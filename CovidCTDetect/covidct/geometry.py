@@ -129,14 +129,27 @@ def resize_array(array: np.ndarray, shape: tuple[int, ...], order: int = 1) -> n
     return result.copy() if result is array else result
 
 
-def area_resize(array: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+def area_resize(array: np.ndarray, shape: tuple[int, int, int], transform=None, slab: int = 8) -> np.ndarray:
     """Resize a 3D array ``(z, y, x)`` to ``shape`` by averaging the input voxels each output voxel
     covers (PyTorch's ``interpolate(mode="area")``, an adaptive average pooling; an axis that grows
-    repeats voxels). Returns float32."""
-    import torch
+    repeats voxels). Returns float32.
 
-    tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None, None]
-    return torch.nn.functional.interpolate(tensor, size=tuple(int(n) for n in shape), mode="area")[0, 0].numpy()
+    ``transform``: a voxel-wise function applied first (e.g. an HU window). The average over a box is
+    the average over z of in-plane averages, so the work goes ``slab`` slices at a time (transform,
+    in-plane average) and then along z: no float32 copy of the whole input is made.
+    """
+    import torch
+    from torch.nn import functional as F
+
+    depth, rows, columns = (int(n) for n in shape)
+    planes = np.empty((array.shape[0], rows, columns), np.float32)
+    with torch.inference_mode():
+        for start in range(0, array.shape[0], slab):
+            part = array[start : start + slab]
+            part = torch.from_numpy(np.ascontiguousarray(part if transform is None else transform(part), np.float32))
+            planes[start : start + slab] = F.adaptive_avg_pool2d(part, (rows, columns)).numpy()
+        along_z = torch.from_numpy(planes.reshape(len(planes), -1).T.copy())[None]  # (1, rows * columns, z)
+        return F.adaptive_avg_pool1d(along_z, depth)[0].T.reshape(depth, rows, columns).numpy().copy()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -184,6 +197,10 @@ class ModelGrid:
     pad: tuple[tuple[int, int], ...] = ((0, 0), (0, 0), (0, 0))
     antialias: bool = False
 
+    def __post_init__(self):
+        if self.antialias and any(before or after for before, after in self.pad):
+            raise ValueError("an antialiased ModelGrid cannot pad its box (the area resize reads the box only)")
+
     @classmethod
     def full(cls, ct_shape, model_shape, pad=((0, 0), (0, 0), (0, 0))) -> ModelGrid:
         """The whole CT array (padded by ``pad``) resized to ``model_shape``."""
@@ -202,14 +219,14 @@ class ModelGrid:
     def to_model(self, array: np.ndarray, order: int = 1, fill: float = 0.0, transform=None) -> np.ndarray:
         """Cut the box from a CT-grid array, apply ``transform`` (a voxel-wise function, e.g. an HU window:
         only the box is computed), pad it with ``fill`` and resize it to ``model_shape`` (``order`` 1:
-        trilinear, or the area average when :attr:`antialias`, float32; 0: nearest)."""
+        trilinear, or the area average when :attr:`antialias` (no pad then), float32; 0: nearest)."""
         cut = np.asarray(array)[self.box]
+        if self.antialias and order == 1:
+            return area_resize(cut, self.model_shape, transform)
         if transform is not None:
             cut = transform(cut)
         if any(before or after for before, after in self.pad):
             cut = np.pad(cut, self.pad, constant_values=fill)
-        if self.antialias and order == 1:
-            return area_resize(cut, self.model_shape)
         return resize_array(cut, self.model_shape, order)
 
     def unpad(self, array: np.ndarray) -> np.ndarray:

@@ -22,6 +22,7 @@ import logging
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,8 +164,17 @@ def quiet_itk() -> Iterator[None]:
     """Switch ITK warnings off and capture what C++ code writes to stderr (fd 2), logging it at DEBUG.
 
     Restores the previous warning setting and stderr afterwards. Where fd 2 cannot be redirected
-    (no console on Windows), only the warnings are switched off.
+    (no console on Windows), only the warnings are switched off. Both are process-wide, so blocks on
+    different threads take turns (a lock), and each restores what it found.
     """
+    with _QUIET_LOCK:
+        yield from _quiet_itk()
+
+
+_QUIET_LOCK = threading.RLock()
+
+
+def _quiet_itk() -> Iterator[None]:
     previous = sitk.ProcessObject.GetGlobalWarningDisplay()
     sitk.ProcessObject.SetGlobalWarningDisplay(False)
     captured = saved = None

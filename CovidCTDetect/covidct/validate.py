@@ -33,10 +33,11 @@ WORK_BYTES_PER_VOXEL = 4  #: one float32 working copy per voxel, on top of the i
 AIR_MAX_HU = -500.0  #: the 1st percentile of a chest CT (air, lung) lies below this
 HIGH_MAX_HU = 4000.0  #: the 99th percentile of a CT (bone at most) lies below this
 LABEL_MAX_VALUES = 128  #: integer images with at most this many distinct values are label maps
-SAMPLE_VOXELS = 2_000_000  #: voxels sampled for the value checks
+SAMPLE_VOXELS = 500_000  #: voxels sampled for the value checks
 #: a CT's neighbouring voxels differ (median) by far less than its spread of values (interquartile
 #: range); above this ratio the image is noise without anatomy (uniform noise: about 0.6; real CTs < 0.05)
 MAX_ROUGHNESS = 0.25
+ROUGHNESS_SLICES = 4  #: evenly spaced whole slices the roughness is measured in
 #: plausible volume of one lung, in litres
 LUNG_LITRES = (0.3, 5.0)
 
@@ -139,14 +140,14 @@ def check_values(image: sitk.Image, source: str) -> None:
 
 
 def roughness(array: np.ndarray, sample: np.ndarray | None = None) -> float:
-    """Median absolute difference of neighbouring voxels along x (in up to 8 whole slices) divided by
-    the interquartile range of the values (of ``sample``, default a subsample of ``array``); 0 for a
-    constant image. Smooth anatomy gives small values, noise large ones."""
+    """Median absolute difference of neighbouring voxels along x (in up to :data:`ROUGHNESS_SLICES` whole
+    slices) divided by the interquartile range of the values (of ``sample``, default a subsample of
+    ``array``); 0 for a constant image. Smooth anatomy gives small values, noise large ones."""
     sample = _sample(array) if sample is None else sample
     q1, q3 = np.percentile(sample, [25, 75])
     if q3 <= q1:
         return 0.0
-    ks = np.unique(np.linspace(0, array.shape[0] - 1, min(8, array.shape[0])).astype(int))
+    ks = np.unique(np.linspace(0, array.shape[0] - 1, min(ROUGHNESS_SLICES, array.shape[0])).astype(int))
     planes = np.asarray(array[ks], dtype=np.float32)
     return float(np.median(np.abs(np.diff(planes, axis=-1)))) / float(q3 - q1)
 

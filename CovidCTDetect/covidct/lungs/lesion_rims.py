@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..geometry import bounding_box
 from .morphology import INPLANE
 from .pleura import lesion_density
 from .sides import grow_each_lung
@@ -46,15 +47,31 @@ def extend_lesion_rims(labels: np.ndarray, hu: np.ndarray, spacing_xyz, rim_mm: 
     if steps == 0:
         return labels
     disc = in_plane_disc(max(LESION_RADIUS_MM, float(spacing_xyz[0]), float(spacing_xyz[1])), spacing_xyz)
+    reach = (0, disc.shape[1] // 2, disc.shape[2] // 2)
 
     def rims(mask: np.ndarray, box) -> np.ndarray:
         dense = lesion_density(hu[box])
-        lesions = ndi.binary_dilation(ndi.binary_opening(mask & dense, disc), disc)
+        cores = ndi.binary_opening(mask & dense, disc)
+        lesions = _within_reach(cores, reach, lambda x, _: ndi.binary_dilation(x, disc))
         seeds = mask & dense & lesions & ~ndi.binary_erosion(mask, INPLANE)
-        grown = ndi.binary_dilation(seeds, INPLANE, iterations=steps, mask=seeds | (dense & ~mask))
+        room = seeds | (dense & ~mask)
+        grown = _within_reach(
+            seeds, (0, steps, steps), lambda x, at: ndi.binary_dilation(x, INPLANE, iterations=steps, mask=room[at])
+        )
         return grown & ~mask
 
     return grow_each_lung(labels, rims, margin=(0, steps, steps))
+
+
+def _within_reach(mask: np.ndarray, reach, grow) -> np.ndarray:
+    """``grow(mask)`` computed inside the bounding box of ``mask`` widened by ``reach`` voxels ``(z, y, x)``
+    (how far ``grow`` can spread, so the result is the same as on the whole array; a lesion mask is
+    sparse); ``grow`` takes the box's part of the mask and the box (a tuple of slices of ``mask``)."""
+    out = np.zeros(mask.shape, bool)
+    box = bounding_box(mask, reach)
+    if box is not None:
+        out[box] = grow(mask[box], box)
+    return out
 
 
 def in_plane_disc(radius_mm: float, spacing_xyz) -> np.ndarray:

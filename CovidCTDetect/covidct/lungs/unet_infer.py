@@ -27,7 +27,9 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import ModelError
+from ..geometry import bounding_box
 from . import grid
+from .lesion_rims import RIM_MM
 from .morphology import remove_inplane_border
 from .postprocess import finish_lungs
 from .threshold import extrapulmonary_airways
@@ -60,28 +62,46 @@ def unet_labels(ct: sitk.Image, device="auto", progress=None, model=None, card_i
     ``model``: a UNet2D to use instead of the bundled one (e.g. for benchmarks or just-trained
     weights), with ``card_input`` its input specification (slice size); ``device`` is then ignored.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from ..preprocess.unet import to_working_grid, unet_input, unet_size
 
     _report(progress, 0)
     if model is None:
         model, card = load_unet(device)
         card_input = card.input
-    margin, model_grid = lung_margin(
-        model,
-        *unet_input(ct, unet_size(card_input)),
-        progress=progress,
-        bfloat16=next(model.parameters()).device.type == "cuda",
-    )
-    _report(progress, 2)
     factor = grid.shrink_factor(ct.GetSpacing())
     small = grid.shrink(ct, factor)
-    working_margin = to_working_grid(margin, model_grid, factor)
     hu = sitk.GetArrayViewFromImage(small)
-    lung, _, _ = remove_inplane_border(working_margin > 0)
-    lung &= ~extrapulmonary_airways(hu, small.GetSpacing())
-    labels = finish_lungs(lung, hu, small.GetSpacing(), pleura=False, rims=True)
+    # the airway search (SciPy) runs on a worker thread while PyTorch runs the network
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="covidct-airways") as pool:
+        airways = pool.submit(extrapulmonary_airways, hu, small.GetSpacing())
+        margin, model_grid = lung_margin(
+            model,
+            *unet_input(ct, unet_size(card_input)),
+            progress=progress,
+            bfloat16=next(model.parameters()).device.type == "cuda",
+        )
+        _report(progress, 2)
+        lung, _, _ = remove_inplane_border(to_working_grid(margin, model_grid, factor) > 0)
+        lung &= ~airways.result()
+    labels = np.zeros(lung.shape, np.uint8)
+    box = finishing_box(lung, small.GetSpacing())
+    if box is not None:
+        labels[box] = finish_lungs(lung[box], np.asarray(hu[box]), small.GetSpacing(), pleura=False, rims=True)
     _report(progress, 3)
     return grid.expand(labels, factor, tuple(reversed(ct.GetSize())))
+
+
+def finishing_box(lung: np.ndarray, spacing_xyz):
+    """The part of a working-grid ``(z, y, x)`` array the finishing steps need, or None for an empty mask:
+    the slices and rows of the mask's bounding box, the rows grown by the lesion rims' reach
+    (:data:`.lesion_rims.RIM_MM`) plus one, and every column (the side of a single lung is judged
+    from the middle of the columns, :func:`.sides.label_sides`). The steps give the same labels there
+    as on the whole array, in about half the time."""
+    rows = int(RIM_MM / min(float(spacing_xyz[0]), float(spacing_xyz[1]))) + 1
+    box = bounding_box(lung, (0, rows, 0))
+    return None if box is None else (box[0], box[1], slice(0, lung.shape[2]))
 
 
 def lung_margin(

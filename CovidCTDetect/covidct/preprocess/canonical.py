@@ -12,6 +12,9 @@ from ..geometry import resample_to_reference, same_grid, to_canonical
 def canonical_ct_and_lungs(ct: sitk.Image, lungs: sitk.Image) -> tuple[sitk.Image, np.ndarray, np.ndarray]:
     """``(canonical CT image, its array (z, y, x) in HU, lung array (z, y, x) bool)``.
 
+    The CT array is a read-only view of the returned image's voxels (no copy): keep the image
+    while the array is used.
+
     ``lungs`` is any labelmap (non-zero = lung), normally on the CT's grid; a mask on another grid
     is resampled onto the CT (nearest neighbour) first. Both are reoriented to canonical LPS order
     (:func:`covidct.geometry.to_canonical`), so an LPS file and its RAS copy give the same arrays.
@@ -29,4 +32,4 @@ def canonical_ct_and_lungs(ct: sitk.Image, lungs: sitk.Image) -> tuple[sitk.Imag
             "No lungs found in the lung mask of this CT; check that the image is a chest CT "
             "in Hounsfield units, or supply a lung mask."
         )
-    return canonical, sitk.GetArrayFromImage(canonical), lung_array
+    return canonical, sitk.GetArrayViewFromImage(canonical), lung_array

@@ -82,23 +82,34 @@ def fov_padding(shape_zyx, spacing_xyz) -> tuple[tuple[int, int], ...]:
 
 
 def to_working_grid(values: np.ndarray, grid: ModelGrid, factor: int) -> np.ndarray:
-    """Model-grid ``values`` ``(Z, H, W)`` on the working grid: mapped onto the canonical CT grid
-    (:meth:`ModelGrid.to_ct`, bilinear) and averaged over ``factor × factor`` blocks, as
-    :func:`covidct.lungs.grid.shrink` averages the CT; returns float32 ``(Z, Y // factor, X // factor)``.
+    """Model-grid ``values`` ``(Z, H, W)`` on the working grid: resized bilinearly onto the padded canonical
+    CT grid (``align_corners=False``, as :meth:`ModelGrid.to_ct`), the pad dropped, and averaged over
+    ``factor × factor`` blocks, as :func:`covidct.lungs.grid.shrink` averages the CT (the rows and columns
+    of an incomplete block dropped); returns float32 ``(Z, Y // factor, X // factor)``.
 
-    Done a few slices at a time, so the full-resolution intermediate stays small.
+    Every step is linear and acts on rows and columns apart, so each axis's steps are composed into one
+    small matrix and the slices are mapped by two matrix products: no full-resolution intermediate.
     """
+    import torch
+
+    _, rows, columns = grid.ct_shape
+    to_rows = _axis_map(values.shape[1], grid.padded_shape[1], grid.pad[1][0], rows // factor, factor)
+    to_columns = _axis_map(values.shape[2], grid.padded_shape[2], grid.pad[2][0], columns // factor, factor)
+    with torch.inference_mode():
+        stack = torch.from_numpy(np.ascontiguousarray(values, np.float32))
+        return (to_rows.T @ (stack @ to_columns)).numpy()
+
+
+def _axis_map(n_in: int, padded: int, before: int, n_out: int, factor: int):
+    """``(n_in, n_out)`` float32 tensor: one axis resized linearly from ``n_in`` to ``padded`` samples
+    (PyTorch's ``interpolate``, ``align_corners=False``), samples ``before … before + n_out * factor``
+    kept and averaged in groups of ``factor``."""
     import torch
     from torch.nn import functional as F
 
-    depth, rows, columns = grid.ct_shape
-    out = np.empty((depth, rows // factor, columns // factor), np.float32)
-    for start, stop in _chunks(depth):
-        padded = _resize(np.asarray(values[start:stop], np.float32)[:, None], grid.padded_shape[1:])
-        full = torch.from_numpy(np.ascontiguousarray(grid.unpad(padded)))
-        full = full[..., : out.shape[1] * factor, : out.shape[2] * factor]
-        out[start:stop] = F.avg_pool2d(full, factor)[:, 0].numpy()
-    return out
+    impulses = torch.eye(n_in, dtype=torch.float32)[:, None, :]
+    resized = F.interpolate(impulses, size=padded, mode="linear", align_corners=False)[:, 0]
+    return resized[:, before : before + n_out * factor].reshape(n_in, n_out, factor).mean(dim=2)
 
 
 def _chunks(depth: int, size: int = 16):

@@ -46,7 +46,7 @@ def wang2020_input(ct: sitk.Image, lungs: sitk.Image) -> tuple[np.ndarray, Model
     its lung mask (any labelmap, non-zero = lung), per the module docstring. The grid maps the crop
     box of the canonical CT back (heat maps). Raises :class:`CTInputError` when the lungs are too
     small to crop (their rule: under 3 slices or 60 pixels)."""
-    _, ct_array, lung_array = canonical_ct_and_lungs(ct, lungs)
+    canonical, ct_array, lung_array = canonical_ct_and_lungs(ct, lungs)  # the image holds the array view
     image = np.maximum(ct_array[1:-1].astype(np.float32), -1024.0)
     mask = lung_array[1:-1]
     area = mask.sum(axis=(1, 2)).astype(np.float64)
