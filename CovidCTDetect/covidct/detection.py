@@ -57,20 +57,41 @@ STAGES = ("load", "lungs", "preprocess", "forward", "heatmap", "save")
 class Detection:
     """The result of :func:`detect` for one CT.
 
-    ``probability``: P(COVID-19) in 0…1; ``label``: ``"positive"`` when ``probability > threshold``,
-    else ``"negative"``; ``model``: the catalogue name of the model; ``lungs``: UInt8 labelmap on the
-    CT grid (1 right, 2 left lung when segmented here; a given mask keeps its values);
-    ``heatmap``: float32 image on the CT grid, 0…1 inside the lungs, 0 outside, or ``None``: HiResCAM
-    divided by the model card's ``heatmap_scale`` (one absolute scale for every CT; clipped at 1) or,
-    for a model without one, by its maximum inside the lungs (relative to this CT: ``heatmap_scaling``
-    says which); ``suspicious``: UInt8 labelmap (1 = heat ≥ ``SUSPICIOUS_LEVEL`` in regions ≥
-    ``SUSPICIOUS_MIN_ML`` mL; all 0 for a negative result) or ``None``; ``features``: the 64-d
-    deep feature of COVID-19Net (``None`` for other models); ``timings``: seconds per stage
-    (:data:`STAGES`; ``load`` = the model, unless it was passed loaded, and the CT); ``source``: the
-    input's file or folder name (never patient data), or ``""``
-    for an in-memory image; ``ct``: the CT (HU) the result belongs to; ``card``: the model card;
-    ``warnings``: sentences about the input the user should know (outside the model's validated
-    range, a lung mask resampled onto the CT), shown by the command line, the report and Slicer.
+    Attributes
+    ----------
+    probability : float
+        P(COVID-19), 0…1.
+    label : str
+        ``"positive"`` when ``probability > threshold``, else ``"negative"``.
+    threshold : float
+        The decision threshold used (the model card's unless one was given).
+    model : str
+        The catalogue name of the model.
+    lungs : SimpleITK.Image
+        UInt8 labelmap on the CT's grid: 1 right, 2 left lung when segmented here (a given mask keeps
+        its values).
+    heatmap : SimpleITK.Image or None
+        Float32 image on the CT's grid: 0 outside the lungs; inside, HiResCAM divided by the model
+        card's ``heatmap_scale`` (one absolute scale for every CT, clipped at 1) or, for a model without
+        one, by its maximum inside the lungs (relative to this CT; :attr:`heatmap_scaling` says which),
+        in steps of 1/255. None when no heat map was asked for.
+    suspicious : SimpleITK.Image or None
+        UInt8 labelmap on the CT's grid: 1 where heat ≥ ``SUSPICIOUS_LEVEL`` in connected regions of
+        at least ``SUSPICIOUS_MIN_ML`` mL; all 0 for a negative result. None without a heat map.
+    features : numpy.ndarray or None
+        COVID-19Net's 64-d deep feature ``(64,)`` float32; None for other models.
+    timings : dict
+        Seconds per stage (:data:`STAGES`): ``load`` = the model, unless it was passed loaded, and
+        the CT; ``save`` once :meth:`save` has run.
+    source : str
+        The input's file or folder name (never patient data), or ``""`` for an in-memory image.
+    ct : SimpleITK.Image
+        The CT (HU) the result belongs to, as given (any orientation).
+    card : ModelCard
+        The model's card.
+    warnings : list of str
+        Sentences about the input the user should know (outside the model's validated range, a lung
+        mask resampled onto the CT), shown by the command line, the report and Slicer.
     """
 
     probability: float

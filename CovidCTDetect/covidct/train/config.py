@@ -47,29 +47,76 @@ FIXED_ON_RESUME = (
 class TrainConfig:
     """Everything that defines a training run.
 
-    ``model``: ``decovnet``, ``covid19net`` or ``unet``. ``manifest``: dataset CSV
-    (:mod:`covidct.data.manifest`). ``out``: run folder (checkpoints, logs, final model in ``out/model``).
-    ``batch_size``: None = :data:`DEFAULT_BATCH`. ``amp``: None = bfloat16 autocast on CUDA only.
-    ``input_size``: in-plane ``(H, W)`` override of the model input (DeCoVNet's adaptive pooling takes
-    any size; for small GPUs and tests), or ``(D, H, W)`` for COVID-19Net; None = the paper's.
-    ``input_crop``: DeCoVNet only, ``"lung_box"`` crops every slice to the lungs' in-plane box
-    (:func:`covidct.preprocess.decovnet.decovnet_input`); None = the whole field of view.
-    ``input_slice_mm``: DeCoVNet only, resize along z to slices of this thickness (mm; None = every
-    slice kept); ``input_antialias``: DeCoVNet only, area-average instead of sampling when resizing.
-    ``init_from``: a checkpoint (``.pt``) or model folder to start from. ``pretrain_manifest``:
-    COVID-19Net's first step, an auxiliary binary task trained (``pretrain_epochs``, default
-    ``epochs``) in ``out/pretrain`` before fine-tuning on ``manifest``. ``lungs_method``: segmentation
-    for manifest rows without a ``lungs`` mask (cached); by default ``threshold`` pseudo-labels when
-    training the UNet itself, else :func:`covidct.models.default_lungs_method` (the UNet when
-    installed). ``cache_dir``: preprocessed-input cache (default ``out/cache``). ``checkpoint_every``:
-    steps between mid-epoch checkpoints (0 = only at epoch ends). ``lesion_augment``: UNet only,
-    probability that a training slice gets synthetic pleural lesions; ``lesion_weight``: UNet only,
-    cross-entropy weight of those lesions' pixels relative to the others; ``organ_weight``: UNet only,
-    cross-entropy weight of the background's dense pixels near the lung (organs touching it: heart,
-    liver, spleen, stomach, chest wall), which the mask must leave out. ``deterministic``:
-    deterministic algorithms (always on CPU; on CUDA when True). ``arch_options``: constructor
-    arguments of the architecture (e.g. ``{"base": 8}`` for a narrower UNet, ``{"dropout": 0.2}`` for
-    DeCoVNet); they go into the model card's ``config``, so the model is rebuilt the same way.
+    Attributes
+    ----------
+    model : str
+        ``"decovnet"``, ``"covid19net"`` or ``"unet"``.
+    manifest : str
+        Dataset CSV (:mod:`covidct.data.manifest`).
+    out : str
+        Run folder: checkpoints, logs, and the final model in ``out/model``.
+    epochs : int
+        Passes over the training cases.
+    lr : float
+        Learning rate (Adam).
+    batch_size : int or None
+        Cases (slices for the UNet) per step; None = :data:`DEFAULT_BATCH`.
+    val_fraction : float
+        Fraction of the cases held out for validation (split by patient, seeded).
+    seed : int
+        Seed of the split, the initial weights and the augmentation.
+    augment : bool
+        The paper's online augmentation of the training inputs (:mod:`covidct.data.augment`: affine
+        transform and colour jitter, one draw per case).
+    device : str
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
+    amp : bool or None
+        bfloat16 autocast; None = on CUDA only.
+    num_workers : int
+        Data-loader worker processes (0 = in the training process).
+    init_from : str or None
+        A checkpoint (``.pt``) or model folder to start from.
+    pretrain_manifest : str or None
+        COVID-19Net's first step: an auxiliary binary task trained in ``out/pretrain`` before fine-tuning
+        on ``manifest``.
+    pretrain_epochs : int or None
+        Epochs of that step; None = ``epochs``.
+    input_size : tuple of int or None
+        In-plane ``(H, W)`` override of DeCoVNet's input (its adaptive pooling takes any size; for small
+        GPUs and tests), or ``(D, H, W)`` for COVID-19Net; None = the paper's.
+    input_crop : str or None
+        DeCoVNet only: ``"lung_box"`` crops every slice to the lungs' in-plane box
+        (:func:`covidct.preprocess.decovnet.decovnet_input`); None = the whole field of view.
+    input_slice_mm : float or None
+        DeCoVNet only: resize along z to slices of this thickness (mm); None keeps every slice.
+    input_antialias : bool
+        DeCoVNet only: area-average instead of sampling when resizing.
+    lungs_method : str or None
+        Lung segmentation for manifest rows without a ``lungs`` mask (cached); None = ``"threshold"``
+        pseudo-labels when training the UNet itself, else :func:`covidct.models.default_lungs_method`
+        (the UNet when installed).
+    cache_dir : str or None
+        Preprocessed-input cache; None = ``out/cache``.
+    checkpoint_every : int
+        Steps between mid-epoch checkpoints (0 = only at epoch ends).
+    lesion_augment : float
+        UNet only: probability that a training slice gets synthetic pleural lesions.
+    lesion_weight : float
+        UNet only: cross-entropy weight of those lesions' pixels relative to the others.
+    organ_weight : float
+        UNet only: cross-entropy weight of the background's dense pixels near the lung (organs touching
+        it: heart, liver, spleen, stomach, chest wall), which the mask must leave out.
+    name : str or None
+        The trained model's catalogue name; None = ``<model>-<name of the out folder>``.
+    deterministic : bool
+        Deterministic algorithms (always on the CPU; on CUDA when True).
+    resume : bool
+        Continue the run in ``out`` from its last checkpoint (the fields in :data:`FIXED_ON_RESUME`
+        must be unchanged).
+    arch_options : dict
+        Constructor arguments of the architecture (e.g. ``{"base": 8}`` for a narrower UNet,
+        ``{"dropout": 0.2}`` for DeCoVNet); they go into the model card's ``config``, so the model is
+        rebuilt the same way.
     """
 
     model: str
