@@ -8,8 +8,10 @@
   the default method's mask holds the lesion-density tissue (−750…+100 HU) that the unsupervised
   method's holds more than :data:`SURFACE_MM` inside it (closer to its surface it is mostly the
   partial volume of the lung's edge, which a mask drawn at about 2 mm per pixel may cut differently).
-* The bundled classifiers on every real CT: each real negative below the card's threshold, P001 and
-  P002 above it, their hottest heat-map voxel in an infection-positive slice.
+* The bundled DeCoVNet on every real CT: each real negative below the card's threshold, P001 and P002
+  above it, their hottest heat-map voxel in an infection-positive slice. The bundled COVID-19Net: each
+  real negative below the threshold and every probability the one its card lists (it misses P001, and
+  its card says so).
 """
 
 from __future__ import annotations
@@ -90,3 +92,17 @@ def test_bundled_classifier_on_every_real_ct(model):
             heat = sitk.GetArrayViewFromImage(result.heatmap)
             k = int(np.unravel_index(int(np.argmax(heat)), heat.shape)[0])
             assert infection_slices(case.labels_file, heat.shape[0])[k]
+
+
+@pytest.mark.slow
+def test_bundled_covid19net_on_every_real_ct_is_what_its_card_says():
+    from covidct.detection import detect, load_classifier
+
+    loaded = load_classifier("covid19net", "cpu")
+    listed = loaded[1].metrics["real_ct_probabilities"]
+    assert set(listed) == {case.name for case in REAL_CTS}
+    for case in REAL_CTS:
+        result = detect(case_file(case.name), model=loaded, heatmap=False)
+        print(f"{case.name}: P = {result.probability:.3f} ({result.label}), card {listed[case.name]:.3f}")
+        assert result.probability == pytest.approx(listed[case.name], abs=0.01)
+        assert case.covid or not result.positive, f"{case.name}: {result.probability:.3f}"

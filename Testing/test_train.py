@@ -10,9 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import SimpleITK as sitk
 import torch
-from conftest import REPO, cip_slab
+from conftest import REPO, cip_slab, shared_file
 from sklearn.metrics import roc_auc_score
 
 from covidct.data.manifest import read_manifest, write_manifest
@@ -241,6 +243,36 @@ def test_two_process_torchrun_on_cpu(synth, tmp_path):
     assert epoch["val_cases"] == 2  # validation gathered from both ranks
     assert (out / "model" / "model.json").exists()
     assert _weights(out / "last.pt")["world_size"] == 2
+
+
+def test_covid19net_default_batch_keeps_the_cases_features_apart():
+    """COVID-19Net's head ends in batch norm, ReLU and a global average. Trained one case per step, that
+    batch norm normalises each feature map over the case's own positions, so the average after it is
+    nearly the same for every case and the network cannot learn; with the default batch the eight real
+    inputs (the CIP CT's lung ROI, shifted and mirrored) keep features several times further apart."""
+    from covidct.models.covid19net import COVID19Net
+    from covidct.preprocess.covid19net import covid19net_input
+    from covidct.train.config import DEFAULT_BATCH
+
+    cip = "cip-copdgene-10002K-ct64/"
+    ct, lungs = (sitk.ReadImage(str(shared_file(cip + name))) for name in ("ct-64.nrrd", "wholeLung-64.nrrd"))
+    roi, _ = covid19net_input(ct, lungs, shape=(16, 48, 72))
+    cases = torch.from_numpy(
+        np.stack(
+            [np.roll(roi, shift, axis=(1, 3)) for shift in range(4)]
+            + [np.roll(roi[..., ::-1], shift, axis=(1, 2)) for shift in range(4)]
+        )
+    )
+    torch.manual_seed(0)
+    net = COVID19Net().train()
+    batch = DEFAULT_BATCH["covid19net"]
+    assert batch == len(cases)
+    with torch.no_grad():
+        one_by_one = torch.cat([net.features(case[None]) for case in cases])
+        together = net.features(cases)
+    spread_one, spread_together = one_by_one.std(0).mean().item(), together.std(0).mean().item()
+    print(f"features' spread across cases: batch 1 {spread_one:.3f}, batch {batch} {spread_together:.3f}")
+    assert spread_together > 3 * spread_one
 
 
 @pytest.mark.slow

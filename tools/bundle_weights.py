@@ -10,56 +10,10 @@ from pathlib import Path
 
 from covidct.models import load_model, save_model
 
-#: the real CTs behind ``synth-train7`` (the demo classifiers' training set) and their terms
-SYNTH_TRAIN7_SOURCES = [
-    "POPI-model 4D-CT phase 00 (via ITKElastix history; free for research, cite the POPI model)",
-    "CIP COPDGene 10002K ct-64 (Chest Imaging Platform, CIP licence, research use only)",
-    "TotalSegmentator example CT (CC BY 4.0 image, Apache-2.0 repository)",
-]
-SYNTH_TRAIN7_LICENCE = (
-    "Apache-2.0 for the weights; the training CTs' own terms apply to their use (POPI: cite; CIP: "
-    "research purposes only, CIP licence; TotalSegmentator example: CC BY 4.0)."
-)
-#: what ``synth-train7`` holds, for the ``training_data`` of a card
-SYNTH_TRAIN7 = (
-    "Synthetic COVID-19-like lesions (ground-glass opacity, consolidation, crazy paving; covidct synth, "
-    "seed 3, 6-12 lesions of 30-80 mm per positive) inserted into the lungs of seven backgrounds made "
-    "from three real non-COVID CTs: POPI 4D-CT phase 00 (resampled to 256 x 256 x 4 mm over its 500 mm "
-    "field of view and over a 350 mm crop, and mirrored copies of both), the CIP COPDGene 10002K CT "
-    "(64 x 64 x 79, and a mirrored copy) and the TotalSegmentator example CT (lung bases); 140 volumes "
-    "with lesions and 140 without, positives and negatives sharing backgrounds; lung masks from "
-    "covidct's threshold method; 15 % held out for validation"
-)
-#: the held-out test set both demo classifiers are scored on
-SYNTH_TEST = (
-    "20 + 20 volumes with/without synthetic lesions in normal001 (resampled to 256 x 256 x 4 mm), seed 2, "
-    "6-12 lesions of 30-80 mm"
-)
-NEVER_TRAINED_ON = (
-    "Never trained on real COVID-19 (COVID-CT-MD P001/P002) nor on normal001, the background of the test set."
-)
-
 
 def read_json(path: str | Path):
     """A JSON file's content (a run's ``history.json``, an evaluation's ``report.json``)."""
     return json.loads(Path(path).read_text(encoding="utf-8"))
-
-
-def classifier_metrics(run: str | Path, evaluation: str | Path) -> tuple[dict, dict]:
-    """``(best epoch's history record, card metrics)`` of a classifier training run folder and of its
-    ``covidct evaluate`` folder on the synthetic test set (:data:`SYNTH_TEST`). The best epoch is the
-    one the training loop kept: highest validation AUC, then lowest validation loss."""
-    test = read_json(Path(evaluation) / "report.json")
-    history = read_json(Path(run) / "history.json")
-    best = max(history, key=lambda h: (h["val_auc"], -h["val_loss"]))
-    return best, {
-        "synthetic_test_roc_auc": round(test["roc_auc"], 4),
-        "synthetic_test_pr_auc": round(test["pr_auc"]["average_precision"], 4),
-        "synthetic_test_set": SYNTH_TEST,
-        "best_validation_roc_auc": round(best["val_auc"], 4),
-        "best_epoch": best["epoch"],
-        "epochs": len(history),
-    }
 
 
 def bundle(
@@ -80,26 +34,6 @@ def bundle(
         setattr(card, field, value)
     saved = save_model(model, card, weights, card_file=f"{name}.json")  # the card with the new file's sha256
     print(json.dumps(saved.to_dict(), indent=1, default=str))
-
-
-def bundle_demo_classifier(
-    work: Path, weights: Path, arch: str, metrics: dict, description: str, training: str
-) -> None:
-    """Bundle the ``arch`` run in ``work/<arch>`` (trained on ``synth-train7``) as ``<arch>-demo``: threshold
-    lung masks, threshold 0.5, synth-train7's sources and licence; ``training`` (epochs, learning rate,
-    ...) goes between :data:`SYNTH_TRAIN7` and :data:`NEVER_TRAINED_ON` in the card's training data."""
-    bundle(
-        work / arch / "model",
-        weights,
-        f"{arch}-demo",
-        lungs_method="threshold",
-        description=description,
-        training_data=f"{SYNTH_TRAIN7}; {training} {NEVER_TRAINED_ON}",
-        training_sources=SYNTH_TRAIN7_SOURCES,
-        licence=SYNTH_TRAIN7_LICENCE,
-        threshold=0.5,
-        metrics=metrics,
-    )
 
 
 def heatmap_peaks(run_model: str | Path, manifest: str | Path, count: int = 20) -> list[float]:
@@ -217,9 +151,10 @@ def real_ct_lungs(lungs_method: str = "unet") -> dict:
 
 def select_on_real_cts(run: str | Path, out: str | Path, lungs_method: str) -> tuple[Path, dict]:
     """Model selection on the real CTs (the real-CT yardstick's validation set): of the run's best-validation
-    model (``run/model``) and its last epoch (``run/last.pt``, saved as a model into ``out``), the one whose
-    worst real CT lies farthest on the right side of the threshold, with the lungs by ``lungs_method`` (the
-    method its card will name); returns its folder and its :func:`real_ct_results`."""
+    model (``run/model``) and its last epoch (``run/last.pt``, saved as a model into ``out``), the one that puts
+    more real CTs on the right side of the threshold, then the one whose closest call among those lies farthest
+    from it (:func:`real_ct_score`), with the lungs by ``lungs_method`` (the method its card will name);
+    returns its folder and its :func:`real_ct_results`."""
     from covidct.train.checkpoint import load_checkpoint
 
     model, card = load_model(Path(run) / "model", device="cpu")
@@ -230,11 +165,18 @@ def select_on_real_cts(run: str | Path, out: str | Path, lungs_method: str) -> t
     scored = []
     for folder in (Path(run) / "model", last):
         results = real_ct_results(folder, lungs_method)
-        margin = min((r["probability"] - card.threshold) * (1 if r["covid"] else -1) for r in results.values())
-        scored.append((margin, str(folder), results))
-    margin, folder, results = max(scored)
-    print(f"real-CT selection: {[(round(m, 3), f) for m, f, _ in scored]} -> {folder}")
+        scored.append((real_ct_score(results, card.threshold), str(folder), results))
+    score, folder, results = max(scored)
+    print(f"real-CT selection (CTs right, smallest margin among them): {[(s, f) for s, f, _ in scored]} -> {folder}")
     return Path(folder), results
+
+
+def real_ct_score(results: dict, threshold: float) -> tuple[int, float]:
+    """``(real CTs on the right side of threshold, the smallest margin among those)`` of :func:`real_ct_results`:
+    what :func:`select_on_real_cts` maximises."""
+    margins = [(r["probability"] - threshold) * (1 if r["covid"] else -1) for r in results.values()]
+    right = [m for m in margins if m > 0]
+    return len(right), round(min(right, default=0.0), 4)
 
 
 #: the real CTs behind the domain-randomised training sets and their terms
@@ -275,9 +217,9 @@ def bundle_domain_classifier(work: Path, weights: Path, arch: str, description: 
         "positive) in four domain-randomised copies of each of five real non-COVID CTs (COVID-CT-MD normal001, POPI "
         "phase 00, CIP COPDGene 10002K, Lung-PET-CT-Dx A0001 kernels B and L); 300 positives and 400 negatives, 200 "
         "of these holding a synthetic solid nodule or mass; threshold lung masks; 15 % held out for validation. "
-        f"{recipe} Epoch {epoch} kept: of the best-validation and the last epoch, the one that put every real CT of "
-        "the yardstick on the right side of the threshold with the larger margin (model selection on the real CTs, "
-        "whose negatives' anatomy the training copies share). Never trained on real COVID-19 (P001/P002)."
+        f"{recipe} Epoch {epoch} kept: of the best-validation and the last epoch, the one that put more real CTs of "
+        "the yardstick on the right side of the threshold, then with the wider margin on those (model selection on the "
+        "real CTs, whose negatives' anatomy the training copies share). Never trained on real COVID-19 (P001/P002)."
     )
     bundle(
         chosen,

@@ -1,6 +1,6 @@
 """Train DeCoVNet, COVID-19Net or the lung UNet on a dataset manifest (paper defaults).
 
-Defaults follow the DeCoVNet paper: Adam, learning rate 1e-5, batch size 1, 100 epochs, 15 % of the
+Defaults follow the DeCoVNet paper: Adam, learning rate 1e-5, batch size 1 (COVID-19Net 8), 100 epochs, 15 % of the
 cases held out for validation (ROC AUC each epoch; Dice for the UNet), online augmentation. The run
 folder gets checkpoints (last.pt every epoch and every --checkpoint-every steps, best.pt), history.json
 and the final model in RUN/model (load it with --model RUN/model in 'covidct detect'). A killed run
@@ -29,7 +29,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--epochs", type=int, default=100, help="epochs (default 100)")
     parser.add_argument("--lr", type=float, default=1e-5, help="Adam learning rate (default 1e-5)")
     parser.add_argument(
-        "--batch-size", type=int, default=None, help="volumes (UNet: slices) per step per process (default 1; UNet 16)"
+        "--batch-size",
+        type=int,
+        default=None,
+        help="volumes (UNet: slices) per step per process (default 1; COVID-19Net 8; UNet 16)",
     )
     parser.add_argument(
         "--val-fraction",

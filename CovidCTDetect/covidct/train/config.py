@@ -18,8 +18,11 @@ from ..lungs import METHODS as LUNGS_METHODS
 from ..outputs import write_json
 
 ARCHS = ("decovnet", "covid19net", "unet")
-#: Batch size used when ``batch_size`` is None: 1 volume (the paper's, volumes differ in length), 16 UNet slices.
-DEFAULT_BATCH = {"decovnet": 1, "covid19net": 1, "unet": 16}
+#: Batch size used when ``batch_size`` is None: DeCoVNet 1 volume (the paper's; volumes differ in length),
+#: COVID-19Net 8 (fixed-size inputs; with one case per step its last batch norm, in training mode,
+#: normalises each feature map over its own positions, so the global average after it is almost the same
+#: for every case and the network cannot learn: ``Testing/test_train.py``), the UNet 16 slices.
+DEFAULT_BATCH = {"decovnet": 1, "covid19net": 8, "unet": 16}
 #: Fields that must match when a run is resumed (the others, e.g. ``epochs`` or ``device``, may change).
 FIXED_ON_RESUME = (
     "model",
