@@ -343,7 +343,8 @@ def test_config_round_trip_and_resume_check(tmp_path):
     config = TrainConfig(model="covid19net", manifest=tmp_path / "m.csv", out=tmp_path / "o", input_size=(24, 64, 96))
     config.save(tmp_path / "c.json")
     again = TrainConfig.load(tmp_path / "c.json")
-    assert again == config and again.effective_batch_size == 1
+    assert again == config and again.effective_batch_size == 8
+    assert TrainConfig(model="decovnet", manifest="m", out="o").effective_batch_size == 1
     assert TrainConfig(model="unet", manifest="m", out="o").effective_batch_size == 16
     changed = TrainConfig(
         model="covid19net", manifest=tmp_path / "m.csv", out=tmp_path / "o", lr=1e-4, input_size=(24, 64, 96), epochs=7
