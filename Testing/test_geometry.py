@@ -21,6 +21,7 @@ from covidct.geometry import (
     from_canonical,
     geometry_from_ijk_to_ras,
     ijk_to_ras_matrix,
+    image_from_box,
     lps_to_ras,
     orientation_code,
     ras_to_lps,
@@ -117,6 +118,23 @@ def test_area_resize_in_slabs_equals_torch_area_of_the_transformed_volume(ct, sh
     ours = area_resize(array, shape, window, slab=7)
     assert ours.dtype == np.float32 and ours.shape == shape
     np.testing.assert_allclose(ours, theirs[0, 0].numpy(), atol=1e-6)
+
+
+def test_image_from_box_places_the_box_on_the_reference_grid(ct):
+    """The padded box equals a zero array with the box filled in, on the reference image's geometry."""
+    reference = sitk.DICOMOrient(ct, "RAS")  # a non-identity direction
+    array = sitk.GetArrayFromImage(reference)
+    box = (slice(10, 70), slice(5, 60), slice(0, 64))
+    image = image_from_box(array[box].astype(np.float32), box, reference)
+    expected = np.zeros(array.shape, np.float32)
+    expected[box] = array[box]
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(image), expected)
+    assert image.GetOrigin() == reference.GetOrigin() and image.GetDirection() == reference.GetDirection()
+    assert image.GetSpacing() == reference.GetSpacing()
+    with pytest.raises(ValueError, match="does not fit box"):
+        image_from_box(array[box], (slice(10, 71), slice(5, 60), slice(0, 64)), reference)
+    with pytest.raises(ValueError, match="does not fit box"):
+        image_from_box(np.zeros((1, 1, 65)), (slice(0, 1), slice(0, 1), slice(0, 65)), reference)
 
 
 def test_an_antialiased_model_grid_cannot_pad():

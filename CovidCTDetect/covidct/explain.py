@@ -48,7 +48,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from .geometry import ModelGrid, bounding_box, from_canonical, image_from_array, to_canonical
+from .geometry import ModelGrid, bounding_box, from_canonical, image_from_box, to_canonical
 
 #: heat-map level (0…1) above which a lung voxel belongs to a suspicious region
 SUSPICIOUS_LEVEL = 0.5
@@ -184,9 +184,7 @@ def heatmap_on_ct(
     if divisor > 0:
         heat /= divisor
     np.clip(heat, 0.0, 1.0, out=heat)
-    canonical = np.zeros(grid.ct_shape, np.float32)
-    canonical[grid.box] = quantise_heat(heat)
-    return from_canonical(image_from_array(canonical, canonical_ct), ct)
+    return from_canonical(image_from_box(quantise_heat(heat), grid.box, canonical_ct), ct)
 
 
 def quantise_heat(heat: np.ndarray) -> np.ndarray:
@@ -222,14 +220,15 @@ def suspicious_regions(
     if not 0.0 < level <= 1.0:
         raise ValueError(f"suspicious-region level must be in (0, 1], got {level}")
     hot = sitk.GetArrayViewFromImage(heatmap) >= level
-    out = np.zeros(hot.shape, np.uint8)
     found = _components(hot) if marked else None
-    if found is not None:
-        labels, counts, box = found
-        keep = counts * voxel_volume_ml(heatmap) >= min_volume_ml
-        keep[0] = False
-        out[box] = keep[labels]
-    return image_from_array(out, heatmap)
+    if found is None:
+        empty = sitk.Image(heatmap.GetSize(), sitk.sitkUInt8)  # zero-filled
+        empty.CopyInformation(heatmap)
+        return empty
+    labels, counts, box = found
+    keep = counts * voxel_volume_ml(heatmap) >= min_volume_ml
+    keep[0] = False
+    return image_from_box(keep[labels].astype(np.uint8), box, heatmap)
 
 
 def region_summary(labelmap: sitk.Image) -> dict:

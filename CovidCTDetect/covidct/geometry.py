@@ -97,6 +97,22 @@ def image_from_array(array: np.ndarray, like: sitk.Image) -> sitk.Image:
     return image
 
 
+def image_from_box(array: np.ndarray, box: Box, like: sitk.Image) -> sitk.Image:
+    """A SimpleITK image with ``like``'s geometry holding ``array`` in ``box`` (``(z, y, x)`` slices of
+    ``like``'s array, the shape of ``array``) and 0 elsewhere. ITK pads the box's image to the full size
+    (multi-threaded), so no full-size array is made in NumPy (whose large allocations can stall on huge-page
+    compaction)."""
+    size = tuple(reversed(like.GetSize()))
+    outside = any(s.stop > n for s, n in zip(box, size, strict=True))
+    if outside or tuple(array.shape) != tuple(s.stop - s.start for s in box):
+        raise ValueError(f"array shape {array.shape} does not fit box {box} of an image of size {like.GetSize()}")
+    lower = [s.start for s in reversed(box)]
+    upper = [n - s.stop for s, n in zip(reversed(box), like.GetSize(), strict=True)]
+    image = sitk.ConstantPad(sitk.GetImageFromArray(array), lower, upper, 0.0)
+    image.CopyInformation(like)
+    return image
+
+
 def resize_array(array: np.ndarray, shape: tuple[int, ...], order: int = 1) -> np.ndarray:
     """Resize a 3D array ``(z, y, x)`` to ``shape``, voxel edges aligned (no corner alignment).
 
