@@ -13,8 +13,8 @@
    ~1.5 mm working grid (:func:`covidct.preprocess.unet.to_working_grid`) and is thresholded at 0;
    in-plane pieces touching the slice border are dropped (lungs never reach it, air outside does).
    The trachea and main bronchi, found in the CT as the threshold method finds them
-   (:func:`covidct.lungs.threshold.extrapulmonary_airways`), are taken out: at ~2.8 mm per input
-   pixel the network merges the trachea with the apices.
+   (:func:`covidct.lungs.threshold.extrapulmonary_airways`, on a worker thread while the network
+   runs), are taken out: at ~2.8 mm per input pixel the network merges the trachea with the apices.
 4. The threshold method's finishing steps follow (:func:`covidct.lungs.postprocess.finish_lungs`:
    two largest components, left/right labels by patient side, holes filled); instead of its costal
    lesion fill, the outer rims of the lesions the mask holds are put back
@@ -98,7 +98,7 @@ def finishing_box(lung: np.ndarray, spacing_xyz):
     the slices and rows of the mask's bounding box, the rows grown by the lesion rims' reach
     (:data:`.lesion_rims.RIM_MM`) plus one, and every column (the side of a single lung is judged
     from the middle of the columns, :func:`.sides.label_sides`). The steps give the same labels there
-    as on the whole array, in about half the time."""
+    as on the whole array (``Testing/test_lesion_rims.py``)."""
     rows = int(RIM_MM / min(float(spacing_xyz[0]), float(spacing_xyz[1]))) + 1
     box = bounding_box(lung, (0, rows, 0))
     return None if box is None else (box[0], box[1], slice(0, lung.shape[2]))
