@@ -166,18 +166,8 @@ def heatmap_on_ct(
         Float32 image with ``ct``'s geometry: 0 outside the lungs, ``cam / scale`` clipped to 0…1 and
         rounded to multiples of :data:`HEAT_STEP` inside.
     """
-    import torch
-
     canonical_ct = to_canonical(ct)
-    # ModelGrid.to_box, with torch's trilinear resize (align_corners=False: geometry.resize_array's,
-    # computed ~2x faster); outside the box the heat is 0, so only the box is worked on
-    upsampled = torch.nn.functional.interpolate(
-        torch.from_numpy(np.ascontiguousarray(cam, np.float32))[None, None],
-        size=grid.padded_shape,
-        mode="trilinear",
-        align_corners=False,
-    )[0, 0]
-    heat = np.ascontiguousarray(grid.unpad(upsampled.numpy()))
+    heat = np.ascontiguousarray(grid.to_box(cam))  # outside the box the heat is 0: only the box is worked on
     canonical_lungs = to_canonical(lungs)  # kept alive while its array view is read
     heat *= sitk.GetArrayViewFromImage(canonical_lungs)[grid.box] > 0
     divisor = float(scale) if scale else float(heat.max())

@@ -251,9 +251,21 @@ class ModelGrid:
         return array[(Ellipsis, *inner)]
 
     def to_box(self, array: np.ndarray, order: int = 1) -> np.ndarray:
-        """Map a ``model_shape`` array back onto the box's part of the canonical CT grid (float32, the
-        box's shape): resize to the padded box, drop the pad."""
-        return self.unpad(resize_array(np.asarray(array, dtype=np.float32), self.padded_shape, order))
+        """Map an array that tiles the padded box at any resolution (``model_shape``, or the coarser cells
+        of a class-activation map) back onto the box's part of the canonical CT grid (float32, the box's
+        shape): resize to the padded box (``order`` 1: PyTorch's trilinear with ``align_corners=False``,
+        :func:`resize_array`'s geometry computed about twice as fast; 0: nearest), drop the pad."""
+        array = np.asarray(array, dtype=np.float32)
+        if order == 0:
+            return self.unpad(resize_array(array, self.padded_shape, 0))
+        import torch
+
+        with torch.inference_mode():
+            tensor = torch.from_numpy(np.ascontiguousarray(array))[None, None]
+            resized = torch.nn.functional.interpolate(
+                tensor, size=self.padded_shape, mode="trilinear", align_corners=False
+            )
+        return self.unpad(resized[0, 0].numpy())
 
     def to_ct(self, array: np.ndarray, order: int = 1, fill: float = 0.0) -> np.ndarray:
         """Map a ``model_shape`` array back onto the canonical CT grid (float32, ``fill`` outside the box)."""
