@@ -82,8 +82,6 @@ def decovnet_input(
         )
     out = np.empty((2, *grid.model_shape), dtype=np.float32)
     out[0] = grid.to_model(ct_array, transform=hu_window)
-    if antialias:  # each cell's lung fraction; the float copy is made of the box only
-        out[1] = grid.to_model(lung_array, order=1, transform=lambda box: box.astype(np.float32))
-    else:
-        out[1] = grid.to_model(lung_array, order=0)
+    # antialias: each cell's lung fraction (the area resize reads the mask a slab at a time); else nearest
+    out[1] = grid.to_model(lung_array, order=1 if antialias else 0)
     return out, grid
