@@ -211,7 +211,8 @@ def bundle_domain_classifier(work: Path, weights: Path, arch: str, description: 
         writer.writerows(positives)
     scale = statistics.median(heatmap_peaks(chosen, manifest, 20))
     history = read_json(run / "history.json")
-    epoch = history[-1]["epoch"] if chosen.name != "model" else max(history, key=lambda h: h["val_auc"])["epoch"]
+    kept = read_json(run / "model" / "model.json")["metrics"]["epoch"]  # the loop's best-validation epoch
+    epoch = kept if chosen.name == "model" else history[-1]["epoch"]
     training = (
         "Synthetic COVID-19-like lesions (ground-glass opacity, consolidation, crazy paving; 3-10 of 15-60 mm per "
         "positive) in four domain-randomised copies of each of five real non-COVID CTs (COVID-CT-MD normal001, POPI "
