@@ -24,6 +24,7 @@ from covidct.explain import (
 from covidct.geometry import resample_to_reference, to_canonical
 from covidct.montage import (
     CELL_PX,
+    COLOURBAR_PX,
     PANEL_PX,
     PANEL_TITLE_PX,
     TITLE_PX,
@@ -225,7 +226,7 @@ def test_montage_png_shows_heat_on_the_right_lung_in_the_panel_left_half_and_gre
     shown = save_heatmap_montage(tmp_path / "montage.png", ct, heat, lungs, title="t", count=1)
     assert shown == [axial_panels(ct, heat, lungs, count=1)[0]["k"]]
     png = np.asarray(Image.open(tmp_path / "montage.png").convert("RGB")).astype(int)
-    assert png.shape[1] == CELL_PX[0] + 90 and png.shape[0] == CELL_PX[1] + TITLE_PX
+    assert png.shape[1] == CELL_PX[0] + COLOURBAR_PX and png.shape[0] == CELL_PX[1] + TITLE_PX
     top = TITLE_PX + PANEL_TITLE_PX
     panel = png[top : top + PANEL_PX, (CELL_PX[0] - PANEL_PX) // 2 :][:, :PANEL_PX]
     coloured = np.abs(panel[..., 0] - panel[..., 2]) > 40
