@@ -1,4 +1,4 @@
-"""Binary-mask helpers shared by the lung methods: in-plane components, hole filling, component selection.
+"""Binary-mask helpers shared by the lung methods: in-plane components, holes, component selection.
 
 Arrays are canonical ``(z, y, x)`` (see :mod:`covidct.geometry`). "In-plane" operations treat every
 axial slice on its own (4-connectivity within the slice, no connection between slices); they run as
@@ -43,10 +43,10 @@ def remove_inplane_border(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, int
     return keep[labels], labels, count
 
 
-def fill_holes_inplane(mask: np.ndarray) -> np.ndarray:
-    """Fill, slice by slice, the background regions of ``mask`` that do not reach the slice border."""
+def inplane_holes(mask: np.ndarray) -> np.ndarray:
+    """The background regions of ``mask`` that do not reach the slice border, slice by slice."""
     holes, _, _ = remove_inplane_border(~mask)
-    return mask | holes
+    return holes
 
 
 def component_sizes(labels: np.ndarray, count: int) -> np.ndarray:

@@ -4,7 +4,8 @@ The threshold method feeds the aerated lung (without the airways); the UNet feed
 probability. Then: keep the lungs (the two largest components, the second only if it is at least
 ``SECOND_LUNG_FRACTION`` of the first — a smaller one is gas in the bowel, not a lung), give each
 lung its side (:mod:`.sides`), fill each lung's holes slice by slice (vessels, bronchi, lesions
-enclosed by lung), put back consolidation that touches the costal pleura (:mod:`.pleura`, the
+enclosed by lung) but take out the organ caps (the domes of the organs under the diaphragm cut across
+by a slice, :mod:`.organ_caps`), put back consolidation that touches the costal pleura (:mod:`.pleura`, the
 threshold method) or the outer rims of the lesions the mask holds (:mod:`.lesion_rims`, the UNet
 method), then fill holes once more (a bite closed at the pleura can leave a hole behind it).
 """
@@ -14,7 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from .lesion_rims import extend_lesion_rims
-from .morphology import fill_holes_inplane, largest_components
+from .morphology import inplane_holes, largest_components
+from .organ_caps import lung_caps
 from .pleura import PleuraOptions, fill_pleural_lesions
 from .sides import grow_each_lung, label_sides
 
@@ -40,15 +42,20 @@ def finish_lungs(
     components = largest_components(lung, 2, SECOND_LUNG_FRACTION)
     if not components:
         return np.zeros(lung.shape, np.uint8)
-    labels = fill_lung_holes(label_sides(components, spacing_xyz))
+    labels = label_sides(components, spacing_xyz)
+    caps = lung_caps(labels, hu, spacing_xyz)
+    labels = fill_lung_holes(labels, caps)
     if pleura:
         labels = fill_pleural_lesions(labels, hu, spacing_xyz, options)
     if rims:
         labels = extend_lesion_rims(labels, hu, spacing_xyz)
-    return fill_lung_holes(labels) if pleura or rims else labels
+    return fill_lung_holes(labels, caps) if pleura or rims else labels
 
 
-def fill_lung_holes(labels: np.ndarray) -> np.ndarray:
-    """Each lung's in-plane holes filled with its label, inside that lung's bounding box (voxels
-    already holding the other lung keep their label)."""
-    return grow_each_lung(labels, lambda mask, box: fill_holes_inplane(mask))
+def fill_lung_holes(labels: np.ndarray, caps: np.ndarray) -> np.ndarray:
+    """Each lung's in-plane holes filled with its label inside that lung's bounding box (voxels holding
+    the other lung keep their label), then the organ caps ``caps`` (boolean, :func:`.organ_caps.lung_caps`
+    of the lungs before any filling) set to background. Arrays are ``(z, y, x)`` on one grid."""
+    out = grow_each_lung(labels, lambda mask, box: inplane_holes(mask) & ~caps[box])
+    out[caps] = 0
+    return out

@@ -1,0 +1,100 @@
+"""Organ caps: the top of an organ below the lung, cut across by an axial slice, that must not count as lung.
+
+The domes of the liver and of the stomach and spleen under the hemidiaphragms (and, at the hila and
+the apex, mediastinal tissue) rise into the lung from below. An axial slice through such a dome shows
+an island of soft tissue ringed by aerated lung: in-plane hole filling, which is right for vessels and
+lesions enclosed by lung, would call it lung, and the UNet, at about 2.8 mm per input pixel, labels
+the top few millimetres of a dome as lung itself.
+
+What sets a cap apart is what lies below it (towards the feet). An *island* is an in-plane connected
+region of the lung's enclosed holes together with the dense tissue (over :data:`CAP_DENSE_HU`) the
+mask holds next to them. An island is a cap's **base** when its enclosed holes cover at least
+:data:`CAP_MIN_MM2` (a dome cut across is several cm² where the lung first rings it; vessels and
+bronchi at the hila stay under 3 cm² on the real CTs of ``../shared/data``) and at least
+:data:`CAP_SUPPORT` of it stands on tissue outside the lung that reaches at least :data:`CAP_DEPTH_MM`
+down (an organ, not the lower part of a lesion that the mask misses); its pixels that stand on such
+tissue are the cap. Higher up, an island at least :data:`CAP_SUPPORT` of which lies over the cap in the
+slice below continues it, with its pixels over that cap: the rest of the dome, up to its top. A lesion
+beside a dome keeps the pixels that are not over it.
+
+What the rule cannot tell apart: consolidation that wraps a dome's top in the slices where the lung rings
+it looks like a larger dome and goes with it (``Testing/test_lungs.py`` measures the synthetic lesions
+this costs).
+
+Arrays are canonical ``(z, y, x)`` (z grows towards the head); spacing is ``(x, y, z)`` in mm.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..geometry import bounding_box
+from . import LEFT, RIGHT
+from .morphology import inplane_holes, label_inplane
+
+#: smallest area (mm²) of the island that starts a cap
+CAP_MIN_MM2 = 500.0
+#: share of an island that must lie over outside tissue (a base) or over a cap (higher up)
+CAP_SUPPORT = 0.5
+#: a cap's base stands on outside tissue that reaches at least this far (mm) down: an organ, not the lower
+#: part of a lesion that the mask misses
+CAP_DEPTH_MM = 40.0
+#: tissue of a lung mask denser than this (HU) can belong to a cap
+CAP_DENSE_HU = -300.0
+
+
+def lung_caps(labels: np.ndarray, hu: np.ndarray, spacing_xyz) -> np.ndarray:
+    """Boolean ``(z, y, x)``: the organ caps of each lung of ``labels`` (uint8, 0 / :data:`RIGHT` /
+    :data:`LEFT`; ``hu`` in HU on the same grid), each found inside that lung's bounding box."""
+    caps = np.zeros(labels.shape, bool)
+    for value in (RIGHT, LEFT):
+        mask = labels == value
+        box = bounding_box(mask)
+        if box is not None:
+            caps[box] |= organ_caps(mask[box], hu[box], spacing_xyz)
+    return caps
+
+
+def organ_caps(mask: np.ndarray, hu: np.ndarray, spacing_xyz) -> np.ndarray:
+    """Boolean ``(z, y, x)``: the organ caps (module docstring) of one lung's boolean ``mask`` on the grid
+    of ``hu`` (HU), enclosed holes or mask voxels. Below the first slice counts as outside tissue."""
+    holes = inplane_holes(mask)
+    islands, count = label_inplane(holes | (mask & (hu > CAP_DENSE_HU)))
+    if count == 0:
+        return np.zeros(mask.shape, bool)
+    # islands never cross slices and are numbered slice after slice, so each slice's labels are one run
+    flat = islands.reshape(len(islands), -1)
+    where = np.flatnonzero(flat)
+    labels = flat.ravel()[where]
+    pixels = np.bincount(labels, minlength=count + 1)
+    on_deep = np.ones(len(where), bool)
+    below = where - flat.shape[1]  # the same pixel one slice down; none below the first slice
+    on_deep[below >= 0] = _outside_depth_mm(mask | holes, float(spacing_xyz[2])).ravel()[below[below >= 0]] >= CAP_DEPTH_MM
+    on_outside = np.bincount(labels, weights=on_deep, minlength=count + 1)
+    hole_pixels = np.bincount(labels, weights=holes.ravel()[where], minlength=count + 1)
+    is_cap = (hole_pixels * float(spacing_xyz[0]) * float(spacing_xyz[1]) >= CAP_MIN_MM2) & (
+        on_outside >= CAP_SUPPORT * pixels
+    )
+    is_cap[0] = False
+    caps = np.zeros(flat.shape, bool)
+    caps.ravel()[where] = is_cap[labels] & on_deep
+    for k in range(1, len(flat)):
+        if not caps[k - 1].any() or not flat[k].any():
+            continue
+        first = flat[k][flat[k] > 0].min() - 1
+        local = np.where(flat[k] > 0, flat[k] - first, 0)
+        on_cap = np.bincount(local, weights=caps[k - 1])
+        is_cap[first + 1 : first + len(on_cap)] |= (on_cap >= CAP_SUPPORT * np.bincount(local))[1:]
+        caps[k] |= is_cap[flat[k]] & caps[k - 1]
+    return caps.reshape(mask.shape)
+
+
+def _outside_depth_mm(lung_or_hole: np.ndarray, dz_mm: float) -> np.ndarray:
+    """Float ``(z, y, x)``: how far (mm) the tissue outside the lung reaches down from each voxel, itself
+    included (0 in the lung or its holes); below the first slice counts as outside all the way down."""
+    depth = np.empty(lung_or_hole.shape, np.float32)
+    run = np.full(lung_or_hole.shape[1:], np.inf, np.float32)
+    for k, inside in enumerate(lung_or_hole):
+        run = np.where(inside, 0.0, run + dz_mm)
+        depth[k] = run
+    return depth
