@@ -60,33 +60,39 @@ def organ_caps(mask: np.ndarray, hu: np.ndarray, spacing_xyz) -> np.ndarray:
     of ``hu`` (HU), enclosed holes or mask voxels. Below the first slice counts as outside tissue."""
     holes = inplane_holes(mask)
     islands, count = label_inplane(holes | (mask & (hu > CAP_DENSE_HU)))
+    caps = np.zeros(mask.shape, bool)
     if count == 0:
-        return np.zeros(mask.shape, bool)
-    # islands never cross slices and are numbered slice after slice, so each slice's labels are one run
-    flat = islands.reshape(len(islands), -1)
-    where = np.flatnonzero(flat)
-    labels = flat.ravel()[where]
+        return caps
+    # on an organ: the voxel below is outside tissue that reaches CAP_DEPTH_MM down
+    on_organ = np.ones(mask.shape, bool)
+    on_organ[1:] = _outside_depth_mm(mask | holes, float(spacing_xyz[2]))[:-1] >= CAP_DEPTH_MM
+    where = np.flatnonzero(islands)
+    labels, on_organ_there = islands.ravel()[where], on_organ.ravel()[where]
     pixels = np.bincount(labels, minlength=count + 1)
-    on_deep = np.ones(len(where), bool)
-    below = where - flat.shape[1]  # the same pixel one slice down; none below the first slice
-    on_deep[below >= 0] = _outside_depth_mm(mask | holes, float(spacing_xyz[2])).ravel()[below[below >= 0]] >= CAP_DEPTH_MM
-    on_outside = np.bincount(labels, weights=on_deep, minlength=count + 1)
-    hole_pixels = np.bincount(labels, weights=holes.ravel()[where], minlength=count + 1)
-    is_cap = (hole_pixels * float(spacing_xyz[0]) * float(spacing_xyz[1]) >= CAP_MIN_MM2) & (
-        on_outside >= CAP_SUPPORT * pixels
+    hole_mm2 = (
+        np.bincount(labels, weights=holes.ravel()[where], minlength=count + 1)
+        * float(spacing_xyz[0])
+        * float(spacing_xyz[1])
     )
-    is_cap[0] = False
-    caps = np.zeros(flat.shape, bool)
-    caps.ravel()[where] = is_cap[labels] & on_deep
-    for k in range(1, len(flat)):
-        if not caps[k - 1].any() or not flat[k].any():
-            continue
-        first = flat[k][flat[k] > 0].min() - 1
-        local = np.where(flat[k] > 0, flat[k] - first, 0)
-        on_cap = np.bincount(local, weights=caps[k - 1])
-        is_cap[first + 1 : first + len(on_cap)] |= (on_cap >= CAP_SUPPORT * np.bincount(local))[1:]
-        caps[k] |= is_cap[flat[k]] & caps[k - 1]
-    return caps.reshape(mask.shape)
+    base = (hole_mm2 >= CAP_MIN_MM2) & (
+        np.bincount(labels, weights=on_organ_there, minlength=count + 1) >= CAP_SUPPORT * pixels
+    )
+    base[0] = False
+    caps.ravel()[where] = base[labels] & on_organ_there
+    for k in range(1, len(caps)):
+        if caps[k - 1].any() and islands[k].any():
+            caps[k] |= _continued(islands[k], caps[k - 1])
+    return caps
+
+
+def _continued(islands: np.ndarray, cap_below: np.ndarray) -> np.ndarray:
+    """Boolean ``(y, x)``: where the islands of one slice (labels, 0 = none) at least :data:`CAP_SUPPORT`
+    of which lie over ``cap_below`` (the cap in the slice below) lie over it."""
+    first = int(islands[islands > 0].min()) - 1  # each slice's labels are one run (labelled slice after slice)
+    local = np.where(islands > 0, islands - first, 0).ravel()
+    continued = np.bincount(local, weights=cap_below.ravel()) >= CAP_SUPPORT * np.bincount(local)
+    continued[0] = False
+    return continued[local].reshape(islands.shape) & cap_below
 
 
 def _outside_depth_mm(lung_or_hole: np.ndarray, dz_mm: float) -> np.ndarray:
