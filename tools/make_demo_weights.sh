@@ -299,7 +299,8 @@ chosen = average_best_and_last(work / "unet-160", work / "unet-160-average", 0.6
 description = ("2D lung UNet (DeCoVNet paper's lung segmentation step; 4 levels, base 8 channels, 0.12 M "
                "parameters) on 160 x 160 slices windowed -1200..600 HU, each slice first padded with air to a "
                "field of view of at least 450 mm; lighter and smaller than the paper's 368 x 368 so that a CT "
-               "segments in a few seconds on a CPU. Followed by the lesion-rim step (covidct.lungs.lesion_rims).")
+               "segments in a few seconds on a CPU. Followed by the lesion-rim step (covidct.lungs.lesion_rims) and organ "
+               "caps (covidct.lungs.organ_caps).")
 training_data = ("Axial slices of real CTs with lung masks from covidct's threshold method (pseudo-labels, as in "
                  "the DeCoVNet paper) or, for the TotalSegmentator example CT, the union of its five model-made "
                  "lobe masks; synthetic consolidation and ground-glass lesions (10-40 mm) inserted at the pleura "

@@ -8,18 +8,19 @@ the top few millimetres of a dome as lung itself.
 
 What sets a cap apart is what lies below it (towards the feet). An *island* is an in-plane connected
 region of the lung's enclosed holes together with the dense tissue (over :data:`CAP_DENSE_HU`) the
-mask holds next to them. An island is a cap's **base** when its enclosed holes cover at least
+mask holds next to them. An island is a cap's **base** when it holds an enclosed hole, covers at least
 :data:`CAP_MIN_MM2` (a dome cut across is several cm² where the lung first rings it; vessels and
 bronchi at the hila stay under 3 cm² on the real CTs of ``../shared/data``) and at least
-:data:`CAP_SUPPORT` of it stands on tissue outside the lung that reaches at least :data:`CAP_DEPTH_MM`
-down (an organ, not the lower part of a lesion that the mask misses); its pixels that stand on such
-tissue are the cap. Higher up, an island at least :data:`CAP_SUPPORT` of which lies over the cap in the
-slice below continues it, with its pixels over that cap: the rest of the dome, up to its top. A lesion
-beside a dome keeps the pixels that are not over it.
+:data:`CAP_SUPPORT` of it stands on an organ: tissue outside the lung that reaches at least
+:data:`CAP_DEPTH_MM` down (not the lower part of a lesion that the mask misses). Its pixels that stand
+on the organ are the cap. Higher up, an island that stands on the cap in the slice below, at least
+:data:`CAP_SUPPORT` of it on that cap or an organ, continues it with those pixels: the rest of the
+dome up to its top, and organ that the UNet labelled lung above it. A lesion beside a dome keeps the
+pixels that stand on neither.
 
-What the rule cannot tell apart: consolidation that wraps a dome's top in the slices where the lung rings
-it looks like a larger dome and goes with it (``Testing/test_lungs.py`` measures the synthetic lesions
-this costs).
+What the rule cannot tell apart: consolidation that lies on an organ's top (wrapped round a dome, or on
+the stomach under the lung's basal crescent) in the slices where it joins such an island looks like the
+organ and goes with it (``Testing/test_lungs.py`` measures what this costs in synthetic lesions).
 
 Arrays are canonical ``(z, y, x)`` (z grows towards the head); spacing is ``(x, y, z)`` in mm.
 """
@@ -34,7 +35,7 @@ from .morphology import inplane_holes, label_inplane
 
 #: smallest area (mm²) of the island that starts a cap
 CAP_MIN_MM2 = 500.0
-#: share of an island that must lie over outside tissue (a base) or over a cap (higher up)
+#: share of an island that must stand on an organ (a base) or on the cap below or an organ (higher up)
 CAP_SUPPORT = 0.5
 #: a cap's base stands on outside tissue that reaches at least this far (mm) down: an organ, not the lower
 #: part of a lesion that the mask misses
@@ -69,30 +70,32 @@ def organ_caps(mask: np.ndarray, hu: np.ndarray, spacing_xyz) -> np.ndarray:
     where = np.flatnonzero(islands)
     labels, on_organ_there = islands.ravel()[where], on_organ.ravel()[where]
     pixels = np.bincount(labels, minlength=count + 1)
-    hole_mm2 = (
-        np.bincount(labels, weights=holes.ravel()[where], minlength=count + 1)
-        * float(spacing_xyz[0])
-        * float(spacing_xyz[1])
-    )
-    base = (hole_mm2 >= CAP_MIN_MM2) & (
-        np.bincount(labels, weights=on_organ_there, minlength=count + 1) >= CAP_SUPPORT * pixels
+    enclosing = np.bincount(labels, weights=holes.ravel()[where], minlength=count + 1) > 0
+    area_mm2 = pixels * float(spacing_xyz[0]) * float(spacing_xyz[1])
+    base = (
+        enclosing
+        & (area_mm2 >= CAP_MIN_MM2)
+        & (np.bincount(labels, weights=on_organ_there, minlength=count + 1) >= CAP_SUPPORT * pixels)
     )
     base[0] = False
     caps.ravel()[where] = base[labels] & on_organ_there
     for k in range(1, len(caps)):
         if caps[k - 1].any() and islands[k].any():
-            caps[k] |= _continued(islands[k], caps[k - 1])
+            caps[k] |= _continued(islands[k], caps[k - 1], caps[k - 1] | on_organ[k])
     return caps
 
 
-def _continued(islands: np.ndarray, cap_below: np.ndarray) -> np.ndarray:
-    """Boolean ``(y, x)``: where the islands of one slice (labels, 0 = none) at least :data:`CAP_SUPPORT`
-    of which lie over ``cap_below`` (the cap in the slice below) lie over it."""
+def _continued(islands: np.ndarray, cap_below: np.ndarray, support: np.ndarray) -> np.ndarray:
+    """Boolean ``(y, x)``: the islands of one slice (labels, 0 = none) that stand on ``cap_below`` (the cap
+    in the slice below) and at least :data:`CAP_SUPPORT` of which stand on ``support`` (that cap, or an
+    organ), where they stand on ``support``."""
     first = int(islands[islands > 0].min()) - 1  # each slice's labels are one run (labelled slice after slice)
     local = np.where(islands > 0, islands - first, 0).ravel()
-    continued = np.bincount(local, weights=cap_below.ravel()) >= CAP_SUPPORT * np.bincount(local)
+    continued = (np.bincount(local, weights=cap_below.ravel()) > 0) & (
+        np.bincount(local, weights=support.ravel()) >= CAP_SUPPORT * np.bincount(local)
+    )
     continued[0] = False
-    return continued[local].reshape(islands.shape) & cap_below
+    return continued[local].reshape(islands.shape) & support
 
 
 def _outside_depth_mm(lung_or_hole: np.ndarray, dz_mm: float) -> np.ndarray:
