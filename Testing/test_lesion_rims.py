@@ -138,11 +138,11 @@ def test_the_unet_finishing_box_gives_the_whole_array_labels(cip_fine):
     bite = _bite(labels, spacing)
     hu = np.where(bite, 20.0, hu)
     lung = (labels > 0) & ~(bite & (ndi.distance_transform_edt(labels > 0) <= 2))  # the bite's rim left out
-    whole = finish_lungs(lung, hu, spacing, pleura=False, rims=True)
+    whole = finish_lungs(lung, hu, spacing, pleura=False, rims=True, body_below=False)
     box = finishing_box(lung, spacing)
     assert box[2] == slice(0, lung.shape[2]) and box[1].stop - box[1].start < lung.shape[1]
     boxed = np.zeros(lung.shape, np.uint8)
-    boxed[box] = finish_lungs(lung[box], hu[box], spacing, pleura=False, rims=True)
+    boxed[box] = finish_lungs(lung[box], hu[box], spacing, pleura=False, rims=True, body_below=box[0].start > 0)
     assert (whole[bite] > 0).mean() > 0.9
     np.testing.assert_array_equal(boxed, whole)
     assert finishing_box(np.zeros_like(lung), spacing) is None

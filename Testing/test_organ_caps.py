@@ -72,7 +72,7 @@ def test_dome_rising_from_below_stays_out_of_the_lung(dome_top_in_mask):
 
     lung, hu, dome, vessel, lesion, wall_lesion = _phantom(dome_top_in_mask)
     labels = lung.astype(np.uint8)  # one lung, label 1
-    inside = fill_lung_holes(labels, lung_caps(labels, hu, SPACING)) > 0
+    inside = fill_lung_holes(labels, lung_caps(labels, hu, SPACING, body_below=True)) > 0
     assert not (inside & dome).any()
     assert inside[vessel].all() and inside[lesion].all()
     assert inside[wall_lesion & inplane_holes(lung)].all()
@@ -85,4 +85,15 @@ def test_without_caps_the_dome_would_be_filled_in():
 
     lung, hu, dome, _, _, _ = _phantom()
     assert (inplane_holes(lung) & dome).sum() > 0.9 * dome.sum()
-    np.testing.assert_array_equal(lung_caps(lung.astype(np.uint8), hu, SPACING), dome)
+    np.testing.assert_array_equal(lung_caps(lung.astype(np.uint8), hu, SPACING, body_below=True), dome)
+
+
+def test_a_scan_that_cuts_the_lung_bases_off_takes_nothing_for_a_cap():
+    """Where the lung reaches the scan's first slice, what lies below is unknown: no cap unless the caller
+    says the body goes on below the arrays (as when they are a box cut from a longer CT)."""
+    lung, hu, dome, _, _, _ = _phantom()
+    cut = slice(FLOOR + 3, None)  # the scan starts inside the dome
+    labels = lung[cut].astype(np.uint8)
+    assert dome[cut][0].any()
+    assert not lung_caps(labels, hu[cut], SPACING, body_below=False).any()
+    np.testing.assert_array_equal(lung_caps(labels, hu[cut], SPACING, body_below=True), dome[cut])

@@ -39,34 +39,40 @@ CAP_MIN_MM2 = 500.0
 CAP_SUPPORT = 0.5
 #: a cap's base stands on outside tissue that reaches at least this far (mm) down: an organ, not the lower
 #: part of a lesion that the mask misses
-CAP_DEPTH_MM = 40.0
+CAP_DEPTH_MM = 30.0
 #: tissue of a lung mask denser than this (HU) can belong to a cap
 CAP_DENSE_HU = -300.0
 
 
-def lung_caps(labels: np.ndarray, hu: np.ndarray, spacing_xyz) -> np.ndarray:
+def lung_caps(labels: np.ndarray, hu: np.ndarray, spacing_xyz, body_below: bool) -> np.ndarray:
     """Boolean ``(z, y, x)``: the organ caps of each lung of ``labels`` (uint8, 0 / :data:`RIGHT` /
-    :data:`LEFT`; ``hu`` in HU on the same grid), each found inside that lung's bounding box."""
+    :data:`LEFT`; ``hu`` in HU on the same grid), each found inside that lung's bounding box.
+
+    ``body_below``: the CT goes on below the arrays' first slice. When it does not and a lung reaches that
+    slice (a scan that cuts the lung bases off), what lies below the lung is unknown and counts as lung.
+    """
     caps = np.zeros(labels.shape, bool)
     for value in (RIGHT, LEFT):
         mask = labels == value
         box = bounding_box(mask)
         if box is not None:
-            caps[box] |= organ_caps(mask[box], hu[box], spacing_xyz)
+            caps[box] |= organ_caps(mask[box], hu[box], spacing_xyz, body_below or box[0].start > 0)
     return caps
 
 
-def organ_caps(mask: np.ndarray, hu: np.ndarray, spacing_xyz) -> np.ndarray:
+def organ_caps(mask: np.ndarray, hu: np.ndarray, spacing_xyz, body_below: bool) -> np.ndarray:
     """Boolean ``(z, y, x)``: the organ caps (module docstring) of one lung's boolean ``mask`` on the grid
-    of ``hu`` (HU), enclosed holes or mask voxels. Below the first slice counts as outside tissue."""
+    of ``hu`` (HU), enclosed holes or mask voxels. ``body_below``: below the first slice lies tissue
+    outside the lung all the way down (the array starts at the lung's lowest slice, with body below it);
+    else below it counts as lung."""
     holes = inplane_holes(mask)
     islands, count = label_inplane(holes | (mask & (hu > CAP_DENSE_HU)))
     caps = np.zeros(mask.shape, bool)
     if count == 0:
         return caps
     # on an organ: the voxel below is outside tissue that reaches CAP_DEPTH_MM down
-    on_organ = np.ones(mask.shape, bool)
-    on_organ[1:] = _outside_depth_mm(mask | holes, float(spacing_xyz[2]))[:-1] >= CAP_DEPTH_MM
+    on_organ = np.full(mask.shape, body_below)
+    on_organ[1:] = _outside_depth_mm(mask | holes, float(spacing_xyz[2]), body_below)[:-1] >= CAP_DEPTH_MM
     where = np.flatnonzero(islands)
     labels, on_organ_there = islands.ravel()[where], on_organ.ravel()[where]
     pixels = np.bincount(labels, minlength=count + 1)
@@ -98,11 +104,12 @@ def _continued(islands: np.ndarray, cap_below: np.ndarray, support: np.ndarray) 
     return continued[local].reshape(islands.shape) & support
 
 
-def _outside_depth_mm(lung_or_hole: np.ndarray, dz_mm: float) -> np.ndarray:
+def _outside_depth_mm(lung_or_hole: np.ndarray, dz_mm: float, body_below: bool) -> np.ndarray:
     """Float ``(z, y, x)``: how far (mm) the tissue outside the lung reaches down from each voxel, itself
-    included (0 in the lung or its holes); below the first slice counts as outside all the way down."""
+    included (0 in the lung or its holes); below the first slice counts as outside all the way down when
+    ``body_below``, else as lung."""
     depth = np.empty(lung_or_hole.shape, np.float32)
-    run = np.full(lung_or_hole.shape[1:], np.inf, np.float32)
+    run = np.full(lung_or_hole.shape[1:], np.inf if body_below else 0.0, np.float32)
     for k, inside in enumerate(lung_or_hole):
         run = np.where(inside, 0.0, run + dz_mm)
         depth[k] = run

@@ -31,19 +31,21 @@ def finish_lungs(
     *,
     pleura: bool,
     rims: bool,
+    body_below: bool,
     options: PleuraOptions = PleuraOptions(),
 ) -> np.ndarray:
     """UInt8 labelmap (0, right lung 1, left lung 2: :mod:`.sides`) from a boolean lung mask.
 
     ``lung`` and ``hu`` are canonical ``(z, y, x)`` arrays on one grid (HU for ``hu``);
     ``spacing_xyz`` is that grid's voxel size in mm. ``pleura``: the costal lesion fill;
-    ``rims``: the lesions' rims (:func:`.lesion_rims.extend_lesion_rims`). Returns zeros when ``lung`` is empty.
+    ``rims``: the lesions' rims (:func:`.lesion_rims.extend_lesion_rims`); ``body_below``: the CT goes on
+    below the arrays' first slice (:func:`.organ_caps.lung_caps`). Returns zeros when ``lung`` is empty.
     """
     components = largest_components(lung, 2, SECOND_LUNG_FRACTION)
     if not components:
         return np.zeros(lung.shape, np.uint8)
     labels = label_sides(components, spacing_xyz)
-    caps = lung_caps(labels, hu, spacing_xyz)
+    caps = lung_caps(labels, hu, spacing_xyz, body_below)
     labels = fill_lung_holes(labels, caps)
     if pleura:
         labels = fill_pleural_lesions(labels, hu, spacing_xyz, options)

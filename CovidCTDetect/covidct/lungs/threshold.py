@@ -57,7 +57,7 @@ def threshold_labels(ct: sitk.Image, progress=None) -> np.ndarray:
     _report(progress, 1)
     airways = find_airways(tree, labels2d, hu_box, spacing)
     _report(progress, 2)
-    labels_box = finish_lungs(tree & ~airways, hu_box, spacing, pleura=True, rims=False)
+    labels_box = finish_lungs(tree & ~airways, hu_box, spacing, pleura=True, rims=False, body_below=box[0].start > 0)
     _report(progress, 3)
     labels = np.zeros(hu.shape, np.uint8)
     labels[box] = labels_box

@@ -88,7 +88,9 @@ def unet_labels(ct: sitk.Image, device="auto", progress=None, model=None, card_i
     labels = np.zeros(lung.shape, np.uint8)
     box = finishing_box(lung, small.GetSpacing())
     if box is not None:
-        labels[box] = finish_lungs(lung[box], np.asarray(hu[box]), small.GetSpacing(), pleura=False, rims=True)
+        labels[box] = finish_lungs(
+            lung[box], np.asarray(hu[box]), small.GetSpacing(), pleura=False, rims=True, body_below=box[0].start > 0
+        )
     _report(progress, 3)
     return grid.expand(labels, factor, tuple(reversed(ct.GetSize())))
 
