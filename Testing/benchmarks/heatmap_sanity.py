@@ -105,7 +105,10 @@ def synth_cases(folder: Path, split: str | None, count: int) -> list[dict]:
 
 
 def synth_case(case: dict, loaded) -> dict:
-    """Is the heat-map maximum inside a synthetic lesion; heat share vs. volume share of the lesions."""
+    """Is the heat-map maximum inside a synthetic lesion, how far from one (mm, 0 inside); heat share vs.
+    volume share of the lesions."""
+    from scipy import ndimage as ndi
+
     from covidct.detection import detect
     from covidct.explain import heat_share, peak_inside
     from covidct.io import read_image
@@ -113,10 +116,13 @@ def synth_case(case: dict, loaded) -> dict:
     result = detect(case["ct"], model=loaded, lungs=case["lungs"])
     lesions = sitk.GetArrayFromImage(read_image(case["lesions"])) > 0
     lungs = sitk.GetArrayViewFromImage(result.lungs) > 0
+    heat = sitk.GetArrayViewFromImage(result.heatmap)
+    to_lesion = ndi.distance_transform_edt(~lesions, sampling=tuple(reversed(result.heatmap.GetSpacing())))
     return {
         "case": case["id"],
         "probability": result.probability,
         "peak_in_lesion": peak_inside(result.heatmap, lesions),
+        "peak_to_lesion_mm": float(to_lesion.flat[int(np.argmax(heat))]),
         "heat_share": heat_share(result.heatmap, lesions),
         "lesion_volume_share": float((lesions & lungs).sum()) / float(lungs.sum()),
     }
