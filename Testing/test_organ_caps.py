@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from covidct.lungs.morphology import inplane_holes
 from covidct.lungs.organ_caps import CAP_MIN_MM2, lung_caps
 from covidct.lungs.postprocess import fill_lung_holes
 
@@ -58,8 +59,6 @@ def test_phantom_dome_is_an_island_larger_than_a_cap_base_needs():
     # the lesion is larger in-plane than a cap base must be, so only what lies below it tells them apart
     assert lesion.sum(axis=(1, 2)).max() * SPACING[0] * SPACING[1] > CAP_MIN_MM2
     # the wall lesion's enclosed slices include one of a cap base's area right above a slice touching the wall
-    from covidct.lungs.morphology import inplane_holes
-
     enclosed = wall_lesion & inplane_holes(lung)
     touching = np.flatnonzero((wall_lesion & ~enclosed).any(axis=(1, 2)))
     above = touching[-1] + 1
@@ -68,8 +67,6 @@ def test_phantom_dome_is_an_island_larger_than_a_cap_base_needs():
 
 @pytest.mark.parametrize("dome_top_in_mask", [0, 3])
 def test_dome_rising_from_below_stays_out_of_the_lung(dome_top_in_mask):
-    from covidct.lungs.morphology import inplane_holes
-
     lung, hu, dome, vessel, lesion, wall_lesion = _phantom(dome_top_in_mask)
     labels = lung.astype(np.uint8)  # one lung, label 1
     inside = fill_lung_holes(labels, lung_caps(labels, hu, SPACING, body_below=True)) > 0
@@ -81,8 +78,6 @@ def test_dome_rising_from_below_stays_out_of_the_lung(dome_top_in_mask):
 
 def test_without_caps_the_dome_would_be_filled_in():
     """The cap rule is what keeps the dome out: plain in-plane hole filling takes it in."""
-    from covidct.lungs.morphology import inplane_holes
-
     lung, hu, dome, _, _, _ = _phantom()
     assert (inplane_holes(lung) & dome).sum() > 0.9 * dome.sum()
     np.testing.assert_array_equal(lung_caps(lung.astype(np.uint8), hu, SPACING, body_below=True), dome)
