@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from covidct.lungs.morphology import inplane_holes
-from covidct.lungs.organ_caps import CAP_MIN_MM2, lung_caps
+from covidct.lungs.organ_caps import CAP_MIN_MM2
 from covidct.lungs.postprocess import fill_lung_holes
 
 SPACING = (1.5, 1.5, 2.0)  # x, y, z mm
@@ -52,6 +52,11 @@ def _phantom(dome_top_in_mask: int = 0):
     return lung, hu, dome, vessel, lesion, wall_lesion
 
 
+def _caps(labels: np.ndarray, hu: np.ndarray, body_below: bool) -> np.ndarray:
+    """The organ caps :func:`fill_lung_holes` finds in a labelmap of the phantom."""
+    return fill_lung_holes(labels, hu, SPACING, body_below)[1]
+
+
 def test_phantom_dome_is_an_island_larger_than_a_cap_base_needs():
     lung, _, dome, _, lesion, wall_lesion = _phantom()
     assert dome[FLOOR].sum() * SPACING[0] * SPACING[1] > CAP_MIN_MM2  # the lung encloses it from its floor up
@@ -69,7 +74,7 @@ def test_phantom_dome_is_an_island_larger_than_a_cap_base_needs():
 def test_dome_rising_from_below_stays_out_of_the_lung(dome_top_in_mask):
     lung, hu, dome, vessel, lesion, wall_lesion = _phantom(dome_top_in_mask)
     labels = lung.astype(np.uint8)  # one lung, label 1
-    inside = fill_lung_holes(labels, lung_caps(labels, hu, SPACING, body_below=True)) > 0
+    inside = fill_lung_holes(labels, hu, SPACING, body_below=True)[0] > 0
     assert not (inside & dome).any()
     assert inside[vessel].all() and inside[lesion].all()
     assert inside[wall_lesion & inplane_holes(lung)].all()
@@ -80,7 +85,7 @@ def test_without_caps_the_dome_would_be_filled_in():
     """The cap rule is what keeps the dome out: plain in-plane hole filling takes it in."""
     lung, hu, dome, _, _, _ = _phantom()
     assert (inplane_holes(lung) & dome).sum() > 0.9 * dome.sum()
-    np.testing.assert_array_equal(lung_caps(lung.astype(np.uint8), hu, SPACING, body_below=True), dome)
+    np.testing.assert_array_equal(_caps(lung.astype(np.uint8), hu, body_below=True), dome)
 
 
 def test_a_scan_that_cuts_the_lung_bases_off_takes_nothing_for_a_cap():
@@ -90,5 +95,5 @@ def test_a_scan_that_cuts_the_lung_bases_off_takes_nothing_for_a_cap():
     cut = slice(FLOOR + 3, None)  # the scan starts inside the dome
     labels = lung[cut].astype(np.uint8)
     assert dome[cut][0].any()
-    assert not lung_caps(labels, hu[cut], SPACING, body_below=False).any()
-    np.testing.assert_array_equal(lung_caps(labels, hu[cut], SPACING, body_below=True), dome[cut])
+    assert not _caps(labels, hu[cut], body_below=False).any()
+    np.testing.assert_array_equal(_caps(labels, hu[cut], body_below=True), dome[cut])

@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..geometry import bounding_box
-from . import LEFT, RIGHT
-from .morphology import inplane_holes, label_inplane
+from .morphology import label_inplane
 
 #: smallest area (mm²) of the island that starts a cap
 CAP_MIN_MM2 = 500.0
@@ -44,28 +42,12 @@ CAP_DEPTH_MM = 30.0
 CAP_DENSE_HU = -300.0
 
 
-def lung_caps(labels: np.ndarray, hu: np.ndarray, spacing_xyz, body_below: bool) -> np.ndarray:
-    """Boolean ``(z, y, x)``: the organ caps of each lung of ``labels`` (uint8, 0 / :data:`RIGHT` /
-    :data:`LEFT`; ``hu`` in HU on the same grid), each found inside that lung's bounding box.
-
-    ``body_below``: the CT goes on below the arrays' first slice. When it does not and a lung reaches that
-    slice (a scan that cuts the lung bases off), what lies below the lung is unknown and counts as lung.
-    """
-    caps = np.zeros(labels.shape, bool)
-    for value in (RIGHT, LEFT):
-        mask = labels == value
-        box = bounding_box(mask)
-        if box is not None:
-            caps[box] |= organ_caps(mask[box], hu[box], spacing_xyz, body_below or box[0].start > 0)
-    return caps
-
-
-def organ_caps(mask: np.ndarray, hu: np.ndarray, spacing_xyz, body_below: bool) -> np.ndarray:
+def organ_caps(mask: np.ndarray, holes: np.ndarray, hu: np.ndarray, spacing_xyz, body_below: bool) -> np.ndarray:
     """Boolean ``(z, y, x)``: the organ caps (module docstring) of one lung's boolean ``mask`` on the grid
-    of ``hu`` (HU), enclosed holes or mask voxels. ``body_below``: below the first slice lies tissue
-    outside the lung all the way down (the array starts at the lung's lowest slice, with body below it);
-    else below it counts as lung."""
-    holes = inplane_holes(mask)
+    of ``hu`` (HU), enclosed holes or mask voxels. ``holes``: the mask's in-plane holes
+    (:func:`.morphology.inplane_holes`). ``body_below``: below the first slice lies tissue outside the lung
+    all the way down (the array starts at the lung's lowest slice and the CT goes on below it); else, as
+    in a scan that cuts the lung bases off, what lies below is unknown and counts as lung."""
     islands, count = label_inplane(holes | (mask & (hu > CAP_DENSE_HU)))
     caps = np.zeros(mask.shape, bool)
     if count == 0:

@@ -16,7 +16,7 @@ import numpy as np
 
 from .lesion_rims import extend_lesion_rims
 from .morphology import inplane_holes, largest_components
-from .organ_caps import lung_caps
+from .organ_caps import organ_caps
 from .pleura import PleuraOptions, fill_pleural_lesions
 from .sides import grow_each_lung, label_sides
 
@@ -39,25 +39,39 @@ def finish_lungs(
     ``lung`` and ``hu`` are canonical ``(z, y, x)`` arrays on one grid (HU for ``hu``);
     ``spacing_xyz`` is that grid's voxel size in mm. ``pleura``: the costal lesion fill;
     ``rims``: the lesions' rims (:func:`.lesion_rims.extend_lesion_rims`); ``body_below``: the CT goes on
-    below the arrays' first slice (:func:`.organ_caps.lung_caps`). Returns zeros when ``lung`` is empty.
+    below the arrays' first slice (:func:`fill_lung_holes`). Returns zeros when ``lung`` is empty.
     """
     components = largest_components(lung, 2, SECOND_LUNG_FRACTION)
     if not components:
         return np.zeros(lung.shape, np.uint8)
-    labels = label_sides(components, spacing_xyz)
-    caps = lung_caps(labels, hu, spacing_xyz, body_below)
-    labels = fill_lung_holes(labels, caps)
+    labels, caps = fill_lung_holes(label_sides(components, spacing_xyz), hu, spacing_xyz, body_below)
     if pleura:
         labels = fill_pleural_lesions(labels, hu, spacing_xyz, options)
     if rims:
         labels = extend_lesion_rims(labels, hu, spacing_xyz)
-    return fill_lung_holes(labels, caps) if pleura or rims else labels
+    return fill_lung_holes(labels, hu, spacing_xyz, body_below, caps)[0] if pleura or rims else labels
 
 
-def fill_lung_holes(labels: np.ndarray, caps: np.ndarray) -> np.ndarray:
-    """Each lung's in-plane holes filled with its label inside that lung's bounding box (voxels holding
-    the other lung keep their label), then the organ caps ``caps`` (boolean, :func:`.organ_caps.lung_caps`
-    of the lungs before any filling) set to background. Arrays are ``(z, y, x)`` on one grid."""
-    out = grow_each_lung(labels, lambda mask, box: inplane_holes(mask) & ~caps[box])
-    out[caps] = 0
-    return out
+def fill_lung_holes(
+    labels: np.ndarray, hu: np.ndarray, spacing_xyz, body_below: bool, caps: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(labels, caps)``: each lung's in-plane holes filled with its label inside that lung's bounding box
+    (voxels holding the other lung keep their label), and the organ caps set to background.
+
+    ``labels`` (uint8, 0 / right 1 / left 2) and ``hu`` (HU) share one canonical ``(z, y, x)`` grid of voxel
+    size ``spacing_xyz`` mm. ``caps``: boolean, those an earlier call found (kept out again once lesions
+    were put back); None: found now in each lung and its holes (:func:`.organ_caps.organ_caps`), with the
+    body below a lung when its box starts above the arrays' first slice or ``body_below`` (the CT goes on
+    below that slice).
+    """
+    found = np.zeros(labels.shape, bool) if caps is None else caps
+
+    def holes_outside_caps(mask: np.ndarray, box) -> np.ndarray:
+        holes = inplane_holes(mask)
+        if caps is None:
+            found[box] |= organ_caps(mask, holes, hu[box], spacing_xyz, body_below or box[0].start > 0)
+        return holes & ~found[box]
+
+    out = grow_each_lung(labels, holes_outside_caps)
+    out[found] = 0
+    return out, found
