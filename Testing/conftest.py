@@ -8,6 +8,7 @@ when it is absent. Small fixtures with their licences live in ``Testing/Data``.
 from __future__ import annotations
 
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -51,9 +52,12 @@ def shared_data() -> Path:
 
 
 @pytest.fixture
-def mrml_scene():
+def mrml_scene(tmp_path, monkeypatch):
     """A real MRML scene (``slicer-core`` wheel) set as ``slicer.mrmlScene``, with Slicer's default
-    colour nodes, as in the application; skips when ``slicer-core`` is not installed."""
+    colour nodes, as in the application; skips when ``slicer-core`` is not installed. The module logic's
+    temporary folders (Slicer's temporary directory in the application, the system's here) go under the
+    test's ``tmp_path``, which pytest clears."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     slicer = pytest.importorskip(
         "slicer", reason="slicer-core (real MRML without the Slicer application) is not installed"
     )

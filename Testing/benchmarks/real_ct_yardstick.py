@@ -9,7 +9,9 @@ method it prints:
   piece that holds a known lung tumour (A0001) is its own column (``tumour``);
 * on P001/P002, in the radiologists' infection-positive slices, the ground-glass-density (−750…−300
   HU) and dense (> −300 HU) tissue inside the mask (lesions kept);
-* the classifier's probability and the card's threshold, and where the hottest heat-map voxel lies:
+* the classifier's probability and the card's threshold, the heat map's maximum on the card's absolute
+  scale (1 = a typical synthetic positive's hottest lung area) and the volume it shows at ≥ 0.5 (ml: on a
+  negative CT, what a user would take for a suspicious area), and where the hottest heat-map voxel lies:
   in thick dense tissue or not (for a negative CT, heat there is heat on an organ), and for P001/P002
   whether its slice is infection-positive.
 
@@ -84,6 +86,8 @@ def measure(case, method, loaded, out: Path | None) -> dict:
             hot_hu=float(hu[hottest]),
             hot_in_thick_dense=bool(thick[hottest]),
             hot_k=int(hottest[0]),
+            heat_max=float(heat[hottest]),
+            heat_half_ml=float((heat >= 0.5).sum()) * voxel_ml,
         )
         if infection is not None:
             row["hot_in_infection_slice"] = bool(infection[hottest[0]])
@@ -153,12 +157,14 @@ def print_header() -> None:
     print(
         f"{'case':<10} {'truth':<5} {'lungs':<17} {'R ml':>6} {'L ml':>6} {'thick ml':>8} {'tumour':>6} "
         f"{'inf.ggo':>7} {'inf.dense':>9} "
-        f"{'P':>6} {'thr':>5} {'call':<4} {'hot HU':>7} {'hot thick':>9} {'hot inf':>7} {'seg s':>6}"
+        f"{'P':>6} {'thr':>5} {'call':<4} {'heat':>4} {'≥.5 ml':>6} "
+        f"{'hot HU':>7} {'hot thick':>9} {'hot inf':>7} {'seg s':>6}"
     )
 
 
 def print_row(row: dict) -> None:
     prob = f"{row['probability']:.3f}" if "probability" in row else "-"
+    heat = f"{row['heat_max']:.2f} {row['heat_half_ml']:>6.1f}" if "heat_max" in row else f"{'-':>4} {'-':>6}"
     thr = f"{row['threshold']:.2f}" if "threshold" in row else "-"
     call = ("pos" if row["label"] == "positive" else "neg") if "label" in row else "-"
     hot_hu = f"{row['hot_hu']:.0f}" if "hot_hu" in row else "-"
@@ -166,7 +172,7 @@ def print_row(row: dict) -> None:
         f"{row['case']:<10} {'COVID' if row['covid'] else 'neg':<5} {row['method']:<17} {row['right_ml']:>6.0f} "
         f"{row['left_ml']:>6.0f} {row['thick_dense_ml']:>8.1f} {row['tumour_thick_dense_ml']:>6.1f} "
         f"{row.get('ggo_in_infection_slices_ml', float('nan')):>7.1f} "
-        f"{row.get('dense_in_infection_slices_ml', float('nan')):>9.1f} {prob:>6} {thr:>5} {call:<4} "
+        f"{row.get('dense_in_infection_slices_ml', float('nan')):>9.1f} {prob:>6} {thr:>5} {call:<4} {heat} "
         f"{hot_hu:>7} {str(row.get('hot_in_thick_dense', '-')):>9} {str(row.get('hot_in_infection_slice', '-')):>7} "
         f"{row['segment_s']:>6.1f}"
     )
@@ -208,6 +214,10 @@ def main() -> None:
         print(f"worst thick dense on a real negative: {max(r['thick_dense_ml'] for r in negatives):.1f} ml")
     if loaded is not None:
         wrong = [r["case"] for r in rows if (r["label"] == "positive") != r["covid"]]
+        if negatives:
+            hottest = max(negatives, key=lambda r: r["heat_max"])
+            where = f"{hottest['case']}, {hottest['method']}"
+            print(f"hottest heat on a real negative: {hottest['heat_max']:.2f} ({where})")
         print(f"misclassified: {', '.join(wrong) if wrong else 'none'} of {len(rows)}")
     if args.out is not None:
         from covidct.outputs import write_json
