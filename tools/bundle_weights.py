@@ -38,14 +38,16 @@ def bundle(
 
 def heatmap_peaks(run_model: str | Path, manifest: str | Path, count: int = 20) -> list[float]:
     """The in-lung maximum of the HiResCAM map (before any scaling) of up to ``count`` positive cases of a
-    synthetic ``manifest`` (with their own lung masks): what a model's card ``heatmap_scale`` is made from
-    (their median, so that a typical positive's hottest lung area shows as 1)."""
+    synthetic ``manifest`` (their lungs: the manifest's masks, else segmented by the card's lung method, as
+    the run trained): what a model's card ``heatmap_scale`` is made from (their median, so that a typical
+    positive's hottest lung area shows as 1)."""
     import numpy as np
     import SimpleITK as sitk
 
     from covidct.data.manifest import read_manifest
     from covidct.explain import heatmap_on_ct, hires_cam
     from covidct.io import load_ct, read_image
+    from covidct.lungs import segment_lungs
     from covidct.preprocess import input_options, model_input
 
     model, card = load_model(run_model, device="cpu")
@@ -53,7 +55,8 @@ def heatmap_peaks(run_model: str | Path, manifest: str | Path, count: int = 20) 
 
     peaks = []
     for case in [c for c in read_manifest(manifest) if c.label == 1][:count]:
-        ct, lungs = load_ct(case.ct), read_image(case.lungs)
+        ct = load_ct(case.ct)
+        lungs = read_image(case.lungs) if case.lungs else segment_lungs(ct, method=card.input.get("lungs_method"))
         array, grid = model_input(card.architecture, ct, lungs, **input_options(card.architecture, card.input))
         cam, _ = hires_cam(model, torch.from_numpy(array)[None])
         top = float(cam.max())
@@ -212,12 +215,16 @@ def bundle_domain_classifier(work: Path, weights: Path, arch: str, description: 
     scale = statistics.median(heatmap_peaks(chosen, manifest, 20))
     history = read_json(run / "history.json")
     kept = read_json(run / "model" / "model.json")["metrics"]["epoch"]  # the loop's best-validation epoch
+    masks = {
+        "unet": "lung masks by the bundled lung UNet, as detection makes them",
+        "threshold": "threshold lung masks",
+    }[read_json(run / "config.json")["lungs_method"]]
     epoch = kept if chosen.name == "model" else history[-1]["epoch"]
     training = (
         "Synthetic COVID-19-like lesions (ground-glass opacity, consolidation, crazy paving; 3-10 of 15-60 mm per "
         "positive) in four domain-randomised copies of each of five real non-COVID CTs (COVID-CT-MD normal001, POPI "
         "phase 00, CIP COPDGene 10002K, Lung-PET-CT-Dx A0001 kernels B and L); 300 positives and 400 negatives, 200 "
-        "of these holding a synthetic solid nodule or mass; threshold lung masks; 15 % held out for validation. "
+        f"of these holding a synthetic solid nodule or mass; {masks}; 15 % held out for validation. "
         f"{recipe} Epoch {epoch} kept: of the best-validation and the last epoch, the one that put more real CTs of "
         "the yardstick on the right side of the threshold, then with the wider margin on those (model selection on the "
         "real CTs, whose negatives' anatomy the training copies share). Never trained on real COVID-19 (P001/P002)."
