@@ -51,13 +51,19 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="module")
+def slicer_temporary(tmp_path_factory):
+    """The module logic's temporary folders (Slicer's temporary directory in the application, the system's
+    here) go under a pytest temporary folder for the test module, which pytest clears, not into /tmp."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tempfile, "tempdir", str(tmp_path_factory.mktemp("slicer-temporary")))
+        yield
+
+
 @pytest.fixture
-def mrml_scene(tmp_path, monkeypatch):
+def mrml_scene(slicer_temporary):
     """A real MRML scene (``slicer-core`` wheel) set as ``slicer.mrmlScene``, with Slicer's default
-    colour nodes, as in the application; skips when ``slicer-core`` is not installed. The module logic's
-    temporary folders (Slicer's temporary directory in the application, the system's here) go under the
-    test's ``tmp_path``, which pytest clears."""
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    colour nodes, as in the application; skips when ``slicer-core`` is not installed."""
     slicer = pytest.importorskip(
         "slicer", reason="slicer-core (real MRML without the Slicer application) is not installed"
     )

@@ -36,6 +36,7 @@ from CovidCTDetectLib.volumes import volume_from_image  # noqa: E402
 
 CT = TEST_DATA / "cip-ct64" / "ct-64.nrrd"
 SIZE = (240, 240)
+pytestmark = pytest.mark.usefixtures("slicer_temporary")
 
 
 def voxels_under_pixels(views: HeadlessSlicer, view: str, volume_node) -> np.ndarray:
@@ -74,7 +75,7 @@ def colour_pixels(pixels: np.ndarray, rgb, tolerance: int = 40) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def detected(models_dir):
+def detected(models_dir, slicer_temporary):
     """A positive detection (threshold 0.001) on the CIP CT shown by the module logic, and the views."""
     with HeadlessSlicer(SIZE) as views:
         volume = volume_from_image(sitk.ReadImage(str(CT)), name="CIP CT", scene=views.scene)
