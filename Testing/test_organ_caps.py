@@ -1,7 +1,8 @@
 """Organ caps (:mod:`covidct.lungs.organ_caps`) in the lungs' hole filling, on a phantom whose answer is
 known voxel by voxel: a dome of soft tissue rising into a lung from below is not lung, while a vessel,
 a lesion that the lung encloses and the upper part of a lesion whose lower part touches the chest wall
-(so that the mask misses it there) are filled in. The same on real CTs: ``Testing/test_real_cts.py``."""
+(so that the mask misses it there) are filled in. The same on real CTs: ``Testing/test_real_cts.py``.
+The classifiers read the lungs with each lung's holes filled, domes included (:func:`holes_filled`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from covidct.lungs.morphology import inplane_holes
 from covidct.lungs.organ_caps import CAP_MIN_MM2
-from covidct.lungs.postprocess import fill_lung_holes
+from covidct.lungs.postprocess import fill_lung_holes, holes_filled
 
 SPACING = (1.5, 1.5, 2.0)  # x, y, z mm
 SHAPE = (50, 80, 80)  # z, y, x
@@ -97,3 +98,28 @@ def test_a_scan_that_cuts_the_lung_bases_off_takes_nothing_for_a_cap():
     assert dome[cut][0].any()
     assert not _caps(labels, hu[cut], body_below=False).any()
     np.testing.assert_array_equal(_caps(labels, hu[cut], body_below=True), dome[cut])
+
+
+def test_classifiers_read_the_lung_with_the_dome_filled_in():
+    """The hole a cap leaves is lung again in the classifiers' lung input (their training masks held the
+    domes; a hole there reads to them as a lesion); nothing else changes."""
+    lung, hu, dome, _, _, _ = _phantom()
+    labels = fill_lung_holes(lung.astype(np.uint8), hu, SPACING, body_below=True)[0]
+    filled = holes_filled(labels)
+    assert not (labels[dome] > 0).any()
+    np.testing.assert_array_equal(filled, (labels > 0) | inplane_holes(labels > 0))
+    assert filled[dome].mean() > 0.9  # the dome's cross-sections ringed by lung; its rim at the floor is not
+
+
+def test_the_space_between_two_lungs_is_not_filled():
+    """Each lung fills only the holes it rings itself: the mediastinum, ringed only by both lungs together
+    (they meet in front of it and behind it), stays out."""
+    labels = np.zeros((1, 12, 17), np.uint8)
+    labels[0, 1:11, 1:8] = 1  # right lung (columns 1-7)
+    labels[0, 4:7, 3:6] = 0  # a dome's cross-section, ringed by the right lung
+    labels[0, 1:11, 9:16] = 2  # left lung (columns 9-15)
+    labels[0, 1, 8], labels[0, 10, 8] = 1, 2  # the lungs meet in front of and behind the mediastinum (column 8)
+    filled = holes_filled(labels)
+    assert filled[0, 4:7, 3:6].all()
+    assert not filled[0, 2:10, 8].any()
+    assert inplane_holes(labels > 0)[0, 2:10, 8].all()  # one mask for both lungs would have filled it

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from conftest import shared_file
+from scipy import ndimage
 
 from covidct.errors import CTInputError, UsageError
 from covidct.geometry import from_canonical, image_from_array, to_canonical
@@ -160,6 +161,26 @@ def test_ras_copy_gives_identical_input(cip, make_input):
     # a mask stored in the other orientation is brought onto the CT's grid first
     x_mixed, _ = make_input(ct_ras, lungs)
     assert np.array_equal(x, x_mixed)
+
+
+@pytest.mark.parametrize("make_input", [decovnet_input, covid19net_input], ids=["decovnet", "covid19net"])
+def test_a_hole_in_a_lung_reads_as_lung(cip, make_input):
+    """A hole that a lung rings in its slices (where the organ caps keep a dome out) is lung in the model
+    input, as in the classifiers' training masks: the input equals that of the mask without the hole."""
+    ct, lungs = cip
+    mask = sitk.GetArrayFromImage(lungs)
+    depth = ndimage.distance_transform_edt(mask > 0)
+    z, y, x = np.unravel_index(int(np.argmax(depth)), mask.shape)  # the deepest point inside a lung
+    rows, columns = np.ogrid[: mask.shape[1], : mask.shape[2]]
+    disc = (rows - y) ** 2 + (columns - x) ** 2 <= 9  # about 24 mm across at ~4 mm per pixel
+    holed = mask.copy()
+    holed[z - 3 : z + 3][:, disc] = 0
+    assert (mask[z - 3 : z + 3][:, disc] > 0).all()  # cut out of lung, so the lung rings it
+    holed_image = sitk.GetImageFromArray(holed)
+    holed_image.CopyInformation(lungs)
+    x_holed, grid_holed = make_input(ct, holed_image)
+    x_intact, grid_intact = make_input(ct, lungs)
+    assert np.array_equal(x_holed, x_intact) and grid_holed == grid_intact
 
 
 def test_model_input_dispatch_and_errors(cip, decovnet_cip):

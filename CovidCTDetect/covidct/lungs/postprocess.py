@@ -75,3 +75,14 @@ def fill_lung_holes(
     out = grow_each_lung(labels, holes_outside_caps)
     out[found] = 0
     return out, found
+
+
+def holes_filled(labels: np.ndarray) -> np.ndarray:
+    """Boolean ``(z, y, x)``: the lungs of a canonical labelmap with each lung's in-plane holes filled.
+
+    ``labels``: 1 right and 2 left lung (a 0/1 mask is one lung; other non-zero values count as lung,
+    unfilled). What fills a hole is the lung that rings it in its slice, so the mediastinum between
+    two lungs stays out; an organ cap (:mod:`.organ_caps`) ringed by one lung comes back in. The
+    classifiers read their lung input this way (:func:`covidct.preprocess.canonical.canonical_ct_and_lungs`).
+    """
+    return grow_each_lung(labels, lambda mask, _box: inplane_holes(mask)) > 0

@@ -5,7 +5,9 @@ CT image, and defined this cubic lung area as lung-ROI" (so that inflammatory ti
 segmentation missed along the lung wall stays in), then "a non-lung area suppression operation to
 suppress the intensities of non-lung areas inside the lung-ROI (supplementary methods S4).
 Finally, the lung-ROI is standardized by z-score normalization, and resized to the size of
-48×240×360". Supplementary S4 is not available; this module implements, and documents, its own:
+48×240×360". Supplementary S4 is not available; this module implements, and documents, its own,
+on the lung mask with each lung's in-plane holes filled
+(:func:`covidct.preprocess.canonical.canonical_ct_and_lungs`: a hole left by an organ dome reads as a lesion):
 
 1. lung-ROI: the lung mask's bounding box grown by ``margin_mm`` (5 mm) on every side, clipped to
    the CT, with every slice the lungs touch;
@@ -44,6 +46,7 @@ HU_MAX = HU_WINDOW[1]
 
 INPUT_SPEC = {
     "shape": [1, *INPUT_SHAPE],
+    "lung_mask": "each lung's in-plane holes filled",
     "roi": "lung mask bounding box grown by roi_margin_mm",
     "roi_margin_mm": MARGIN_MM,
     "hu_clip": [FILL_HU, HU_MAX],
@@ -71,7 +74,7 @@ def covid19net_input(
     :meth:`ModelGrid.to_ct` maps a model-grid array back onto it. Raises
     :class:`~covidct.errors.CTInputError` ("No lungs found ...") when the mask holds no lung voxel.
     """
-    canonical, ct_array, lung_array = canonical_ct_and_lungs(ct, lungs)
+    canonical, ct_array, lung_array = canonical_ct_and_lungs(ct, lungs, fill_holes=True)
     spacing_zyx = np.array(canonical.GetSpacing()[::-1], dtype=float)
     margin = tuple(int(math.ceil(margin_mm / s)) for s in spacing_zyx)
     box = bounding_box(lung_array, margin)

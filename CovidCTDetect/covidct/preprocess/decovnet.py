@@ -4,11 +4,13 @@ DeCoVNet paper, "Preprocessing of DeCoVNet": "the CT volume was concatenated wit
 to obtain a CT-Mask volume. Finally, the CT-Mask volume was resampled into a fixed spatial
 resolution (e.g., 224 × 336) without changing the number of slices". The CT channel is the paper's
 HU window (−1200…600 HU → 0…1, :func:`covidct.preprocess.window.hu_window`), the mask channel is
-0/1. By default the whole canonical field of view is used (the paper's text names no crop). With
-``crop="lung_box"`` every slice is first cropped in-plane to the lung mask's bounding box grown by
-``MARGIN_MM`` (the authors' released scripts also cropped to the lungs' box): the network then sees
-the lungs at a resolution that does not depend on the scanner's field of view, and less of the body
-around them. A model card names the crop in its ``input`` spec (``"crop": "lung_box"``).
+0/1, each lung's in-plane holes filled (:func:`covidct.preprocess.canonical.canonical_ct_and_lungs`:
+a hole left by an organ dome reads as a lesion). By default the whole canonical field of view is
+used (the paper's text names no crop). With ``crop="lung_box"`` every slice is first cropped
+in-plane to the lung mask's bounding box grown by ``MARGIN_MM`` (the authors' released scripts also
+cropped to the lungs' box): the network then sees the lungs at a resolution that does not depend on
+the scanner's field of view, and less of the body around them. A model card names the crop in its
+``input`` spec (``"crop": "lung_box"``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from .window import HU_WINDOW, hu_window
 INPUT_HW = (224, 336)
 INPUT_SPEC = {
     "shape": [2, "T", INPUT_HW[0], INPUT_HW[1]],
-    "channels": ["CT, HU window -1200..600 HU mapped to 0..1", "lung mask 0/1"],
+    "channels": ["CT, HU window -1200..600 HU mapped to 0..1", "lung mask 0/1, each lung's in-plane holes filled"],
     "hu_window": list(HU_WINDOW),
     "slices": "every CT slice, canonical LPS order (inferior to superior); no resampling along z",
 }
@@ -65,7 +67,7 @@ def decovnet_input(
     """
     if crop not in CROPS:
         raise UsageError(f"Unknown DeCoVNet input crop '{crop}'; use 'lung_box', or None for the whole field of view.")
-    canonical, ct_array, lung_array = canonical_ct_and_lungs(ct, lungs)
+    canonical, ct_array, lung_array = canonical_ct_and_lungs(ct, lungs, fill_holes=True)
     depth = ct_array.shape[0]
     if slice_mm:
         depth = max(1, int(round(depth * canonical.GetSpacing()[2] / float(slice_mm))))
