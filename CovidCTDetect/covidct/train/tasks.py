@@ -109,6 +109,7 @@ class ClassifierTask:
         """Cache the model input of ``case``; returns its one item (the same for training and validation)."""
         from .. import geometry, preprocess
         from ..io import load_ct
+        from ..lungs.postprocess import holes_filled
         from ..preprocess import model_input
 
         parts = {
@@ -120,7 +121,7 @@ class ClassifierTask:
             "input_crop": self.config.input_crop,
             "input_slice_mm": self.config.input_slice_mm,
             "input_antialias": self.config.input_antialias,
-            "code": code_version(preprocess, geometry),
+            "code": code_version(preprocess, geometry, holes_filled),  # the inputs' lung mask is hole-filled
         }
 
         def compute():
