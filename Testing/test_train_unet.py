@@ -13,6 +13,7 @@ from scipy import ndimage as ndi
 
 from covidct.data.cache import TensorCache
 from covidct.data.manifest import read_manifest
+from covidct.errors import UsageError
 from covidct.preprocess.window import HU_WINDOW
 from covidct.progress import Progress
 from covidct.train import TrainConfig, train
@@ -63,6 +64,24 @@ def test_lesion_augmentation_keeps_the_clean_target(manifest, tmp_path):
     assert (changed & ~ndi.binary_erosion(lung)).any()
     again = task.load(items[79 + z], 79 + z, 0, train=False)["x"].numpy()
     assert np.array_equal(again, with_lesions)  # validation lesions are fixed
+
+
+def test_lesion_mediastinal_reaches_the_lesion_painter(manifest, tmp_path):
+    """``lesion_mediastinal`` changes where the validation lesions go (the same seeds); outside [0, 1] it is
+    refused with one sentence."""
+    lesions = {}
+    case = read_manifest(manifest, require_label=False)[1]
+    for share in (0.0, 1.0):
+        config = TrainConfig(
+            model="unet", manifest=manifest, out=tmp_path, input_size=(64, 64), device="cpu", lesion_mediastinal=share
+        )
+        task = SegmentationTask(config, torch.device("cpu"))
+        items = task.prepare(case, TensorCache(tmp_path / "cache"), train=False)
+        targets = [task.load(items[79 + z], 79 + z, 0, train=False)["x"].numpy()[1] for z in range(79)]
+        lesions[share] = np.stack(targets) == 2
+    assert lesions[0.0].any() and lesions[1.0].any() and not np.array_equal(lesions[0.0], lesions[1.0])
+    with pytest.raises(UsageError, match="--lesion-mediastinal must lie in"):
+        TrainConfig(model="unet", manifest=manifest, out=tmp_path, lesion_mediastinal=1.5).validate()
 
 
 @pytest.mark.slow

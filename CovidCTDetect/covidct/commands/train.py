@@ -122,6 +122,13 @@ def add_arguments(parser) -> None:
         help="UNet: loss weight of dense background pixels near the lung (organs touching it), relative to the "
         "others (default 1)",
     )
+    parser.add_argument(
+        "--lesion-mediastinal",
+        type=float,
+        default=0.0,
+        help="UNet: share of the inserted lesions placed on the lung's whole surface, mediastinal side "
+        "included, instead of its outer (costal and diaphragmatic) surface (default 0)",
+    )
     parser.add_argument("--name", help="name of the final model (default MODEL-RUNFOLDER)")
     parser.add_argument(
         "--deterministic", action="store_true", help="deterministic algorithms on GPU too (slower; always on for CPU)"
@@ -160,6 +167,7 @@ def run(args) -> int:
         lesion_augment=args.lesion_augment,
         lesion_weight=args.lesion_weight,
         organ_weight=args.organ_weight,
+        lesion_mediastinal=args.lesion_mediastinal,
         name=args.name,
         deterministic=args.deterministic,
         resume=args.resume,

@@ -68,7 +68,9 @@ class LesionOptions:
     ``n_lesions``: inclusive range of the number of lesions per volume; ``size_mm``: range of the
     lesion diameter; ``peripheral_mm``: depth scale of the peripheral preference; ``subpleural``:
     fraction of lesions touching the pleura; ``bilateral``: probability of spreading lesions over both
-    lungs; ``strength``: scales every lesion's density change (1 = the ranges above).
+    lungs; ``strength``: scales every lesion's density change (1 = the ranges above); ``mediastinal``:
+    fraction of the lesions touching the pleura that are placed on the lung's whole surface, its
+    mediastinal side included, instead of the thorax's outer surface (costal and diaphragmatic pleura).
     """
 
     kinds: tuple[str, ...] = KINDS
@@ -78,6 +80,7 @@ class LesionOptions:
     subpleural: float = 0.7
     bilateral: float = 0.8
     strength: float = 1.0
+    mediastinal: float = 0.0
 
     def __post_init__(self):
         unknown = [kind for kind in self.kinds if kind not in KINDS + MIMIC_KINDS]
@@ -89,6 +92,8 @@ class LesionOptions:
             raise DatasetError(f"The number of lesions {self.n_lesions} must be a range of at least 1, e.g. 2-6.")
         if not (0 < self.size_mm[0] <= self.size_mm[1]):
             raise DatasetError(f"The lesion size range {self.size_mm} mm must be positive, e.g. 15-60.")
+        if not (0.0 <= self.mediastinal <= 1.0):
+            raise DatasetError(f"The mediastinal share of lesions must lie in [0, 1] (got {self.mediastinal}).")
 
 
 #: the non-COVID lesions some negatives get (``negative_masses``): one or two solid nodules or masses
@@ -206,8 +211,9 @@ class _Placement:
 
     Depth is measured from the boundary of the thorax region (the lungs with the mediastinum between
     them filled in by an in-plane closing of :data:`MEDIASTINUM_MM` and hole filling), so that lesions
-    prefer the periphery of the lungs rather than the mediastinal surface. The coarse grid keeps the
-    distance transform cheap on full-resolution CTs.
+    prefer the periphery of the lungs rather than the mediastinal surface; the depth below the lung's
+    own surface (every side) is found when a lesion first asks for it (``LesionOptions.mediastinal``).
+    The coarse grid keeps the distance transforms cheap on full-resolution CTs.
     """
 
     def __init__(self, sides: list[np.ndarray], spacing: np.ndarray):
@@ -218,18 +224,31 @@ class _Placement:
         for side in sides:
             fraction = _block_mean(side, self.factor)
             self.coarse.append(fraction >= 0.5 if np.any(fraction >= 0.5) else fraction > 0)
-        self.depth = ndi.distance_transform_edt(
+        self.outer_depth = ndi.distance_transform_edt(
             _thorax(np.logical_or.reduce(self.coarse), self.spacing), sampling=self.spacing
         )
+        self._own_depth = None
 
-    def centre(self, side: int, touching_mm: float | None, peripheral_mm: float, rng) -> np.ndarray:
-        """A full-resolution lung voxel of ``side``: within ``touching_mm`` of the outer surface when given
-        (else anywhere), weighted by ``exp(-depth / peripheral_mm)``."""
+    def depth(self, any_surface: bool) -> np.ndarray:
+        """Depth (mm) of every coarse cell below the outer surface, or below the lung's own surface."""
+        if not any_surface:
+            return self.outer_depth
+        if self._own_depth is None:
+            self._own_depth = ndi.distance_transform_edt(np.logical_or.reduce(self.coarse), sampling=self.spacing)
+        return self._own_depth
+
+    def centre(
+        self, side: int, touching_mm: float | None, peripheral_mm: float, rng, any_surface: bool = False
+    ) -> np.ndarray:
+        """A full-resolution lung voxel of ``side``: within ``touching_mm`` of the outer surface (of the
+        lung's own surface, every side, when ``any_surface``) when given (else anywhere), weighted by
+        ``exp(-depth / peripheral_mm)``."""
+        depth = self.depth(any_surface)
         cells = self.coarse[side]
-        if touching_mm is not None and np.any(cells & (self.depth <= touching_mm)):
-            cells = cells & (self.depth <= touching_mm)
+        if touching_mm is not None and np.any(cells & (depth <= touching_mm)):
+            cells = cells & (depth <= touching_mm)
         index = np.flatnonzero(cells)
-        weights = np.exp(-self.depth.ravel()[index] / peripheral_mm)
+        weights = np.exp(-depth.ravel()[index] / peripheral_mm)
         cell = np.array(np.unravel_index(rng.choice(index, p=weights / weights.sum()), cells.shape))
         block = tuple(slice(c * f, (c + 1) * f) for c, f in zip(cell, self.factor, strict=True))
         voxels = np.argwhere(self.sides[side][block])
@@ -269,7 +288,8 @@ def _paint_one(
     radii = diameter / 2.0 * rng.uniform(0.6, 1.4, ndim)
     # centre: touching the pleura, or anywhere with a peripheral preference
     touching = 0.8 * radii.min() if rng.random() < options.subpleural else None
-    centre = placement.centre(side, touching, options.peripheral_mm, rng)
+    any_surface = touching is not None and options.mediastinal > 0 and rng.random() < options.mediastinal
+    centre = placement.centre(side, touching, options.peripheral_mm, rng, any_surface)
     # local box and coordinates (mm) about the centre
     reach = np.ceil(radii.max() * 1.6 / spacing).astype(int) + 1
     box = tuple(slice(max(c - r, 0), min(c + r + 1, n)) for c, r, n in zip(centre, reach, out.shape, strict=True))

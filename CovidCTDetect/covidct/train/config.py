@@ -42,6 +42,7 @@ FIXED_ON_RESUME = (
     "lesion_augment",
     "lesion_weight",
     "organ_weight",
+    "lesion_mediastinal",
     "arch_options",
 )
 
@@ -109,6 +110,9 @@ class TrainConfig:
     organ_weight : float
         UNet only: cross-entropy weight of the background's dense pixels near the lung (organs touching
         it: heart, liver, spleen, stomach, chest wall), which the mask must leave out.
+    lesion_mediastinal : float
+        UNet only: share of those lesions placed on the lung's whole surface, its mediastinal side
+        included, instead of its outer surface (:class:`covidct.data.synth.LesionOptions`).
     name : str or None
         The trained model's catalogue name; None = ``<model>-<name of the out folder>``.
     deterministic : bool
@@ -147,6 +151,7 @@ class TrainConfig:
     lesion_augment: float = 0.5
     lesion_weight: float = 10.0
     organ_weight: float = 1.0
+    lesion_mediastinal: float = 0.0
     name: str | None = None
     deterministic: bool = False
     resume: bool = False
@@ -191,6 +196,10 @@ class TrainConfig:
             (0.0 <= self.lesion_augment <= 1.0, f"--lesion-augment must lie in [0, 1] (got {self.lesion_augment})."),
             (self.lesion_weight >= 1.0, f"--lesion-weight must be at least 1 (got {self.lesion_weight})."),
             (self.organ_weight >= 1.0, f"--organ-weight must be at least 1 (got {self.organ_weight})."),
+            (
+                0.0 <= self.lesion_mediastinal <= 1.0,
+                f"--lesion-mediastinal must lie in [0, 1] (got {self.lesion_mediastinal}).",
+            ),
             (
                 self.input_crop is None or (self.model == "decovnet" and self.input_crop == "lung_box"),
                 f"--input-crop {self.input_crop} is not valid for {self.model}; "

@@ -12,11 +12,13 @@ Lesion augmentation: lung masks from thresholds, like many lung tools, leave out
 along the pleura. Here lesions are inserted into the *clean* slice while the target stays the clean
 lung mask, so the network learns that consolidation and ground-glass opacity touching the pleura
 are lung: with probability ``config.lesion_augment`` a training slice gets 1–3 lesions
-(consolidation −100…+50 HU or GGO, 10–40 mm, every one touching the pleura) from
-:func:`covidct.data.synth.paint_lesions`. Lesion pixels are few, so a network may leave them out
-at little cost (trained without weights: 10–26 % of pleural consolidation inside the mask); their
-cross-entropy weighs ``config.lesion_weight`` times a plain pixel's. The target marks them 2 (lung and
-lesion), 1 (other lung), 0 (background). Validation scores every validation slice twice, clean and
+(consolidation −100…+50 HU or GGO, 10–40 mm, every one touching the pleura: the outer, costal and
+diaphragmatic, surface, or for a share ``config.lesion_mediastinal`` of them anywhere on the lung's
+surface, against the heart and mediastinum too) from :func:`covidct.data.synth.paint_lesions`. Lesion
+pixels are few, so a network may leave them out at little cost (trained without weights: 10–26 % of
+pleural consolidation inside the mask); their cross-entropy weighs ``config.lesion_weight`` times a
+plain pixel's. The target marks them 2 (lung and lesion), 1 (other lung), 0 (background).
+Validation scores every validation slice twice, clean and
 with lesions (fixed seeds): ``val_dice`` is the Dice of the lung class over both,
 ``val_dice_clean``/``val_dice_lesions`` the two parts, and ``val_lesion_coverage`` the share of lesion
 pixels predicted lung. Then a random affine acts on image and mask alike (:data:`UNET_RANGES`).
@@ -28,6 +30,8 @@ size in the input varies as it does between patients and reconstruction diameter
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import SimpleITK as sitk
@@ -123,7 +127,8 @@ class SegmentationTask:
         low, high = HU_WINDOW
         lung = stack[1] > 0
         if lesions and lung.any():
-            hu, painted = paint_lesions(stack[0] * (high - low) + low, lung, item["spacing"], rng, PLEURAL_LESIONS)
+            options = replace(PLEURAL_LESIONS, mediastinal=self.config.lesion_mediastinal)
+            hu, painted = paint_lesions(stack[0] * (high - low) + low, lung, item["spacing"], rng, options)
             stack[0] = hu_window(hu)
             stack[1][painted > 0] = 2.0
         if lung.any():
