@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -35,11 +36,12 @@ def screenshots(ct: Path, out: Path, model=None, size=(600, 600), device: str = 
     from CovidCTDetectLib.detect_logic import DetectionLogic
     from CovidCTDetectLib.volumes import volume_from_image
 
-    with HeadlessSlicer(size) as views:
+    # the detection's files (report, montage, volumes) go to a folder removed afterwards, not to the PNGs
+    with HeadlessSlicer(size) as views, tempfile.TemporaryDirectory(prefix="covidct-screenshots-") as results:
         volume = volume_from_image(load_ct(ct), name=Path(ct).name.split(".")[0], scene=views.scene)
         slicer.util.setSliceViewerLayers(background=volume, fit=False)
         views.fit()
-        result = DetectionLogic().detect(volume, model=model, device=device, show=True)
+        result = DetectionLogic().detect(volume, model=model, device=device, show=True, outputFolder=results)
         heat = slicer.util.arrayFromVolume(result.heatMapNode)
         k, j, i = np.unravel_index(int(np.argmax(heat)), heat.shape)
         ijk_to_ras = vtk.vtkMatrix4x4()
