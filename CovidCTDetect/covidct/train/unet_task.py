@@ -87,6 +87,8 @@ class SegmentationTask:
         self.device = device
         self.size = tuple(config.input_size or unet_size(None))
         self.val_batch = config.effective_batch_size
+        #: the inserted lesions (:data:`PLEURAL_LESIONS` with the run's mediastinal share)
+        self.lesions = replace(PLEURAL_LESIONS, mediastinal=config.lesion_mediastinal)
 
     def prepare(self, case: Case, cache: TensorCache, train: bool) -> list[dict]:
         """Cache the case's slices and masks; one item per slice (validation: each slice clean and with lesions)."""
@@ -127,8 +129,7 @@ class SegmentationTask:
         low, high = HU_WINDOW
         lung = stack[1] > 0
         if lesions and lung.any():
-            options = replace(PLEURAL_LESIONS, mediastinal=self.config.lesion_mediastinal)
-            hu, painted = paint_lesions(stack[0] * (high - low) + low, lung, item["spacing"], rng, options)
+            hu, painted = paint_lesions(stack[0] * (high - low) + low, lung, item["spacing"], rng, self.lesions)
             stack[0] = hu_window(hu)
             stack[1][painted > 0] = 2.0
         if lung.any():
