@@ -1,4 +1,5 @@
-"""The paper's augmentation: one affine for every slice, binary masks, identity, determinism, ranges."""
+"""The paper's augmentation: one affine for every slice, binary masks, identity, determinism, ranges; the
+mask-edge shift."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from covidct.data.augment import (
     affine_theta,
     apply_augmentation,
     random_augmentation,
+    random_mask_edge_shift,
     sample_params,
+    shift_mask_edge,
 )
 from covidct.preprocess.window import hu_window
 
@@ -115,3 +118,42 @@ def test_sampling_is_deterministic_and_within_the_paper_ranges(ct_stack):
 def test_theta_of_shear_shears_the_width_only():
     theta = affine_theta(AugmentParams(shear_deg=10), 100, 100).numpy()
     assert theta[1, 0] == 0 and theta[1, 1] == 1 and abs(theta[0, 1] + math.tan(math.radians(10))) < 1e-12
+
+
+def test_mask_edge_shift_is_a_fraction_of_a_one_cell_dilation_or_erosion(ct_stack):
+    """On the real CIP mask: +1 / -1 cell are scipy's 3 x 3 binary dilation / erosion of each slice, a
+    fraction blends towards them, 0 is the identity, and voxels far from the edge never change."""
+    from scipy import ndimage
+
+    mask = ct_stack[1]
+    square = np.ones((1, 3, 3), bool)
+    binary = mask.numpy() > 0.5
+    dilated = ndimage.binary_dilation(binary, square)
+    eroded = ndimage.binary_erosion(binary, square, border_value=1)
+    assert np.array_equal(shift_mask_edge(mask, 1.0).numpy() > 0.5, dilated)
+    assert np.array_equal(shift_mask_edge(mask, -1.0).numpy() > 0.5, eroded)
+    assert torch.equal(shift_mask_edge(mask, 0.0), mask)
+    half = shift_mask_edge(mask, 0.3).numpy()
+    assert np.allclose(half, binary + 0.3 * (dilated.astype(np.float32) - binary))
+    assert np.allclose(shift_mask_edge(mask, -0.3).numpy(), binary - 0.3 * (binary.astype(np.float32) - eroded))
+    edge = dilated & ~eroded  # the only voxels a shift may touch
+    assert 0 < edge.sum() < binary.sum()
+    for cells in (-1.0, -0.4, 0.7, 1.0):
+        assert np.array_equal(shift_mask_edge(mask, cells).numpy()[~edge], binary[~edge])
+    with pytest.raises(ValueError, match="in \\[-1, 1\\]"):
+        shift_mask_edge(mask, 1.5)
+
+
+def test_random_mask_edge_shift_moves_only_the_mask_within_its_range(ct_stack):
+    """Seeded draws: the same seed gives the same volume; the CT channel never changes; over 40 seeds the
+    mask volume spreads between the one-cell erosion and dilation, both ways."""
+    volumes = []
+    for seed in range(40):
+        out = random_mask_edge_shift(ct_stack, torch.Generator().manual_seed(seed), channel=1, max_cells=1.0)
+        again = random_mask_edge_shift(ct_stack, torch.Generator().manual_seed(seed), channel=1, max_cells=1.0)
+        assert torch.equal(out, again) and torch.equal(out[0], ct_stack[0])
+        volumes.append(float(out[1].sum()))
+    low, high = float(shift_mask_edge(ct_stack[1], -1.0).sum()), float(shift_mask_edge(ct_stack[1], 1.0).sum())
+    original = float(ct_stack[1].sum())
+    assert low <= min(volumes) < original < max(volumes) <= high
+    assert sum(v < original for v in volumes) >= 10 and sum(v > original for v in volumes) >= 10

@@ -275,6 +275,26 @@ def test_covid19net_default_batch_keeps_the_cases_features_apart():
     assert spread_together > 3 * spread_one
 
 
+def test_mask_edge_shift_moves_the_training_inputs_mask_only(tmp_path):
+    """``mask_edge_shift`` moves the lung-fraction channel of DeCoVNet's real input (the CIP CT, lung box,
+    5 mm slabs, area-averaged) in training, never the CT channel, and leaves validation inputs as cached."""
+    from covidct.preprocess import model_input
+    from covidct.train.tasks import ClassifierTask
+
+    cip = "cip-copdgene-10002K-ct64/"
+    ct, lungs = (sitk.ReadImage(str(shared_file(cip + name))) for name in ("ct-64.nrrd", "wholeLung-64.nrrd"))
+    array, _ = model_input("decovnet", ct, lungs, (32, 48), "lung_box", 5.0, True)
+    x = torch.from_numpy(array)
+    config = TrainConfig(model="decovnet", manifest="m", out=tmp_path, augment=False, mask_edge_shift=1.0)
+    task = ClassifierTask(config, torch.device("cpu"))
+    batch = {"x": torch.stack([x, x]), "y": torch.tensor([1, 0]), "seed": [3, 4]}
+    trained, _ = task.inputs(batch, train=True)
+    validated, _ = task.inputs(batch, train=False)
+    assert torch.equal(validated, batch["x"]) and torch.equal(trained[:, 0], batch["x"][:, 0])
+    moved = (trained[:, 1] - x[1]).abs().sum(dim=(1, 2, 3))
+    assert (moved > 1.0).all() and not torch.equal(trained[0, 1], trained[1, 1])  # each sample its own draw
+
+
 @pytest.mark.slow
 def test_covid19net_two_step_transfer_learning(synth, tmp_path):
     """Pre-training on an auxiliary binary task, then fine-tuning from its weights (COVID-19Net paper)."""
@@ -337,6 +357,12 @@ def test_clear_errors(synth, tmp_path):
         "--model", "covid19net", "--manifest", synth["small"], "--out", tmp_path / "d", "--input-crop", "lung_box"
     )
     assert result.returncode == 2 and "only DeCoVNet takes --input-crop lung_box" in result.stderr
+    result = _cli(
+        "--model", "decovnet", "--manifest", synth["small"], "--out", tmp_path / "e", "--mask-edge-shift", "2"
+    )
+    assert result.returncode == 2 and "--mask-edge-shift must lie in [0, 1]" in result.stderr
+    with pytest.raises(UsageError, match="--mask-edge-shift is a DeCoVNet option"):
+        TrainConfig(model="covid19net", manifest="m", out="o", mask_edge_shift=0.5)
 
 
 def test_config_round_trip_and_resume_check(tmp_path):

@@ -129,6 +129,14 @@ def add_arguments(parser) -> None:
         help="UNet: share of the inserted lesions placed on the lung's whole surface, mediastinal side "
         "included, instead of its outer (costal and diaphragmatic) surface (default 0)",
     )
+    parser.add_argument(
+        "--mask-edge-shift",
+        type=float,
+        default=0.0,
+        metavar="CELLS",
+        help="DeCoVNet: move each training volume's lung-mask edge in or out by up to CELLS input cells "
+        "(0-1; default 0), so that another lung method's edge is not read as a finding",
+    )
     parser.add_argument("--name", help="name of the final model (default MODEL-RUNFOLDER)")
     parser.add_argument(
         "--deterministic", action="store_true", help="deterministic algorithms on GPU too (slower; always on for CPU)"
@@ -168,6 +176,7 @@ def run(args) -> int:
         lesion_weight=args.lesion_weight,
         organ_weight=args.organ_weight,
         lesion_mediastinal=args.lesion_mediastinal,
+        mask_edge_shift=args.mask_edge_shift,
         name=args.name,
         deterministic=args.deterministic,
         resume=args.resume,

@@ -14,6 +14,10 @@ torchvision's ``adjust_brightness``/``adjust_contrast`` do per image (here one m
 volume, so every slice gets the same transform); values are clamped to ``clamp`` when given
 (``(0, 1)`` for windowed CT inputs). Random draws come from a ``torch.Generator``, so a sample's
 augmentation is fixed by its seed.
+
+Not from the paper: :func:`random_mask_edge_shift` moves a mask channel's edge in or out by up to one
+cell, so that a model trained on one lung method's masks does not read another method's edge (a pixel
+inside or outside) as a finding.
 """
 
 from __future__ import annotations
@@ -129,3 +133,31 @@ def random_augmentation(
 ) -> torch.Tensor:
     """:func:`apply_augmentation` with parameters drawn by :func:`sample_params`."""
     return apply_augmentation(stack, sample_params(generator, ranges), **kwargs)
+
+
+def shift_mask_edge(mask: torch.Tensor, cells: float) -> torch.Tensor:
+    """A ``(T, H, W)`` lung-fraction mask (0…1) with its edge moved in-plane by ``cells`` input cells:
+    outwards for ``cells > 0`` (up to a dilation by one cell), inwards for ``cells < 0`` (up to an
+    erosion by one cell), each slice on its own; ``|cells| < 1`` blends the mask with its one-cell
+    dilation or erosion (a 3 × 3 maximum or minimum), so a fractional edge moves by a fraction of a
+    cell. Interior and far background are unchanged; returns a new tensor."""
+    if not -1.0 <= cells <= 1.0:
+        raise ValueError(f"cells must lie in [-1, 1], got {cells}")
+    planes = mask[:, None]
+    if cells >= 0:
+        moved = F.max_pool2d(planes, 3, stride=1, padding=1)
+    else:
+        moved = -F.max_pool2d(-planes, 3, stride=1, padding=1)
+    return (planes + abs(cells) * (moved - planes))[:, 0]
+
+
+def random_mask_edge_shift(
+    stack: torch.Tensor, generator: torch.Generator, channel: int, max_cells: float
+) -> torch.Tensor:
+    """``stack`` (``(C, T, H, W)``) with the mask in ``channel`` moved by :func:`shift_mask_edge` by one
+    uniform draw in ``[-max_cells, max_cells]`` for the whole volume (a lung method's edge lies a little
+    inside or outside another's everywhere at once); other channels unchanged."""
+    cells = float((torch.rand(1, generator=generator, dtype=torch.float64) * 2.0 - 1.0) * max_cells)
+    out = stack.clone()
+    out[channel] = shift_mask_edge(stack[channel], cells)
+    return out

@@ -43,6 +43,7 @@ FIXED_ON_RESUME = (
     "lesion_weight",
     "organ_weight",
     "lesion_mediastinal",
+    "mask_edge_shift",
     "arch_options",
 )
 
@@ -113,6 +114,10 @@ class TrainConfig:
     lesion_mediastinal : float
         UNet only: share of those lesions placed on the lung's whole surface, its mediastinal side
         included, instead of its outer surface (:class:`covidct.data.synth.LesionOptions`).
+    mask_edge_shift : float
+        DeCoVNet only: each training volume's lung-mask channel has its edge moved in-plane by a uniform
+        draw in ``[-mask_edge_shift, mask_edge_shift]`` input cells (0…1;
+        :func:`covidct.data.augment.random_mask_edge_shift`); 0 = off.
     name : str or None
         The trained model's catalogue name; None = ``<model>-<name of the out folder>``.
     deterministic : bool
@@ -152,6 +157,7 @@ class TrainConfig:
     lesion_weight: float = 10.0
     organ_weight: float = 1.0
     lesion_mediastinal: float = 0.0
+    mask_edge_shift: float = 0.0
     name: str | None = None
     deterministic: bool = False
     resume: bool = False
@@ -199,6 +205,14 @@ class TrainConfig:
             (
                 0.0 <= self.lesion_mediastinal <= 1.0,
                 f"--lesion-mediastinal must lie in [0, 1] (got {self.lesion_mediastinal}).",
+            ),
+            (
+                0.0 <= self.mask_edge_shift <= 1.0,
+                f"--mask-edge-shift must lie in [0, 1] input cells (got {self.mask_edge_shift}).",
+            ),
+            (
+                self.mask_edge_shift == 0.0 or self.model == "decovnet",
+                "--mask-edge-shift is a DeCoVNet option (its input has a lung-mask channel).",
             ),
             (
                 self.input_crop is None or (self.model == "decovnet" and self.input_crop == "lung_box"),

@@ -19,7 +19,7 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from ..data.augment import random_augmentation
+from ..data.augment import random_augmentation, random_mask_edge_shift
 from ..data.cache import TensorCache, code_version, file_identity, file_sha256
 from ..data.manifest import Case
 from ..errors import UsageError
@@ -150,14 +150,19 @@ class ClassifierTask:
     def inputs(self, batch: dict, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """``(x, y)`` on the device, float32, augmented per sample (its own seed) when training."""
         x = batch["x"].to(self.device, non_blocking=True).float()
-        if train and self.config.augment:
-            x = torch.stack(
-                [
-                    random_augmentation(sample, torch.Generator().manual_seed(seed), **self.augment_args)
-                    for sample, seed in zip(x, batch["seed"], strict=True)
-                ]
-            )
+        if train and (self.config.augment or self.config.mask_edge_shift > 0):
+            x = torch.stack([self._augmented(sample, seed) for sample, seed in zip(x, batch["seed"], strict=True)])
         return x, batch["y"].to(self.device)
+
+    def _augmented(self, sample: torch.Tensor, seed: int) -> torch.Tensor:
+        """One ``(C, T, H, W)`` training sample with the paper's augmentation and/or the mask-edge shift,
+        drawn in that order from one generator seeded with ``seed``."""
+        generator = torch.Generator().manual_seed(seed)
+        if self.config.augment:
+            sample = random_augmentation(sample, generator, **self.augment_args)
+        if self.config.mask_edge_shift > 0:
+            sample = random_mask_edge_shift(sample, generator, channel=1, max_cells=self.config.mask_edge_shift)
+        return sample
 
     def loss(self, model, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The model's own loss (cross-entropy, as in both papers)."""
