@@ -15,6 +15,11 @@ method it prints:
   in thick dense tissue or not (for a negative CT, heat there is heat on an organ), and for P001/P002
   whether its slice is infection-positive.
 
+With ``--edge N`` the lungs are eroded (N < 0) or dilated (N > 0) by ``|N|`` pixels in-plane before
+detection (the thick-dense columns still measure the lungs as segmented): how much the classifier's
+answer depends on where the mask's edge lies, which differs between lung methods, scanners and a
+user's own masks.
+
 Asserts nothing. With ``--out DIR`` it also writes per CT and method a PNG of the mask over the CT
 (lung window; right lung red, left lung blue, thick dense tissue yellow) to look at, and
 ``yardstick.json``.
@@ -24,6 +29,7 @@ Usage (from the repository root)::
     python Testing/benchmarks/real_ct_yardstick.py                       # default model and lungs
     python Testing/benchmarks/real_ct_yardstick.py --methods unet threshold --out yardstick/
     python Testing/benchmarks/real_ct_yardstick.py --model RUN/model --cases normal001 POPI
+    python Testing/benchmarks/real_ct_yardstick.py --methods unet --edge -1        # mask one pixel smaller
 """
 
 from __future__ import annotations
@@ -41,7 +47,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from real_cts import REAL_BY_NAME, REAL_CTS, infection_slices, split_tumour, thick_dense  # noqa: E402
 
 
-def measure(case, method, loaded, out: Path | None) -> dict:
+def moved_edge(labels: sitk.Image, pixels: int) -> sitk.Image:
+    """``labels`` with each lung eroded (``pixels`` < 0) or dilated (> 0, into background only) by
+    ``|pixels|`` pixels in-plane (a square kernel in x and y, none in z)."""
+    if pixels == 0:
+        return labels
+    radius = [abs(pixels), abs(pixels), 0]
+    array = sitk.GetArrayFromImage(labels)
+    moved = array.copy() if pixels > 0 else np.zeros_like(array)
+    for value in (1, 2):
+        one = sitk.Cast(labels == value, sitk.sitkUInt8)
+        if pixels > 0:
+            grown = sitk.GetArrayFromImage(sitk.BinaryDilate(one, radius, sitk.sitkBox)) > 0
+            moved[grown & (array == 0) & (moved == 0)] = value
+        else:
+            moved[sitk.GetArrayFromImage(sitk.BinaryErode(one, radius, sitk.sitkBox)) > 0] = value
+    out = sitk.GetImageFromArray(moved)
+    out.CopyInformation(labels)
+    return out
+
+
+def measure(case, method, loaded, out: Path | None, edge: int = 0) -> dict:
     """One row of the table for ``case`` (a :class:`real_cts.RealCT`) with lung ``method``."""
     from covidct.detection import detect
     from covidct.io import load_ct
@@ -61,7 +87,7 @@ def measure(case, method, loaded, out: Path | None) -> dict:
     row = {
         "case": case.name,
         "covid": case.covid,
-        "method": method or f"{card_method} (card)",
+        "method": (method or f"{card_method} (card)") + (f" {edge:+d}px" if edge else ""),
         "right_ml": volumes["right lung"],
         "left_ml": volumes["left lung"],
         "thick_dense_ml": outside * voxel_ml,
@@ -76,7 +102,7 @@ def measure(case, method, loaded, out: Path | None) -> dict:
         row["dense_in_infection_slices_ml"] = float((inside & (values > -300)).sum()) * voxel_ml
         row["ggo_in_infection_slices_ml"] = float((inside & (values > -750) & (values <= -300)).sum()) * voxel_ml
     if loaded is not None:
-        result = detect(ct, model=loaded, lungs=labels)
+        result = detect(ct, model=loaded, lungs=moved_edge(labels, edge))
         heat = sitk.GetArrayViewFromImage(result.heatmap)
         hottest = np.unravel_index(int(np.argmax(heat)), heat.shape)
         row.update(
@@ -190,6 +216,9 @@ def main() -> None:
     )
     parser.add_argument("--cases", nargs="+", default=[ct.name for ct in REAL_CTS], choices=sorted(REAL_BY_NAME))
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--edge", type=int, default=0, help="erode (<0) or dilate (>0) the lungs by this many pixels in-plane"
+    )
     parser.add_argument("--out", type=Path, help="folder for the mask review PNGs and yardstick.json")
     args = parser.parse_args()
 
@@ -207,7 +236,7 @@ def main() -> None:
             print(f"skipped {name}: {case.file} not found (set COVIDCT_SHARED_DATA)")
             continue
         for method in args.methods:
-            rows.append(measure(case, method, loaded, args.out))
+            rows.append(measure(case, method, loaded, args.out, args.edge))
             print_row(rows[-1])
     negatives = [row for row in rows if not row["covid"]]
     if negatives:
