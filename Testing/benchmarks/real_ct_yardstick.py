@@ -48,20 +48,23 @@ from real_cts import REAL_BY_NAME, REAL_CTS, infection_slices, split_tumour, thi
 
 
 def moved_edge(labels: sitk.Image, pixels: int) -> sitk.Image:
-    """``labels`` with each lung eroded (``pixels`` < 0) or dilated (> 0, into background only) by
-    ``|pixels|`` pixels in-plane (a square kernel in x and y, none in z)."""
+    """``labels`` with each lung eroded (``pixels`` < 0) or dilated (> 0, into background only, by
+    :func:`covidct.lungs.sides.grow_each_lung`) by ``|pixels|`` pixels in-plane (a square in x and y, none in z)."""
     if pixels == 0:
         return labels
-    radius = [abs(pixels), abs(pixels), 0]
+    from scipy import ndimage
+
+    from covidct.lungs import LEFT, RIGHT
+    from covidct.lungs.sides import grow_each_lung
+
+    square = np.ones((1, 2 * abs(pixels) + 1, 2 * abs(pixels) + 1), bool)
     array = sitk.GetArrayFromImage(labels)
-    moved = array.copy() if pixels > 0 else np.zeros_like(array)
-    for value in (1, 2):
-        one = sitk.Cast(labels == value, sitk.sitkUInt8)
-        if pixels > 0:
-            grown = sitk.GetArrayFromImage(sitk.BinaryDilate(one, radius, sitk.sitkBox)) > 0
-            moved[grown & (array == 0) & (moved == 0)] = value
-        else:
-            moved[sitk.GetArrayFromImage(sitk.BinaryErode(one, radius, sitk.sitkBox)) > 0] = value
+    if pixels > 0:
+        moved = grow_each_lung(array, lambda mask, box: ndimage.binary_dilation(mask, square), (0, pixels, pixels))
+    else:
+        moved = np.zeros_like(array)
+        for value in (RIGHT, LEFT):
+            moved[ndimage.binary_erosion(array == value, square, border_value=1)] = value
     out = sitk.GetImageFromArray(moved)
     out.CopyInformation(labels)
     return out

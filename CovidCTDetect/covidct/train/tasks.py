@@ -161,7 +161,8 @@ class ClassifierTask:
         if self.config.augment:
             sample = random_augmentation(sample, generator, **self.augment_args)
         if self.config.mask_edge_shift > 0:
-            sample = random_mask_edge_shift(sample, generator, channel=1, max_cells=self.config.mask_edge_shift)
+            (channel,) = self.augment_args["mask_channels"]  # DeCoVNet's lung mask (config allows no other model)
+            sample = random_mask_edge_shift(sample, generator, channel, max_cells=self.config.mask_edge_shift)
         return sample
 
     def loss(self, model, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -18,10 +18,10 @@ surface, against the heart and mediastinum too) from :func:`covidct.data.synth.p
 pixels are few, so a network may leave them out at little cost (trained without weights: 10–26 % of
 pleural consolidation inside the mask); their cross-entropy weighs ``config.lesion_weight`` times a
 plain pixel's. The target marks them 2 (lung and lesion), 1 (other lung), 0 (background).
-Validation scores every validation slice twice, clean and
-with lesions (fixed seeds): ``val_dice`` is the Dice of the lung class over both,
-``val_dice_clean``/``val_dice_lesions`` the two parts, and ``val_lesion_coverage`` the share of lesion
-pixels predicted lung. Then a random affine acts on image and mask alike (:data:`UNET_RANGES`).
+Validation scores every validation slice twice, clean and with lesions (fixed seeds): ``val_dice`` is
+the Dice of the lung class over both, ``val_dice_clean``/``val_dice_lesions`` the two parts, and
+``val_lesion_coverage`` the share of lesion pixels predicted lung. Then a random affine acts on image
+and mask alike (:data:`UNET_RANGES`).
 
 Field of view: slices narrower than 450 mm are padded with air before the resize
 (:func:`covidct.preprocess.unet.fov_padding`, the same in training and in use); on top of that,
