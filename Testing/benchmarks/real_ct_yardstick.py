@@ -30,6 +30,7 @@ Usage (from the repository root)::
     python Testing/benchmarks/real_ct_yardstick.py --methods unet threshold --out yardstick/
     python Testing/benchmarks/real_ct_yardstick.py --model RUN/model --cases normal001 POPI
     python Testing/benchmarks/real_ct_yardstick.py --methods unet --edge -1        # mask one pixel smaller
+    python Testing/benchmarks/real_ct_yardstick.py --methods unet my-unet     # a user lung UNet beside the bundled one
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def measure(case, method, loaded, out: Path | None, edge: int = 0) -> dict:
 
     ct = load_ct(case.file)
     start = time.perf_counter()
-    card_method = (loaded[1].input or {}).get("lungs_method")
+    card_method = None if loaded is None else (loaded[1].input or {}).get("lungs_method")
     labels = segment_lungs(ct, method=method or card_method)
     seconds = time.perf_counter() - start
     hu = sitk.GetArrayViewFromImage(ct)
@@ -214,8 +215,8 @@ def main() -> None:
         "--methods",
         nargs="+",
         default=[None],
-        choices=("unet", "threshold"),
-        help="lung methods to compare (default: the model card's)",
+        help="lung methods to compare: unet, threshold or the catalogue name of another lung UNet (default: the "
+        "model card's)",
     )
     parser.add_argument("--cases", nargs="+", default=[ct.name for ct in REAL_CTS], choices=sorted(REAL_BY_NAME))
     parser.add_argument("--device", default="cpu")
