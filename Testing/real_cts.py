@@ -56,12 +56,20 @@ CT_MD = "covid-ct-md-sample/"
 A0001 = "lung-pet-ct-dx-A0001/"
 #: inside Lung_Dx-A0001's adenocarcinoma (left upper lobe, posterior; read off the CT, LPS mm)
 A0001_TUMOUR = (43.0, 201.6, -199.0)
+#: inside the POPI patient's lung tumour (right lung, a round solid mass of about 30 mm; read off the CT, LPS mm)
+POPI_TUMOUR = (-86.0, 82.3, -9.0)
 #: every real chest CT with a COVID-19 label: the positives are validation only, never training data
 REAL_CTS = (
     RealCT("P001", CT_MD + "P001.nii.gz", True, CT_MD + "P001_slice_labels.csv", "Siemens Scope, 2 mm"),
     RealCT("P002", CT_MD + "P002.nii.gz", True, CT_MD + "P002_slice_labels.csv", "Siemens Scope, 2 mm"),
     RealCT("normal001", CT_MD + "normal001.nii.gz", False, note="Siemens Scope, 2 mm"),
-    RealCT("POPI", "popi-phase00-via-itkelastix/popi_phase00_ct.nii.gz", False, note="Philips Big Bore, 2 mm"),
+    RealCT(
+        "POPI",
+        "popi-phase00-via-itkelastix/popi_phase00_ct.nii.gz",
+        False,
+        note="Philips Big Bore, 2 mm, lung-cancer radiotherapy patient, tumour",
+        tumour_lps=POPI_TUMOUR,
+    ),
     RealCT("CIP", "cip-copdgene-10002K-ct64/ct-64.nrrd", False, note="COPDGene, 4 mm, 64x64"),
     RealCT(
         "A0001-B",
@@ -137,10 +145,17 @@ def thick_dense_ml(ct: sitk.Image, labels: sitk.Image, tumour_lps=None) -> tuple
 
 def split_tumour(thick: np.ndarray, ct: sitk.Image, tumour_lps) -> tuple[int, int]:
     """``(voxels outside, voxels of the tumour's piece)`` of a bool ``thick`` array on ``ct``'s grid."""
-    if tumour_lps is None:
-        return int(thick.sum()), 0
-    x, y, z = ct.TransformPhysicalPointToIndex([float(v) for v in tumour_lps])
-    pieces, _ = ndi.label(thick)
-    piece = pieces[z, y, x] if all(0 <= i < n for i, n in zip((z, y, x), thick.shape, strict=True)) else 0
-    tumour = int((pieces == piece).sum()) if piece else 0
+    tumour = int(tumour_piece(thick, ct, tumour_lps).sum())
     return int(thick.sum()) - tumour, tumour
+
+
+def tumour_piece(thick: np.ndarray, ct: sitk.Image, tumour_lps) -> np.ndarray:
+    """The connected piece of a bool ``thick`` array (on ``ct``'s grid) that holds the point ``tumour_lps``
+    (LPS mm), as a bool array; all False when the point is None or not in ``thick``."""
+    if tumour_lps is None:
+        return np.zeros(thick.shape, bool)
+    x, y, z = ct.TransformPhysicalPointToIndex([float(v) for v in tumour_lps])
+    if not all(0 <= i < n for i, n in zip((z, y, x), thick.shape, strict=True)) or not thick[z, y, x]:
+        return np.zeros(thick.shape, bool)
+    pieces, _ = ndi.label(thick)
+    return pieces == pieces[z, y, x]

@@ -31,6 +31,7 @@ Usage (from the repository root)::
     python Testing/benchmarks/real_ct_yardstick.py --model RUN/model --cases normal001 POPI
     python Testing/benchmarks/real_ct_yardstick.py --methods unet --edge -1        # mask one pixel smaller
     python Testing/benchmarks/real_ct_yardstick.py --methods unet my-unet     # a user lung UNet beside the bundled one
+    python Testing/benchmarks/real_ct_yardstick.py --extra-negatives other/chest1.nrrd   # and a CT of your own
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ import SimpleITK as sitk
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from real_cts import REAL_BY_NAME, REAL_CTS, infection_slices, split_tumour, thick_dense  # noqa: E402
+from real_cts import REAL_BY_NAME, REAL_CTS, RealCT, infection_slices, split_tumour, thick_dense  # noqa: E402
 
 
 def moved_edge(labels: sitk.Image, pixels: int) -> sitk.Image:
@@ -219,6 +220,14 @@ def main() -> None:
         "model card's)",
     )
     parser.add_argument("--cases", nargs="+", default=[ct.name for ct in REAL_CTS], choices=sorted(REAL_BY_NAME))
+    parser.add_argument(
+        "--extra-negatives",
+        nargs="+",
+        default=[],
+        type=Path,
+        metavar="CT",
+        help="real non-COVID chest CTs from outside ../shared/data (other scanners), measured the same way",
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
         "--edge", type=int, default=0, help="erode (<0) or dilate (>0) the lungs by this many pixels in-plane"
@@ -234,8 +243,12 @@ def main() -> None:
     print(f"model: {loaded[1].name if loaded else 'none'}")
     print_header()
     rows = []
-    for name in args.cases:
-        case = REAL_BY_NAME[name]
+    extras = [
+        RealCT(path.name.split(".")[0], str(path.resolve()), False, note="--extra-negatives")
+        for path in args.extra_negatives
+    ]
+    for case in [REAL_BY_NAME[name] for name in args.cases] + extras:
+        name = case.name
         if not case.file.exists():
             print(f"skipped {name}: {case.file} not found (set COVIDCT_SHARED_DATA)")
             continue
