@@ -56,7 +56,7 @@ CT_MD = "covid-ct-md-sample/"
 A0001 = "lung-pet-ct-dx-A0001/"
 #: inside Lung_Dx-A0001's adenocarcinoma (left upper lobe, posterior; read off the CT, LPS mm)
 A0001_TUMOUR = (43.0, 201.6, -199.0)
-#: inside the POPI patient's lung tumour (right lung, a round solid mass of about 30 mm; read off the CT, LPS mm)
+#: inside the POPI patient's lung tumour (right lung, a round solid mass of about 25 mm; read off the CT, LPS mm)
 POPI_TUMOUR = (-86.0, 82.3, -9.0)
 #: every real chest CT with a COVID-19 label: the positives are validation only, never training data
 REAL_CTS = (

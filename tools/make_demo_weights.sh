@@ -27,9 +27,10 @@
 #   decovnet-edge — that fine-tune's last epoch (8) trained 5 more epochs at lr 1e-4 on the same set with
 #               each volume's lung-mask edge moved in or out by up to one input cell (--mask-edge-shift 1):
 #               the answer depends less on where a lung method or a user's mask draws the lungs' edge. Why 5:
-#               of a 6-epoch run, epoch 5 was the only one (and the only model tried) that put every real CT
-#               of ../shared/data and two lung-tumour CTs from elsewhere (pyradiomics' test CTs, measured with
-#               real_ct_yardstick.py --extra-negatives) on the right side with the card's lungs (weights README).
+#               of a 6-epoch run, epoch 5 was the only one (and better than the weights before and their
+#               average with epoch 4) that put every real CT of ../shared/data and two lung-tumour CTs from
+#               elsewhere (pyradiomics' test CTs, measured with real_ct_yardstick.py --extra-negatives) on the
+#               right side with the card's lungs (weights README).
 #   bundle-decovnet — of the edge fine-tune's best-validation epoch and its last epoch, the one that puts
 #               every real CT of ../shared/data on the right side of 0.5 with the larger margin, lungs by
 #               the bundled lung UNet (model selection on the real CTs; run bundle-unet first); heat-map
