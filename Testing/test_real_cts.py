@@ -2,8 +2,8 @@
 
 * Lung masks without organs: on real non-COVID CTs from three scanners, the *thick dense* tissue inside
   the mask (voxels above −300 HU surviving an opening with a 4 mm ball, ``real_cts.thick_dense``) is at
-  most 20 ml for both lung methods, A0001's lung tumour reported apart (it is lung, so it may be in the
-  mask).
+  most 20 ml for both lung methods, A0001's and POPI's lung tumours reported apart (tumour is lung, so
+  it may be in the mask).
 * Organ domes out: the top of the liver under normal001's right lung and of the stomach and spleen
   under P001's left lung, where the axial slices cut them as islands of tissue in the lung, are not in
   either method's mask (points read off the CTs, :data:`ORGAN_DOMES`).
