@@ -132,10 +132,17 @@ def test_bundled_classifier_on_every_real_ct(model):
             k = int(np.unravel_index(int(np.argmax(heat)), heat.shape)[0])
             assert infection_slices(case.labels_file, heat.shape[0])[k]
         else:
-            hottest = np.unravel_index(int(np.argmax(heat)), heat.shape)
-            hu, lungs = sitk.GetArrayViewFromImage(result.ct), sitk.GetArrayViewFromImage(result.lungs) > 0
-            tumour = tumour_piece(thick_dense(hu, lungs, result.ct.GetSpacing()), result.ct, case.tumour_lps)
-            assert tumour[hottest] or heat.max() < NEGATIVE_HEAT_LIMIT[case.name], f"{case.name}: heat {heat.max():.2f}"
+            within = heat.max() < NEGATIVE_HEAT_LIMIT[case.name]
+            assert within or hottest_in_tumour(result, case.tumour_lps), f"{case.name}: heat {heat.max():.2f}"
+
+
+def hottest_in_tumour(result, tumour_lps) -> bool:
+    """Whether a detection's hottest heat-map voxel lies in the thick dense piece of its lung mask that holds
+    the known tumour point ``tumour_lps`` (LPS mm, or None: False)."""
+    heat = sitk.GetArrayViewFromImage(result.heatmap)
+    hottest = np.unravel_index(int(np.argmax(heat)), heat.shape)
+    hu, lungs = sitk.GetArrayViewFromImage(result.ct), sitk.GetArrayViewFromImage(result.lungs) > 0
+    return bool(tumour_piece(thick_dense(hu, lungs, result.ct.GetSpacing()), result.ct, tumour_lps)[hottest])
 
 
 @pytest.mark.slow

@@ -201,19 +201,19 @@ with open(work / "domain-train.csv", "w", newline="") as stream:
 PY
 fi
 
+# DeCoVNet on the domain-randomised set: the options both fine-tunes below share
+decovnet_domain=(--model decovnet --manifest "$work/domain-train.csv" --input-size 96x144 --input-crop lung_box
+                 --input-slice-mm 5 --input-antialias --no-augment --seed 0 --device "$device" --lungs-method threshold
+                 --name decovnet-demo --cache-dir "$work/cache" --arch-option dropout=0
+                 --arch-option running_stats=false --lr 1e-4)
+
 if [[ $step == all || $step == decovnet-domain ]]; then
-  [[ -f $work/decovnet-domain/model/model.json ]] || covidct train --model decovnet \
-      --manifest "$work/domain-train.csv" --input-size 96x144 --input-crop lung_box --input-slice-mm 5 --input-antialias \
-      --no-augment --seed 0 --device "$device" --lungs-method threshold --name decovnet-demo \
-      --cache-dir "$work/cache" --arch-option dropout=0 --arch-option running_stats=false --epochs 8 --lr 1e-4 \
+  [[ -f $work/decovnet-domain/model/model.json ]] || covidct train "${decovnet_domain[@]}" --epochs 8 \
       --init-from "$work/decovnet/model" --out "$work/decovnet-domain" $( [[ -d $work/decovnet-domain ]] && echo --resume )
 fi
 
 if [[ $step == all || $step == decovnet-edge ]]; then
-  [[ -f $work/decovnet-edge/model/model.json ]] || covidct train --model decovnet \
-      --manifest "$work/domain-train.csv" --input-size 96x144 --input-crop lung_box --input-slice-mm 5 --input-antialias \
-      --no-augment --seed 0 --device "$device" --lungs-method threshold --name decovnet-demo \
-      --cache-dir "$work/cache" --arch-option dropout=0 --arch-option running_stats=false --epochs 5 --lr 1e-4 \
+  [[ -f $work/decovnet-edge/model/model.json ]] || covidct train "${decovnet_domain[@]}" --epochs 5 \
       --mask-edge-shift 1 --checkpoint-every 0 --init-from "$work/decovnet-domain/last.pt" --out "$work/decovnet-edge" \
       $( [[ -d $work/decovnet-edge ]] && echo --resume )
 fi
