@@ -145,17 +145,10 @@ def thick_dense_ml(ct: sitk.Image, labels: sitk.Image, tumour_lps=None) -> tuple
 
 def split_tumour(thick: np.ndarray, ct: sitk.Image, tumour_lps) -> tuple[int, int]:
     """``(voxels outside, voxels of the tumour's piece)`` of a bool ``thick`` array on ``ct``'s grid."""
-    tumour = int(tumour_piece(thick, ct, tumour_lps).sum())
-    return int(thick.sum()) - tumour, tumour
-
-
-def tumour_piece(thick: np.ndarray, ct: sitk.Image, tumour_lps) -> np.ndarray:
-    """The connected piece of a bool ``thick`` array (on ``ct``'s grid) that holds the point ``tumour_lps``
-    (LPS mm), as a bool array; all False when the point is None or not in ``thick``."""
     if tumour_lps is None:
-        return np.zeros(thick.shape, bool)
+        return int(thick.sum()), 0
     x, y, z = ct.TransformPhysicalPointToIndex([float(v) for v in tumour_lps])
-    if not all(0 <= i < n for i, n in zip((z, y, x), thick.shape, strict=True)) or not thick[z, y, x]:
-        return np.zeros(thick.shape, bool)
     pieces, _ = ndi.label(thick)
-    return pieces == pieces[z, y, x]
+    piece = pieces[z, y, x] if all(0 <= i < n for i, n in zip((z, y, x), thick.shape, strict=True)) else 0
+    tumour = int((pieces == piece).sum()) if piece else 0
+    return int(thick.sum()) - tumour, tumour

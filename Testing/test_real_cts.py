@@ -13,9 +13,9 @@
   partial volume of the lung's edge, which a mask drawn at about 2 mm per pixel may cut differently).
 * The bundled DeCoVNet on every real CT: each real negative below the card's threshold, P001 and P002
   above it, their hottest heat-map voxel in an infection-positive slice, and the negatives' heat below
-  what was measured plus a margin, or on their known lung tumour (:data:`NEGATIVE_HEAT_LIMIT`). The
-  bundled COVID-19Net: each real negative below the threshold and every probability the one its card
-  lists (it misses P001, and its card says so).
+  what was measured plus a margin (:data:`NEGATIVE_HEAT_LIMIT`). The bundled COVID-19Net: each
+  real negative below the threshold and every probability the one its card lists (it misses P001, and
+  its card says so).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import functools
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from real_cts import REAL_BY_NAME, REAL_CTS, infection_slices, thick_dense, thick_dense_ml, tumour_piece
+from real_cts import REAL_BY_NAME, REAL_CTS, infection_slices, thick_dense_ml
 from scipy import ndimage as ndi
 
 from covidct.io import load_ct
@@ -109,12 +109,11 @@ def test_lesions_of_the_infection_slices_stay_in_the_default_mask(name):
     assert share >= 0.97
 
 
-#: the bundled DeCoVNet's hottest heat-map voxel (card scale) on each real negative stays below this, unless it
-#: lies in the CT's known lung tumour (the model shows where it looked and still says negative). Measured:
-#: normal001 0.22, POPI 1.00 (on its tumour; 0.36 with threshold lungs), CIP 0.53, A0001-B 0.27, A0001-L 0.16.
-#: A guard of this model with the bundled UNet's lungs: a one-pixel change of the mask's edge moves these by up
-#: to 0.47 (CIP 0.53 -> 1.00 at -1 px, normal001 0.22 -> 0.67 at +1 px; the weights README)
-NEGATIVE_HEAT_LIMIT = {"normal001": 0.4, "POPI": 0.6, "CIP": 0.7, "A0001-B": 0.45, "A0001-L": 0.3}
+#: the bundled DeCoVNet's hottest heat-map voxel (card scale) on each real negative stays below this. Measured:
+#: normal001 0.22 (0.91 when the hole the organ caps leave at its liver dome reached the model's lung input),
+#: POPI 0.77, CIP 0.57, A0001-B 0.42, A0001-L 0.18. A guard of this model with the bundled UNet's lungs: a
+#: one-pixel change of the mask's edge moves these by up to 0.52 (normal001 0.22 -> 0.74; the weights README)
+NEGATIVE_HEAT_LIMIT = {"normal001": 0.4, "POPI": 0.85, "CIP": 0.7, "A0001-B": 0.55, "A0001-L": 0.3}
 
 
 @pytest.mark.slow
@@ -132,17 +131,7 @@ def test_bundled_classifier_on_every_real_ct(model):
             k = int(np.unravel_index(int(np.argmax(heat)), heat.shape)[0])
             assert infection_slices(case.labels_file, heat.shape[0])[k]
         else:
-            within = heat.max() < NEGATIVE_HEAT_LIMIT[case.name]
-            assert within or hottest_in_tumour(result, case.tumour_lps), f"{case.name}: heat {heat.max():.2f}"
-
-
-def hottest_in_tumour(result, tumour_lps) -> bool:
-    """Whether a detection's hottest heat-map voxel lies in the thick dense piece of its lung mask that holds
-    the known tumour point ``tumour_lps`` (LPS mm, or None: False)."""
-    heat = sitk.GetArrayViewFromImage(result.heatmap)
-    hottest = np.unravel_index(int(np.argmax(heat)), heat.shape)
-    hu, lungs = sitk.GetArrayViewFromImage(result.ct), sitk.GetArrayViewFromImage(result.lungs) > 0
-    return bool(tumour_piece(thick_dense(hu, lungs, result.ct.GetSpacing()), result.ct, tumour_lps)[hottest])
+            assert heat.max() < NEGATIVE_HEAT_LIMIT[case.name], f"{case.name}: heat {heat.max():.2f}"
 
 
 @pytest.mark.slow

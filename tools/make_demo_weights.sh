@@ -2,7 +2,7 @@
 # Rebuild the bundled demonstration weights from the real non-COVID CTs in ../shared/data.
 #
 #   bash tools/make_demo_weights.sh [WORK_DIR] [DEVICE]     (default: ./demo-weights-work, auto)
-#   STEP=data|decovnet|domain|decovnet-domain|decovnet-edge|bundle-decovnet|covid19net-domain|bundle-covid19net|unet|unet-organs|bundle-unet \
+#   STEP=data|decovnet|domain|decovnet-domain|bundle-decovnet|covid19net-domain|bundle-covid19net|unet|unet-organs|bundle-unet \
 #       bash tools/make_demo_weights.sh ...
 #
 # What it does, with the public command line only (so the model cards can name every step):
@@ -24,14 +24,7 @@
 #   decovnet-domain — decovnet (above) fine-tuned on domain + synth-mass: 8 epochs at lr 1e-4, input
 #               96 x 144 cropped to the lungs' box, resized to 5 mm slices with area averaging (the same
 #               texture whatever the scanner's pixel size, kernel and slice thickness).
-#   decovnet-edge — that fine-tune's last epoch (8) trained 5 more epochs at lr 1e-4 on the same set with
-#               each volume's lung-mask edge moved in or out by up to one input cell (--mask-edge-shift 1):
-#               the answer depends less on where a lung method or a user's mask draws the lungs' edge. Why 5:
-#               of a 6-epoch run, epoch 5 was the only one (and better than the weights before and their
-#               average with epoch 4) that put every real CT of ../shared/data and two lung-tumour CTs from
-#               elsewhere (pyradiomics' test CTs, measured with real_ct_yardstick.py --extra-negatives) on the
-#               right side with the card's lungs (weights README).
-#   bundle-decovnet — of the edge fine-tune's best-validation epoch and its last epoch, the one that puts
+#   bundle-decovnet — of the fine-tune's best-validation epoch and its last epoch, the one that puts
 #               every real CT of ../shared/data on the right side of 0.5 with the larger margin, lungs by
 #               the bundled lung UNet (model selection on the real CTs; run bundle-unet first); heat-map
 #               scale from the validation positives. Trained on threshold masks, it is used with the
@@ -201,21 +194,12 @@ with open(work / "domain-train.csv", "w", newline="") as stream:
 PY
 fi
 
-# DeCoVNet on the domain-randomised set: the options both fine-tunes below share
-decovnet_domain=(--model decovnet --manifest "$work/domain-train.csv" --input-size 96x144 --input-crop lung_box
-                 --input-slice-mm 5 --input-antialias --no-augment --seed 0 --device "$device" --lungs-method threshold
-                 --name decovnet-demo --cache-dir "$work/cache" --arch-option dropout=0
-                 --arch-option running_stats=false --lr 1e-4)
-
 if [[ $step == all || $step == decovnet-domain ]]; then
-  [[ -f $work/decovnet-domain/model/model.json ]] || covidct train "${decovnet_domain[@]}" --epochs 8 \
+  [[ -f $work/decovnet-domain/model/model.json ]] || covidct train --model decovnet \
+      --manifest "$work/domain-train.csv" --input-size 96x144 --input-crop lung_box --input-slice-mm 5 --input-antialias \
+      --no-augment --seed 0 --device "$device" --lungs-method threshold --name decovnet-demo \
+      --cache-dir "$work/cache" --arch-option dropout=0 --arch-option running_stats=false --epochs 8 --lr 1e-4 \
       --init-from "$work/decovnet/model" --out "$work/decovnet-domain" $( [[ -d $work/decovnet-domain ]] && echo --resume )
-fi
-
-if [[ $step == all || $step == decovnet-edge ]]; then
-  [[ -f $work/decovnet-edge/model/model.json ]] || covidct train "${decovnet_domain[@]}" --epochs 5 \
-      --mask-edge-shift 1 --checkpoint-every 0 --init-from "$work/decovnet-domain/last.pt" --out "$work/decovnet-edge" \
-      $( [[ -d $work/decovnet-edge ]] && echo --resume )
 fi
 
 if [[ $step == all || $step == covid19net-domain ]]; then
@@ -281,11 +265,7 @@ description = (
 )
 bundle_domain_classifier(Path(sys.argv[1]), Path(sys.argv[2]), "decovnet", description,
                          "Fine-tuned for 8 epochs at lr 1e-4 from the synth-train7 model (tools/make_demo_weights.sh, "
-                         "step decovnet), then 5 more at lr 1e-4 from that run's last epoch with each training "
-                         "volume's lung-mask edge moved in or out by up to one input cell (--mask-edge-shift 1; "
-                         "step decovnet-edge; 5 because, of a 6-epoch run, epoch 5 was the only one that put the "
-                         "real CTs of the yardstick and two lung-tumour CTs from elsewhere, pyradiomics' test CTs, "
-                         "on the right side of the threshold).", run_name="decovnet-edge")
+                         "step decovnet).")
 PY
 fi
 
