@@ -31,7 +31,8 @@ FINE_MM = 2.5
 
 @dataclass(frozen=True)
 class RealCT:
-    """One real CT of the shared data: ``name``, ``path`` relative to the shared data folder,
+    """One real CT of the shared data: ``name``, ``path`` relative to the shared data folder (or absolute,
+    for a CT from elsewhere),
     ``covid`` (True for RT-PCR-positive COVID-19), ``labels`` (radiologists' slice-label CSV, or None),
     ``note`` (scanner, kernel, what makes it a hard case), ``tumour_lps`` (a point inside a known
     non-COVID lung tumour, LPS mm, or None: its thick dense tissue is reported apart)."""
