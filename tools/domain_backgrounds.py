@@ -84,7 +84,8 @@ def domain_copy(ct: sitk.Image, settings: dict, rng: np.random.Generator) -> sit
     if settings["mirror"]:
         array = array[:, :, ::-1]
     out = sitk.GetImageFromArray(np.clip(np.rint(array), -1024, 3071).astype(np.int16))
-    origin = ct.TransformIndexToPhysicalPoint([box[2].start or 0, box[1].start or 0, 0])
+    # a slab lies at the centre of the slices it averages
+    origin = ct.TransformContinuousIndexToPhysicalPoint([box[2].start or 0, box[1].start or 0, (factor_z - 1) / 2])
     out.SetOrigin(origin)
     out.SetSpacing(tuple(float(s) for s in new_spacing[::-1]))
     out.SetDirection(ct.GetDirection())

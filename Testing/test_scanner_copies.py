@@ -1,0 +1,66 @@
+"""The yardstick's ``--scanner`` copies (``Testing/benchmarks/real_ct_yardstick.py``): each preset changes what it
+names, and the radiologists' slice labels follow the copy's slices through reordering and slabbing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from benchmarks.real_ct_yardstick import SCANNERS, copy_infection_slices, scanner_copy
+from real_cts import REAL_BY_NAME, infection_slices
+
+from covidct.io import load_ct
+
+
+def small_ct(z_direction: float) -> sitk.Image:
+    """20 slices of 2 mm, 64 x 64 pixels of 0.75 mm: air, a 40 HU body holding a -800 HU lung; z stored in
+    ``z_direction``."""
+    array = np.full((20, 64, 64), -1000, np.int16)
+    array[:, 8:56, 8:56] = 40
+    array[:, 16:48, 16:48] = -800
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing((0.75, 0.75, 2.0))
+    image.SetDirection((1, 0, 0, 0, 1, 0, 0, 0, z_direction))
+    return image
+
+
+@pytest.mark.parametrize("z_direction", [1.0, -1.0])
+def test_slice_labels_follow_the_slab_centres(z_direction):
+    ct = small_ct(z_direction)
+    infection = np.zeros(20, bool)
+    infection[5:10] = True  # stored slices 5-9
+    copy = scanner_copy(ct, "thick")
+    assert copy.GetSpacing()[2] == pytest.approx(4.0) and copy.GetSize()[2] == 10
+    labels = copy_infection_slices(infection, ct, copy)
+    for k, positive in enumerate(labels):
+        # the two stored slices this 4 mm slab averages: 1 mm either side of its centre
+        members = [
+            infection[int(round(ct.TransformPhysicalPointToContinuousIndex(point)[2]))]
+            for point in (copy.TransformContinuousIndexToPhysicalPoint((31.5, 31.5, k + d)) for d in (-0.25, 0.25))
+        ]
+        if all(members) or not any(members):
+            assert positive == members[0], k  # a slab across the labels' edge may go either way
+
+
+def test_each_preset_changes_what_it_names():
+    ct = small_ct(1.0)
+    hu = sitk.GetArrayFromImage(ct).astype(float)
+    copies = {name: scanner_copy(ct, name) for name in SCANNERS}
+    assert copies["coarse"].GetSpacing()[0] == pytest.approx(1.5)
+    assert copies["sharp"].GetSpacing() == ct.GetSpacing()
+    offset = sitk.GetArrayFromImage(copies["offset"]).astype(float) - hu
+    assert offset.mean() == pytest.approx(SCANNERS["offset"]["offset_hu"], abs=0.5)
+    air = sitk.GetArrayFromImage(copies["noisy"])[:, :8, :8].astype(float)
+    assert air.std() > 10.0  # about 25 HU of noise in uniform air
+
+
+def test_p001_infection_share_is_kept_in_its_thick_copy():
+    """P001 (2 mm slices) in 4 mm slabs: about the same share of slices infection-positive."""
+    case = REAL_BY_NAME["P001"]
+    ct = load_ct(case.file)
+    infection = infection_slices(case.labels_file, ct.GetSize()[2])
+    copy = scanner_copy(ct, "thick")
+    labels = copy_infection_slices(infection, ct, copy)
+    assert copy.GetSpacing()[2] == pytest.approx(4.0)
+    assert len(labels) == copy.GetSize()[2]
+    assert labels.mean() == pytest.approx(infection.mean(), abs=0.02)
