@@ -80,7 +80,9 @@ NEUTRAL = {
 
 def scanner_copy(ct: sitk.Image, name: str) -> sitk.Image:
     """``ct`` (HU) as the ``--scanner`` preset ``name`` of :data:`SCANNERS` shows it: a canonical (LPS) copy."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+    tools = str(Path(__file__).resolve().parents[2] / "tools")
+    if tools not in sys.path:
+        sys.path.insert(0, tools)
     from domain_backgrounds import domain_copy
 
     return domain_copy(ct, {**NEUTRAL, **SCANNERS[name]}, np.random.default_rng(0))
