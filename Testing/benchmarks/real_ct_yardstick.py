@@ -122,15 +122,22 @@ def moved_edge(labels: sitk.Image, pixels: int) -> sitk.Image:
     return out
 
 
-def measure(case, method, loaded, out: Path | None, edge: int = 0, scanner: str | None = None) -> dict:
-    """One row of the table for ``case`` (a :class:`real_cts.RealCT`) with lung ``method``, on the CT or on its
-    ``scanner`` copy (:func:`scanner_copy`)."""
-    from covidct.detection import detect
+def load_case(case, scanner: str | None = None) -> tuple[sitk.Image, sitk.Image]:
+    """``(stored CT, CT measured)`` of ``case`` (a :class:`real_cts.RealCT`): the CT measured is its ``scanner``
+    copy (:func:`scanner_copy`), or the stored CT itself."""
     from covidct.io import load_ct
-    from covidct.lungs import lung_volumes_ml, segment_lungs
 
     original = load_ct(case.file)
-    ct = scanner_copy(original, scanner) if scanner else original
+    return original, scanner_copy(original, scanner) if scanner else original
+
+
+def measure(case, loaded_ct, method, loaded, out: Path | None, edge: int = 0) -> dict:
+    """One row of the table for ``case`` (a :class:`real_cts.RealCT`) with lung ``method``; ``loaded_ct``: its
+    :func:`load_case` pair."""
+    from covidct.detection import detect
+    from covidct.lungs import lung_volumes_ml, segment_lungs
+
+    original, ct = loaded_ct
     start = time.perf_counter()
     card_method = None if loaded is None else (loaded[1].input or {}).get("lungs_method")
     labels = segment_lungs(ct, method=method or card_method)
@@ -154,7 +161,7 @@ def measure(case, method, loaded, out: Path | None, edge: int = 0, scanner: str 
     infection = None
     if case.labels_file is not None:
         infection = infection_slices(case.labels_file, original.GetSize()[2])
-        if scanner:
+        if ct is not original:
             infection = copy_infection_slices(infection, original, ct)
         inside = (mask > 0)[infection]
         values = hu[infection]
@@ -312,8 +319,9 @@ def main() -> None:
         if not case.file.exists():
             print(f"skipped {name}: {case.file} not found (set COVIDCT_SHARED_DATA)")
             continue
+        loaded_ct = load_case(case, args.scanner)
         for method in args.methods:
-            rows.append(measure(case, method, loaded, args.out, args.edge, args.scanner))
+            rows.append(measure(case, loaded_ct, method, loaded, args.out, args.edge))
             print_row(rows[-1])
     negatives = [row for row in rows if not row["covid"]]
     if negatives:
