@@ -1,7 +1,11 @@
 """The yardstick's ``--scanner`` copies (``Testing/benchmarks/real_ct_yardstick.py``): each preset changes what it
-names, and the radiologists' slice labels follow the copy's slices through reordering and slabbing."""
+names, and the radiologists' slice labels follow the copy's slices through reordering and slabbing. The lung
+UNet's sharp-kernel training copies (``tools/sharp_copies.py``): sharper, on their CT's grid, labels unchanged."""
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,7 +13,11 @@ import SimpleITK as sitk
 from benchmarks.real_ct_yardstick import SCANNERS, copy_infection_slices, scanner_copy
 from real_cts import REAL_BY_NAME, infection_slices
 
+from covidct.geometry import to_canonical
 from covidct.io import load_ct
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from sharp_copies import sharp_copy  # noqa: E402
 
 
 def small_ct(z_direction: float) -> sitk.Image:
@@ -64,3 +72,26 @@ def test_p001_infection_share_is_kept_in_its_thick_copy():
     assert copy.GetSpacing()[2] == pytest.approx(4.0)
     assert len(labels) == copy.GetSize()[2]
     assert labels.mean() == pytest.approx(infection.mean(), abs=0.02)
+
+
+def test_sharp_training_copy_is_sharper_on_the_same_grid_with_the_same_labels():
+    ct = small_ct(-1.0)  # stored inferior-first: the copy and its labels are both made canonical
+    hu = sitk.GetArrayFromImage(ct)
+    labels = np.where(hu == -800, 1, 0).astype(np.uint8)
+    labels[:, :, 32:] *= 2
+    lungs = sitk.GetImageFromArray(labels)
+    lungs.CopyInformation(ct)
+    copy, copy_labels, settings = sharp_copy(ct, lungs, np.random.default_rng(5))
+    again, _, _ = sharp_copy(ct, lungs, np.random.default_rng(5))
+    assert settings["kernel"] == "sharp" and settings["sharp_amount"] >= 0.5
+    assert copy.GetSize() == ct.GetSize() and copy.GetSpacing() == ct.GetSpacing()
+    assert copy_labels.GetOrigin() == copy.GetOrigin() and copy_labels.GetDirection() == copy.GetDirection()
+    assert np.array_equal(sitk.GetArrayFromImage(copy_labels), sitk.GetArrayFromImage(to_canonical(lungs)))
+    assert np.array_equal(sitk.GetArrayFromImage(copy), sitk.GetArrayFromImage(again))
+    canonical = sitk.GetArrayFromImage(to_canonical(ct)).astype(float)
+    sharp = sitk.GetArrayFromImage(copy).astype(float)
+    # an unsharp mask overshoots at the lung's edge: darker than the lung just inside it, brighter than the
+    # body just outside it; deep inside the lung the level stays (up to the added noise)
+    assert sharp[:, 16:48, 16].mean() < canonical[:, 16:48, 16].mean() - 30.0
+    assert sharp[:, 16:48, 15].mean() > canonical[:, 16:48, 15].mean() + 30.0
+    assert abs(sharp[:, 24:40, 24:40].mean() - (-800.0)) < 10.0

@@ -152,19 +152,25 @@ def real_ct_lungs(lungs_method: str = "unet") -> dict:
     return results
 
 
+def last_epoch_model(run: str | Path, out: str | Path) -> Path:
+    """The run's last epoch (``run/last.pt``) saved as a model folder ``out`` with the card of its final
+    model (``run/model``); returns ``out``."""
+    from covidct.train.checkpoint import load_checkpoint
+
+    model, card = load_model(Path(run) / "model", device="cpu")
+    model.load_state_dict(load_checkpoint(Path(run) / "last.pt")["model"])
+    card.sha256 = ""
+    return save_model(model, card, out).path.parent
+
+
 def select_on_real_cts(run: str | Path, out: str | Path, lungs_method: str) -> tuple[Path, dict]:
     """Model selection on the real CTs (the real-CT yardstick's validation set): of the run's best-validation
     model (``run/model``) and its last epoch (``run/last.pt``, saved as a model into ``out``), the one that puts
     more real CTs on the right side of the threshold, then the one whose closest call among those lies farthest
     from it (:func:`real_ct_score`), with the lungs by ``lungs_method`` (the method its card will name);
     returns its folder and its :func:`real_ct_results`."""
-    from covidct.train.checkpoint import load_checkpoint
-
     model, card = load_model(Path(run) / "model", device="cpu")
-    state = load_checkpoint(Path(run) / "last.pt")
-    model.load_state_dict(state["model"])
-    card.sha256 = ""
-    last = save_model(model, card, out).path.parent
+    last = last_epoch_model(run, out)
     scored = []
     for folder in (Path(run) / "model", last):
         results = real_ct_results(folder, lungs_method)

@@ -33,6 +33,20 @@ from scipy import ndimage as ndi
 from covidct.geometry import to_canonical
 from covidct.io import load_ct, save_image
 
+#: settings that leave a CT as it is (``domain_copy`` then only makes it canonical): the base that a copy
+#: changing one property at a time starts from (lengths in mm, noise and offset in HU)
+NEUTRAL = {
+    "pixel_mm": 0.1,
+    "slice_mm": 0.0,
+    "kernel": "soft",
+    "soft_sigma_mm": 0.0,
+    "sharp_amount": 0.0,
+    "noise_hu": 0.0,
+    "offset_hu": 0.0,
+    "fov_mm": 1e4,
+    "mirror": False,
+}
+
 
 def draw(rng: np.random.Generator) -> dict:
     """One copy's random settings (lengths in mm, HU for noise and offset)."""

@@ -65,17 +65,6 @@ SCANNERS = {
     "noisy": {"soft_sigma_mm": 0.8, "noise_hu": 25.0},
     "offset": {"offset_hu": 8.0},
 }
-NEUTRAL = {
-    "pixel_mm": 0.1,
-    "slice_mm": 0.0,
-    "kernel": "soft",
-    "soft_sigma_mm": 0.0,
-    "sharp_amount": 0.0,
-    "noise_hu": 0.0,
-    "offset_hu": 0.0,
-    "fov_mm": 1e4,
-    "mirror": False,
-}
 
 
 def scanner_copy(ct: sitk.Image, name: str) -> sitk.Image:
@@ -83,7 +72,7 @@ def scanner_copy(ct: sitk.Image, name: str) -> sitk.Image:
     tools = str(Path(__file__).resolve().parents[2] / "tools")
     if tools not in sys.path:
         sys.path.insert(0, tools)
-    from domain_backgrounds import domain_copy
+    from domain_backgrounds import NEUTRAL, domain_copy
 
     return domain_copy(ct, {**NEUTRAL, **SCANNERS[name]}, np.random.default_rng(0))
 
