@@ -84,6 +84,40 @@ def test_lesion_mediastinal_reaches_the_lesion_painter(manifest, tmp_path):
         TrainConfig(model="unet", manifest=manifest, out=tmp_path, lesion_mediastinal=1.5).validate()
 
 
+def test_organ_gas_paints_gas_mottled_contents_as_organ(manifest, tmp_path):
+    """``organ_gas``: a training slice through the lung bases gets gas-mottled contents in the tissue under
+    the diaphragm, labelled organ (3), never touching the lung; the lung target is the clean one; with
+    ``organ_gas`` 0 the slice is as before (the random stream of earlier recipes unchanged)."""
+    case = read_manifest(manifest, require_label=False)[1]
+    loaded = {}
+    for share in (0.0, 1.0):
+        config = TrainConfig(
+            model="unet",
+            manifest=manifest,
+            out=tmp_path,
+            input_size=(96, 96),
+            device="cpu",
+            lesion_augment=0.0,
+            organ_gas=share,
+        )
+        task = SegmentationTask(config, torch.device("cpu"))
+        items = task.prepare(case, TensorCache(tmp_path / "cache"), train=True)
+        loaded[share] = [task.load(items[z], z, 100 + z, train=True)["x"].numpy() for z in (12, 16, 20, 24)]
+    low, high = HU_WINDOW
+    contents = []
+    for clean, painted in zip(loaded[0.0], loaded[1.0], strict=True):
+        lung = clean[1] == 1
+        assert np.array_equal(lung, painted[1] == 1)
+        changed = clean[0] != painted[0]
+        assert changed.any() and (painted[1][changed] == 3).all()  # every painted pixel is organ in the target
+        assert not (changed & ndi.binary_dilation(lung)).any()  # at least a pixel of wall between it and the lung
+        contents.append(painted[0][changed] * (high - low) + low)
+    contents = np.concatenate(contents)
+    assert (contents < -500).sum() >= 3 and np.median(contents) > -300  # gas bubbles in dense contents
+    with pytest.raises(UsageError, match="--organ-gas must lie in"):
+        TrainConfig(model="unet", manifest=manifest, out=tmp_path, organ_gas=2.0).validate()
+
+
 @pytest.mark.slow
 def test_unet_learns_lungs_from_threshold_pseudo_labels(manifest, tmp_path):
     events = []

@@ -123,6 +123,13 @@ def add_arguments(parser) -> None:
         "others (default 1)",
     )
     parser.add_argument(
+        "--organ-gas",
+        type=float,
+        default=0.0,
+        help="UNet: probability of painting gas-mottled stomach or bowel contents into organ tissue beside the "
+        "lung of a slice, as background (hard negatives; default 0)",
+    )
+    parser.add_argument(
         "--lesion-mediastinal",
         type=float,
         default=0.0,
@@ -175,6 +182,7 @@ def run(args) -> int:
         lesion_augment=args.lesion_augment,
         lesion_weight=args.lesion_weight,
         organ_weight=args.organ_weight,
+        organ_gas=args.organ_gas,
         lesion_mediastinal=args.lesion_mediastinal,
         mask_edge_shift=args.mask_edge_shift,
         name=args.name,

@@ -42,6 +42,7 @@ FIXED_ON_RESUME = (
     "lesion_augment",
     "lesion_weight",
     "organ_weight",
+    "organ_gas",
     "lesion_mediastinal",
     "mask_edge_shift",
     "arch_options",
@@ -111,6 +112,9 @@ class TrainConfig:
     organ_weight : float
         UNet only: cross-entropy weight of the background's dense pixels near the lung (organs touching
         it: heart, liver, spleen, stomach, chest wall), which the mask must leave out.
+    organ_gas : float
+        UNet only: probability that a training slice gets a patch of gas-mottled stomach or bowel contents
+        painted into organ tissue beside the lung, labelled organ (:mod:`covidct.data.organ_gas`).
     lesion_mediastinal : float
         UNet only: share of those lesions placed on the lung's whole surface, its mediastinal side
         included, instead of its outer surface (:class:`covidct.data.synth.LesionOptions`).
@@ -156,6 +160,7 @@ class TrainConfig:
     lesion_augment: float = 0.5
     lesion_weight: float = 10.0
     organ_weight: float = 1.0
+    organ_gas: float = 0.0
     lesion_mediastinal: float = 0.0
     mask_edge_shift: float = 0.0
     name: str | None = None
@@ -202,6 +207,7 @@ class TrainConfig:
             (0.0 <= self.lesion_augment <= 1.0, f"--lesion-augment must lie in [0, 1] (got {self.lesion_augment})."),
             (self.lesion_weight >= 1.0, f"--lesion-weight must be at least 1 (got {self.lesion_weight})."),
             (self.organ_weight >= 1.0, f"--organ-weight must be at least 1 (got {self.organ_weight})."),
+            (0.0 <= self.organ_gas <= 1.0, f"--organ-gas must lie in [0, 1] (got {self.organ_gas})."),
             (
                 0.0 <= self.lesion_mediastinal <= 1.0,
                 f"--lesion-mediastinal must lie in [0, 1] (got {self.lesion_mediastinal}).",

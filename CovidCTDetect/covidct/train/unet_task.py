@@ -18,6 +18,10 @@ surface, against the heart and mediastinum too) from :func:`covidct.data.synth.p
 pixels are few, so a network may leave them out at little cost (trained without weights: 10–26 % of
 pleural consolidation inside the mask); their cross-entropy weighs ``config.lesion_weight`` times a
 plain pixel's. The target marks them 2 (lung and lesion), 1 (other lung), 0 (background).
+Hard negatives: with probability ``config.organ_gas`` a training slice also gets a patch of gas-mottled
+stomach or bowel contents painted into organ tissue beside the lung
+(:func:`covidct.data.organ_gas.paint_organ_gas`), labelled organ, so that the lesion augmentation does
+not teach the network that everything dense at the lung base is lung.
 Validation scores every validation slice twice, clean and with lesions (fixed seeds): ``val_dice`` is
 the Dice of the lung class over both, ``val_dice_clean``/``val_dice_lesions`` the two parts, and
 ``val_lesion_coverage`` the share of lesion pixels predicted lung. Then a random affine acts on image
@@ -42,6 +46,7 @@ from scipy import ndimage as ndi
 from ..data.augment import AugmentRanges, random_augmentation
 from ..data.cache import TensorCache, code_version, file_identity
 from ..data.manifest import Case
+from ..data.organ_gas import paint_organ_gas
 from ..data.synth import LesionOptions, paint_lesions
 from ..preprocess.window import HU_WINDOW, hu_window
 from .tasks import lungs_for, lungs_key
@@ -122,7 +127,8 @@ class SegmentationTask:
     def load(self, item: dict, index: int, seed: int, train: bool) -> dict:
         """One slice as ``(2, H, W)`` float32 (image, target: 0 background, 1 lung, 2 lung with an
         inserted lesion, 3 organ: background denser than :data:`ORGAN_HU` within :data:`ORGAN_MM` of
-        the lung), lesions inserted per the module docstring."""
+        the lung, and any gas-mottled organ contents painted in), lesions and contents inserted per the
+        module docstring."""
         stack = np.array(TensorCache.load(item["path"])[item["slice"]], dtype=np.float32)
         rng = np.random.default_rng(seed if train else index)
         lesions = item["lesions"] or (train and rng.random() < self.config.lesion_augment)
@@ -133,8 +139,13 @@ class SegmentationTask:
             stack[0] = hu_window(hu)
             stack[1][painted > 0] = 2.0
         if lung.any():
-            near = ndi.distance_transform_edt(~lung, sampling=item["spacing"]) <= ORGAN_MM
-            stack[1][near & ~lung & (stack[0] * (high - low) + low > ORGAN_HU)] = 3.0
+            hu = stack[0] * (high - low) + low
+            tissue = ~lung & (hu > ORGAN_HU)
+            organ = tissue & (ndi.distance_transform_edt(~lung, sampling=item["spacing"]) <= ORGAN_MM)
+            if train and self.config.organ_gas > 0 and rng.random() < self.config.organ_gas:
+                organ |= paint_organ_gas(hu, lung, tissue, organ, item["spacing"], rng)
+                stack[0] = hu_window(hu)
+            stack[1][organ] = 3.0
         return {
             "x": torch.from_numpy(stack),
             "y": torch.zeros(()),
