@@ -201,19 +201,22 @@ DOMAIN_LICENCE = (
 )
 
 
-def bundle_domain_classifier(work: Path, weights: Path, arch: str, description: str, recipe: str) -> None:
-    """Bundle the fine-tune ``work/<arch>-domain`` (``make_demo_weights.sh`` step ``<arch>-domain``) as
-    ``<arch>-demo``: the epoch :func:`select_on_real_cts` picks with the bundled UNet's lungs, the heat-map
-    scale from up to 20 validation positives (:func:`heatmap_peaks`), every real CT's probability on the
-    card. ``recipe`` says how the run was trained (epochs, learning rate, starting point)."""
+def bundle_domain_classifier(
+    work: Path, weights: Path, arch: str, description: str, recipe: str, run_name: str | None = None
+) -> None:
+    """Bundle the run ``work/<run_name>`` (default ``<arch>-domain``: ``make_demo_weights.sh`` step
+    ``<arch>-domain``) as ``<arch>-demo``: the epoch :func:`select_on_real_cts` picks with the bundled UNet's
+    lungs, the heat-map scale from up to 20 validation positives (:func:`heatmap_peaks`), every real CT's
+    probability on the card. ``recipe`` says how the run was trained (epochs, learning rate, starting point)."""
     import csv
     import statistics
 
-    run = work / f"{arch}-domain"
-    chosen, real = select_on_real_cts(run, work / f"{arch}-domain-last", "unet")
+    run_name = run_name or f"{arch}-domain"
+    run = work / run_name
+    chosen, real = select_on_real_cts(run, work / f"{run_name}-last", "unet")
     with open(run / "split.csv", newline="") as stream:
         positives = [r for r in csv.DictReader(stream) if r["split"] == "val" and r["label"] == "1"]
-    manifest = work / f"{arch}-domain-val-positives.csv"
+    manifest = work / f"{run_name}-val-positives.csv"
     with open(manifest, "w", newline="") as stream:
         writer = csv.DictWriter(stream, fieldnames=list(positives[0]))
         writer.writeheader()

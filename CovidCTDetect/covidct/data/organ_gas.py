@@ -37,12 +37,13 @@ def paint_organ_gas(
 
     ``hu``: one axial slice (rows anterior → posterior, columns; HU); ``lung``: its lung mask;
     ``tissue``: the dense background pixels, which the patch may cover; ``organ``: those of them near
-    the lung, where it may be centred; ``spacing``: (row, column) pixel size in mm. The patch is an irregular ellipse of :data:`PATCH_MM` about a random
-    ``organ`` pixel inside the lungs' convex hull (heart, mediastinum, the organs under the diaphragm; not
-    the chest wall), limited to ``tissue`` at least one pixel away from the lung (the diaphragm or
-    organ wall stays between them). In it the tissue is pulled towards :data:`CONTENTS_HU`, gas bubbles
-    are added with their partial-volume blur at this pixel size, and for a share :data:`POCKET` of
-    patches the anterior (non-dependent) part is a gas pocket. An empty mask when no pixel qualifies.
+    the lung, where it may be centred; ``spacing``: (row, column) pixel size in mm. The patch is an
+    irregular ellipse of :data:`PATCH_MM` about a random ``organ`` pixel inside the lungs' convex hull
+    (heart, mediastinum, the organs under the diaphragm; not the chest wall), limited to ``tissue`` at
+    least one pixel away from the lung (the diaphragm or organ wall stays between them). In it the
+    tissue is pulled towards :data:`CONTENTS_HU`, gas bubbles are added with their partial-volume blur
+    at this pixel size, and for a share :data:`POCKET` of patches the anterior (non-dependent) part is a
+    gas pocket. An empty mask when no pixel qualifies.
     """
     spacing = np.asarray(spacing, dtype=float)
     away = tissue & ~ndi.binary_dilation(lung)
