@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from covidct.models import load_model, save_model
+from covidct.models import find_model, load_model, save_model
 
 
 def read_json(path: str | Path):
@@ -169,12 +169,12 @@ def select_on_real_cts(run: str | Path, out: str | Path, lungs_method: str) -> t
     more real CTs on the right side of the threshold, then the one whose closest call among those lies farthest
     from it (:func:`real_ct_score`), with the lungs by ``lungs_method`` (the method its card will name);
     returns its folder and its :func:`real_ct_results`."""
-    model, card = load_model(Path(run) / "model", device="cpu")
+    threshold = find_model(Path(run) / "model").threshold
     last = last_epoch_model(run, out)
     scored = []
     for folder in (Path(run) / "model", last):
         results = real_ct_results(folder, lungs_method)
-        scored.append((real_ct_score(results, card.threshold), str(folder), results))
+        scored.append((real_ct_score(results, threshold), str(folder), results))
     score, folder, results = max(scored)
     print(f"real-CT selection (CTs right, smallest margin among them): {[(s, f) for s, f, _ in scored]} -> {folder}")
     return Path(folder), results

@@ -99,6 +99,12 @@ mkdir -p "$work"
 
 step=${STEP:-all}
 
+# last_epoch RUN OUT: the run's last epoch saved as the model folder OUT (tools/bundle_weights.last_epoch_model)
+last_epoch() {
+  [[ -f $2/model.json ]] || PYTHONPATH="$repo/tools${PYTHONPATH:+:$PYTHONPATH}" python -c \
+      "import sys; from bundle_weights import last_epoch_model; last_epoch_model(*sys.argv[1:3])" "$1" "$2"
+}
+
 if [[ $step == all || $step == data ]]; then
   # The full-size backgrounds are resampled to 256 x 256 in-plane and 4 mm slices (the CIP CT's slice
   # spacing; the DeCoVNet paper's CTs had 5 mm sections) before lesions are inserted: the demo models
@@ -216,9 +222,7 @@ if [[ $step == all || $step == decovnet-domain ]]; then
 fi
 
 if [[ $step == all || $step == decovnet-edge ]]; then
-  [[ -f $work/decovnet-domain-last/model.json ]] || PYTHONPATH="$repo/tools${PYTHONPATH:+:$PYTHONPATH}" python -c \
-      "import sys; from bundle_weights import last_epoch_model; last_epoch_model(*sys.argv[1:3])" \
-      "$work/decovnet-domain" "$work/decovnet-domain-last"
+  last_epoch "$work/decovnet-domain" "$work/decovnet-domain-last"
   [[ -f $work/decovnet-edge/model/model.json ]] || covidct train --model decovnet \
       --manifest "$work/domain-train.csv" --input-size 96x144 --input-crop lung_box --input-slice-mm 5 --input-antialias \
       --no-augment --seed 0 --device "$device" --lungs-method threshold --name decovnet-demo \
@@ -290,9 +294,7 @@ if [[ $step == all || $step == unet-sharp ]]; then
 fi
 
 if [[ $step == all || $step == unet-gas ]]; then
-  [[ -f $work/unet-sharp-last/model.json ]] || PYTHONPATH="$repo/tools${PYTHONPATH:+:$PYTHONPATH}" python -c \
-      "import sys; from bundle_weights import last_epoch_model; last_epoch_model(*sys.argv[1:3])" \
-      "$work/unet-sharp" "$work/unet-sharp-last"
+  last_epoch "$work/unet-sharp" "$work/unet-sharp-last"
   [[ -f $work/unet-gas/model/model.json ]] || covidct train --model unet --manifest "$work/unet-sharp-data/manifest.csv" \
       --arch-option base=8 --batch-size 16 --device "$device" --name unet-lungs --lungs-method threshold \
       --cache-dir "$work/unet-cache" --lesion-augment 0.8 --lesion-weight 30 --organ-weight 5 --organ-gas 0.15 \

@@ -74,7 +74,7 @@ def main() -> None:
             copy, labels, settings = sharp_copy(ct, lungs, rng)
             name = f"{row['id']}_sharp{k}"
             save_image(copy, args.out / f"{name}.nii.gz")
-            sitk.WriteImage(labels, str(args.out / f"{name}_lungs.nii.gz"), True)
+            save_image(labels, args.out / f"{name}_lungs.nii.gz")
             added.append(
                 {
                     "id": name,
@@ -85,7 +85,7 @@ def main() -> None:
             )
             print(
                 name,
-                {k: round(v, 2) for k, v in settings.items() if k in ("soft_sigma_mm", "sharp_amount", "noise_hu")},
+                {key: round(settings[key], 2) for key in ("soft_sigma_mm", "sharp_amount", "noise_hu")},
                 flush=True,
             )
     with open(args.out / "manifest.csv", "w", newline="") as stream:
