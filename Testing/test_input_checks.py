@@ -157,12 +157,15 @@ def test_a_lung_mask_on_another_grid_is_resampled_with_a_notice(cip, models_dir,
     assert on_grid.warnings == []
 
 
-def with_validated(models_dir, validated: dict) -> str:
-    """A copy of ``random-decovnet`` whose card states ``validated``; returns its name."""
+def with_validated(models_dir, validated: dict, lungs_method: str | None = None) -> str:
+    """A copy of ``random-decovnet`` whose card states ``validated`` (and ``input.lungs_method`` when
+    given); returns its name."""
     from covidct.models import find_model, load_model, save_model
 
     model, card = load_model(find_model("random-decovnet").path, "cpu")
     card.name, card.validated, card.sha256 = "validated-decovnet", validated, ""
+    if lungs_method:
+        card.input = {**(card.input or {}), "lungs_method": lungs_method}
     save_model(model, card, models_dir / "validated-decovnet")
     return card.name
 
@@ -183,6 +186,31 @@ def test_slices_thicker_than_validated_are_refused_and_other_ranges_warn(cip, mo
     assert len(report["warnings"]) == 1 and "pixel size of 4.17 mm lies outside the 0.5-1 mm" in report["warnings"][0]
     assert "outside the 0.5-1 mm" in result.stderr
     assert "pixel size" in (out / "results.csv").read_text(encoding="utf-8")
+
+
+def test_lungs_by_another_method_than_the_cards_warn(cip, models_dir, tmp_path):
+    name = with_validated(models_dir, {}, lungs_method="threshold")
+    assert covidct.detect(cip, model=name, heatmap=False).warnings == []
+    name = with_validated(models_dir, {}, lungs_method="unet")
+    out = tmp_path / "out"
+    result = run_cli(
+        "detect",
+        str(CIP_CT),
+        "--out",
+        str(out),
+        "--model",
+        name,
+        "--lungs-method",
+        "threshold",
+        "--device",
+        "cpu",
+        "--no-heatmap",
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads((out / "ct-64" / "report.json").read_text(encoding="utf-8"))
+    assert len(report["warnings"]) == 1
+    assert "segmented by the 'threshold' method" in report["warnings"][0]
+    assert "validated with 'unet' lungs" in report["warnings"][0] and "validated with 'unet'" in result.stderr
 
 
 def test_detect_stays_a_function_and_python_gives_the_cli_answer(cip, models_dir, tmp_path):

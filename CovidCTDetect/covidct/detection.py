@@ -299,7 +299,9 @@ def detect(
         if lungs is None:
             from .lungs import segment_lungs
 
-            method = lungs_method or (card.input or {}).get("lungs_method")
+            validated_method = (card.input or {}).get("lungs_method")
+            method = lungs_method or validated_method
+            warnings += lungs_method_warnings(method, validated_method, card.name)
             canonical_mask = segment_lungs(canonical, method=method, device=str(model_device), progress=progress)
             check_lungs(canonical_mask, source or "the CT image")
             mask = from_canonical(canonical_mask, image)
@@ -422,6 +424,18 @@ def check_validated_range(ct: sitk.Image, card, source: str) -> list[str]:
                 "validated on: the probability may be less reliable."
             )
     return warnings
+
+
+def lungs_method_warnings(method: str | None, validated_method: str | None, model_name: str) -> list[str]:
+    """A warning when the lungs are segmented by another method than the one the model card names
+    (``input.lungs_method``, the masks its real-CT figures were measured with): the classifiers see the
+    mask, and another method's edge and lesion coverage move their probabilities."""
+    if validated_method is None or method is None or method == validated_method:
+        return []
+    return [
+        f"The lungs were segmented by the '{method}' method, but this model ('{model_name}') was validated "
+        f"with '{validated_method}' lungs: the probability may be less reliable."
+    ]
 
 
 @contextmanager
