@@ -90,7 +90,14 @@ def test_decovnet_lung_box_crop(cip, decovnet_cip):
     assert _dice(grid.to_ct(x[1]) >= 0.5, lungs) >= 0.95
     # the card's input spec names the crop; model_input passes it on
     options = input_options("decovnet", {"shape": [2, "T", 96, 144], "crop": "lung_box"})
-    assert options == {"size": (96, 144), "crop": "lung_box", "slice_mm": None, "antialias": False, "pipeline": None}
+    assert options == {
+        "size": (96, 144),
+        "crop": "lung_box",
+        "slice_mm": None,
+        "antialias": False,
+        "pipeline": None,
+        "hu_stats": None,
+    }
     x2, grid2 = model_input("decovnet", *cip, **options)
     assert np.array_equal(x, x2) and grid == grid2
     assert input_options("covid19net", None) == {
@@ -99,6 +106,7 @@ def test_decovnet_lung_box_crop(cip, decovnet_cip):
         "slice_mm": None,
         "antialias": False,
         "pipeline": None,
+        "hu_stats": None,
     }
     with pytest.raises(UsageError, match="Unknown DeCoVNet input crop 'lungs'"):
         decovnet_input(*cip, crop="lungs")
@@ -126,6 +134,28 @@ def test_covid19net_input_shape_and_values(cip, covid19net_cip):
     assert (suppressed & lung_model).sum() < 0.001 * lung_model.sum()  # only lung voxels at ≤ −1024 HU
     # lung tissue (≈ −874 HU) is brighter than the fill value (−1024 HU) and darker than the rest
     assert fill < x[0][lung_model].mean() < x[0][~lung_model & ~suppressed].mean()
+
+
+def test_covid19net_fixed_statistics_keep_the_lungs_values_when_the_box_changes(cip):
+    """The z-score over the ROI moves every voxel's value when the box's composition changes (here: a wider
+    shell of tissue kept around the lungs, the box itself the same); with fixed statistics (a card's
+    ``hu_mean_std``) the lungs' values stay, and the fill is (-1024 - mean) / sd."""
+    shape = (16, 64, 96)
+    lungs = None
+    values = {}
+    for stats in (None, (-800.0, 350.0)):
+        for keep_mm in (10.0, 30.0):
+            x, grid = covid19net_input(*cip, keep_mm=keep_mm, shape=shape, hu_stats=stats)
+            if lungs is None:
+                lungs = grid.to_model(sitk.GetArrayFromImage(to_canonical(cip[1])).astype(np.float32)) >= 0.5
+            values[stats, keep_mm] = x[0][lungs]
+    own = np.abs(values[None, 10.0] - values[None, 30.0]).mean()
+    fixed = np.abs(values[(-800.0, 350.0), 10.0] - values[(-800.0, 350.0), 30.0]).max()
+    assert own > 0.05 and fixed == 0.0
+    x, _ = covid19net_input(*cip, shape=shape, hu_stats=(-800.0, 350.0))
+    assert float(x.min()) == pytest.approx((FILL_HU + 800.0) / 350.0)
+    with pytest.raises(UsageError, match="DeCoVNet windows its HU"):
+        model_input("decovnet", *cip, hu_stats=(-800.0, 350.0))
 
 
 def test_covid19net_suppression_spares_a_shell_around_the_lungs(cip, covid19net_cip):

@@ -275,6 +275,42 @@ def test_covid19net_default_batch_keeps_the_cases_features_apart():
     assert spread_together > 3 * spread_one
 
 
+def test_covid19net_fixed_hu_statistics_reach_the_cache_and_the_card(synth, tmp_path):
+    """``input_hu_stats`` z-scores COVID-19Net's training inputs with fixed statistics (the suppressed fill,
+    -1024 HU, becomes (-1024 + 800) / 350 in every cached input) and the card names them, so that detection
+    makes the same input; other architectures refuse the option."""
+    from covidct.models import load_model
+    from covidct.preprocess import input_options
+
+    out = tmp_path / "c19"
+    config = TrainConfig(
+        model="covid19net",
+        manifest=synth["small"],
+        out=out,
+        input_size=(16, 32, 48),
+        input_hu_stats=(-800.0, 350.0),
+        device="cpu",
+        lr=1e-4,
+        epochs=1,
+        val_fraction=0.34,
+        cache_dir=tmp_path / "cache",
+    )
+    _, card = load_model(train(config))
+    assert card.input["hu_mean_std"] == [-800.0, 350.0] and "fixed statistics" in card.input["normalisation"]
+    assert input_options("covid19net", card.input)["hu_stats"] == (-800.0, 350.0)
+    minima = [float(np.load(path).min()) for path in (tmp_path / "cache").rglob("*.npy")]
+    assert len(minima) == 6 and minima == pytest.approx([(-1024 + 800) / 350] * 6, abs=1e-3)  # float16 cache
+    assert TrainConfig.load(out / "config.json").input_hu_stats == (-800.0, 350.0)
+    with pytest.raises(UsageError, match="--input-hu-stats is a COVID-19Net option"):
+        TrainConfig(model="decovnet", manifest="m", out="o", input_hu_stats=(-800.0, 350.0))
+    with pytest.raises(UsageError, match="SD > 0"):
+        TrainConfig(model="covid19net", manifest="m", out="o", input_hu_stats=(-800.0, 0.0))
+    result = _cli(
+        "--model", "covid19net", "--manifest", synth["small"], "--out", tmp_path / "x", "--input-hu-stats", "a"
+    )
+    assert result.returncode == 2 and "is not MEAN,SD" in result.stderr
+
+
 def test_mask_edge_shift_moves_the_training_inputs_mask_only(tmp_path):
     """``mask_edge_shift`` moves the lung-fraction channel of DeCoVNet's real input (the CIP CT, lung box,
     5 mm slabs, area-averaged) in training, never the CT channel, and leaves validation inputs as cached."""

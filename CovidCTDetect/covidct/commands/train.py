@@ -81,6 +81,13 @@ def add_arguments(parser) -> None:
         "texture on every scanner)",
     )
     parser.add_argument(
+        "--input-hu-stats",
+        metavar="MEAN,SD",
+        help="COVID-19Net: z-score the input with this fixed mean and SD in HU instead of each lung-ROI's own, "
+        "whose statistics move with the lung mask and field of view (write --input-hu-stats=-800,350: a "
+        "value that starts with '-' needs the '=')",
+    )
+    parser.add_argument(
         "--arch-option",
         action="append",
         metavar="NAME=VALUE",
@@ -154,7 +161,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from ..progress import JsonLinesProgress
-    from ..train import TrainConfig, parse_arch_options, parse_input_size, train
+    from ..train import TrainConfig, parse_arch_options, parse_hu_stats, parse_input_size, train
 
     config = TrainConfig(
         model=args.model,
@@ -176,6 +183,7 @@ def run(args) -> int:
         input_crop=args.input_crop,
         input_slice_mm=args.input_slice_mm,
         input_antialias=args.input_antialias,
+        input_hu_stats=parse_hu_stats(args.input_hu_stats),
         lungs_method=args.lungs_method,
         cache_dir=args.cache_dir,
         checkpoint_every=args.checkpoint_every,

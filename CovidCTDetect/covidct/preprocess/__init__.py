@@ -18,6 +18,7 @@ def model_input(
     slice_mm: float | None = None,
     antialias: bool = False,
     pipeline: str | None = None,
+    hu_stats: tuple[float, float] | None = None,
 ):
     """The input array of a classifier for one CT, and the grid that maps model outputs back.
 
@@ -40,6 +41,9 @@ def model_input(
         None for this package's preprocessing, or the authors' own for their released weights:
         ``"zheng2020"`` (DeCoVNet, :mod:`.zheng2020`) or ``"wang2020"`` (COVID-19Net, :mod:`.wang2020`);
         those fix every other option.
+    hu_stats : (float, float) or None
+        COVID-19Net only: fixed ``(mean, sd)`` in HU for its z-score instead of the ROI's own
+        (:func:`.covid19net.covid19net_input`).
 
     Returns
     -------
@@ -69,6 +73,10 @@ def model_input(
             return wang2020_input(ct, lungs)
         raise UsageError(f"Unknown preprocessing pipeline '{pipeline}' for {arch}; fix the model card's input.")
     if arch == "decovnet":
+        if hu_stats is not None:
+            raise UsageError(
+                "DeCoVNet windows its HU to 0..1 and takes no z-score statistics; leave hu_mean_std unset."
+            )
         from .decovnet import INPUT_HW, decovnet_input
 
         return decovnet_input(
@@ -82,7 +90,7 @@ def model_input(
             )
         from .covid19net import INPUT_SHAPE, covid19net_input
 
-        return covid19net_input(ct, lungs, shape=tuple(size) if size else INPUT_SHAPE)
+        return covid19net_input(ct, lungs, shape=tuple(size) if size else INPUT_SHAPE, hu_stats=hu_stats)
     raise UsageError(
         f"No whole-CT model input for architecture '{arch}'; use decovnet or covid19net "
         "(the lung UNet takes 2D slices, see covidct.preprocess.unet)."
@@ -93,11 +101,13 @@ def input_options(arch: str, input_spec: dict | None) -> dict:
     """The keyword arguments of :func:`model_input` a model card's ``input`` spec asks for: ``size``
     from the last two entries of ``shape`` for DeCoVNet (``[2, "T", H, W]``), the last three for
     COVID-19Net (``[1, D, H, W]``), None for the paper's; ``crop``, ``slice_mm``, ``antialias`` and
-    ``pipeline`` from the fields of those names."""
+    ``pipeline`` from the fields of those names, ``hu_stats`` from ``hu_mean_std``."""
     spec = input_spec or {}
     shape = spec.get("shape")
     n = 3 if arch == "covid19net" else 2
+    stats = spec.get("hu_mean_std")
     return {
+        "hu_stats": (float(stats[0]), float(stats[1])) if stats else None,
         "size": tuple(int(v) for v in shape[-n:]) if shape else None,
         "crop": spec.get("crop"),
         "slice_mm": spec.get("slice_mm"),

@@ -19,7 +19,10 @@ on the lung mask with each lung's in-plane holes filled
    pleura that a segmentation can miss (the paper's reason for the ROI); spine, heart and chest wall
    beyond it become uniform air, with no new intermediate values that could look like lesions
    (attenuating tissue towards air would turn muscle into ground-glass-like −500 HU);
-5. z-score over the whole resized ROI: ``(x − mean) / std``.
+5. z-score over the whole resized ROI: ``(x − mean) / std``; or, where a model card names
+   ``hu_mean_std`` (the "z-score" read as the training set's statistics), ``(x − hu_mean) / hu_std``
+   with those fixed values, so that the input's HU scale does not depend on how much of the box is
+   lung, kept tissue or fill (the per-ROI statistics move with the lung mask and the field of view).
 
 Resizing before suppression and z-score (the paper names resizing last) computes the distance map on
 4 million voxels instead of the full-resolution ROI; the two orders differ only by interpolation.
@@ -62,15 +65,18 @@ def covid19net_input(
     keep_mm: float = KEEP_MM,
     fill_hu: float = FILL_HU,
     shape: tuple[int, int, int] = INPUT_SHAPE,
+    hu_stats: tuple[float, float] | None = None,
 ) -> tuple[np.ndarray, ModelGrid]:
     """``(float32 array (1, 48, 240, 360), ModelGrid)`` for COVID-19Net from a CT (HU) and its lung mask.
 
     ``shape`` is the ``(D, H, W)`` the ROI is resized to: the paper's 48 × 240 × 360 unless a model
-    card names another.
+    card names another. ``hu_stats``: None for the z-score over the ROI, or ``(mean, sd)`` in HU for a
+    z-score with those fixed statistics (a card's ``input.hu_mean_std``).
 
     Steps and parameters as in the module docstring (all distances in mm). The array is in
     canonical LPS order (slices inferior→superior, rows anterior→posterior, columns right→left) and
-    has mean 0 and standard deviation 1. ``ModelGrid.box`` is the lung-ROI on the canonical CT array;
+    has mean 0 and standard deviation 1 (with ``hu_stats``: about 0 and 1 over a training set whose
+    inputs those statistics describe). ``ModelGrid.box`` is the lung-ROI on the canonical CT array;
     :meth:`ModelGrid.to_ct` maps a model-grid array back onto it. Raises
     :class:`~covidct.errors.CTInputError` ("No lungs found ...") when the mask holds no lung voxel.
     """
@@ -88,7 +94,10 @@ def covid19net_input(
     if lung.any():
         far = ndimage.distance_transform_edt(~lung, sampling=model_spacing) > keep_mm
         hu[far] = fill_hu
-    std = float(hu.std())
-    hu -= hu.mean(dtype=np.float64)
+    if hu_stats is not None:
+        mean, std = hu_stats
+    else:
+        mean, std = hu.mean(dtype=np.float64), float(hu.std())
+    hu -= mean
     hu /= std if std > 1e-6 else 1.0
     return hu[np.newaxis], grid

@@ -6,7 +6,7 @@
 * :mod:`.checkpoint` — atomic checkpoints and RNG states; :mod:`.distributed` — DDP under ``torchrun``.
 """
 
-from .config import TrainConfig, parse_arch_options, parse_input_size
+from .config import TrainConfig, parse_arch_options, parse_hu_stats, parse_input_size
 from .loop import train
 
-__all__ = ["TrainConfig", "parse_arch_options", "parse_input_size", "train"]
+__all__ = ["TrainConfig", "parse_arch_options", "parse_hu_stats", "parse_input_size", "train"]

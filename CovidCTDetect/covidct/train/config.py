@@ -36,6 +36,7 @@ FIXED_ON_RESUME = (
     "input_crop",
     "input_slice_mm",
     "input_antialias",
+    "input_hu_stats",
     "init_from",
     "pretrain_manifest",
     "lungs_method",
@@ -97,6 +98,9 @@ class TrainConfig:
         DeCoVNet only: resize along z to slices of this thickness (mm); None keeps every slice.
     input_antialias : bool
         DeCoVNet only: area-average instead of sampling when resizing.
+    input_hu_stats : (float, float) or None
+        COVID-19Net only: z-score its input with this fixed ``(mean, sd)`` in HU instead of each ROI's
+        own (card ``input.hu_mean_std``; :func:`covidct.preprocess.covid19net.covid19net_input`).
     lungs_method : str or None
         Lung segmentation for manifest rows without a ``lungs`` mask (cached); None = ``"threshold"``
         pseudo-labels when training the UNet itself, else :func:`covidct.models.default_lungs_method`
@@ -154,6 +158,7 @@ class TrainConfig:
     input_crop: str | None = None
     input_slice_mm: float | None = None
     input_antialias: bool = False
+    input_hu_stats: tuple[float, float] | None = None
     lungs_method: str | None = None
     cache_dir: str | None = None
     checkpoint_every: int = 50
@@ -171,6 +176,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.input_size is not None:
             self.input_size = tuple(int(v) for v in self.input_size)
+        if self.input_hu_stats is not None:
+            self.input_hu_stats = tuple(float(v) for v in self.input_hu_stats)
         # absolute paths, so that a resumed run from another working folder compares equal
         for key in ("manifest", "out", "init_from", "pretrain_manifest", "cache_dir"):
             value = getattr(self, key)
@@ -229,6 +236,14 @@ class TrainConfig:
             (
                 self.model == "decovnet" or (self.input_slice_mm is None and not self.input_antialias),
                 "--input-slice-mm and --input-antialias are DeCoVNet options (COVID-19Net resizes to its own shape).",
+            ),
+            (
+                self.input_hu_stats is None or self.model == "covid19net",
+                "--input-hu-stats is a COVID-19Net option (DeCoVNet windows its HU, the UNet takes slices).",
+            ),
+            (
+                self.input_hu_stats is None or (len(self.input_hu_stats) == 2 and self.input_hu_stats[1] > 0),
+                f"--input-hu-stats must be MEAN,SD in HU with SD > 0 (got {self.input_hu_stats}).",
             ),
             (
                 self.input_slice_mm is None or 0.5 <= self.input_slice_mm <= 20.0,
@@ -300,6 +315,17 @@ def parse_arch_options(items: list[str] | None) -> dict:
         except ValueError:
             options[name.strip()] = value
     return options
+
+
+def parse_hu_stats(text: str | None) -> tuple[float, float] | None:
+    """``"-800,350"`` → ``(-800.0, 350.0)``; ``None``/empty → None; raises :class:`UsageError` when malformed."""
+    if not text:
+        return None
+    try:
+        mean, sd = (float(part) for part in text.split(","))
+    except ValueError:
+        raise UsageError(f"--input-hu-stats '{text}' is not MEAN,SD; write e.g. -800,350 (HU).") from None
+    return mean, sd
 
 
 def parse_input_size(text: str | None) -> tuple[int, ...] | None:

@@ -419,6 +419,9 @@ class _Run:
             spec["slices"] = (
                 f"canonical LPS order (inferior to superior), resized along z to {config.input_slice_mm:g} mm"
             )
+        if config.input_hu_stats:
+            spec["hu_mean_std"] = list(config.input_hu_stats)
+            spec["normalisation"] = "z-score with the fixed statistics hu_mean_std (HU): (x - mean) / sd"
         if config.input_antialias:
             spec["antialias"] = True
             spec["channels"] = [

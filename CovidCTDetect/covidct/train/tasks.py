@@ -121,6 +121,7 @@ class ClassifierTask:
             "input_crop": self.config.input_crop,
             "input_slice_mm": self.config.input_slice_mm,
             "input_antialias": self.config.input_antialias,
+            **({"input_hu_stats": list(self.config.input_hu_stats)} if self.config.input_hu_stats else {}),
             "code": code_version(preprocess, geometry, holes_filled),  # the inputs' lung mask is hole-filled
         }
 
@@ -135,6 +136,7 @@ class ClassifierTask:
                 self.config.input_crop,
                 self.config.input_slice_mm,
                 self.config.input_antialias,
+                hu_stats=self.config.input_hu_stats,
             )
             return array, {"case": case.id}
 
