@@ -163,7 +163,11 @@ def test_bundled_covid19net_on_every_real_ct_is_what_its_card_says():
     listed = loaded[1].metrics["real_ct_probabilities"]
     assert set(listed) == {case.name for case in REAL_CTS}
     for case in REAL_CTS:
-        result = detect(case_file(case.name), model=loaded, heatmap=False)
+        result = detect(case_file(case.name), model=loaded, heatmap=case.labels_file is not None)
         print(f"{case.name}: P = {result.probability:.3f} ({result.label}), card {listed[case.name]:.3f}")
         assert result.probability == pytest.approx(listed[case.name], abs=0.01)
-        assert case.covid or not result.positive, f"{case.name}: {result.probability:.3f}"
+        assert result.positive == case.covid, f"{case.name}: {result.probability:.3f}"
+        if case.labels_file is not None:
+            heat = sitk.GetArrayViewFromImage(result.heatmap)
+            k = int(np.unravel_index(int(np.argmax(heat)), heat.shape)[0])
+            assert infection_slices(case.labels_file, heat.shape[0])[k]

@@ -104,15 +104,37 @@ def average_best_and_last(run: str | Path, out: str | Path, last_share: float) -
 
     model, card = load_model(Path(run) / "model", device="cpu")
     last = load_checkpoint(Path(run) / "last.pt")["model"]
-    best = model.state_dict()
+    note = f"Averaged with its last epoch ({last_share:.2f} of the weights)."
+    return _save_average(model, card, [model.state_dict(), last], [1.0 - last_share, last_share], out, note)
+
+
+def average_epochs(run: str | Path, checkpoints: list[str | Path], out: str | Path) -> Path:
+    """The equal average of the weights in ``checkpoints`` (training checkpoints of the run, e.g. the
+    ``epoch-N.pt`` copies of ``last.pt`` that ``make_demo_weights.sh`` keeps), batch-norm running statistics
+    averaged too, saved into ``out`` with the card of the run's final model (``run/model``); returns ``out``.
+    Consecutive epochs of one run lie in one basin, and their average moves less between epochs than any
+    one of them (a "model soup")."""
+    from covidct.train.checkpoint import load_checkpoint
+
+    model, card = load_model(Path(run) / "model", device="cpu")
+    states = [load_checkpoint(path)["model"] for path in checkpoints]
+    note = f"The equal average of {len(states)} epochs' weights ({', '.join(Path(p).stem for p in checkpoints)})."
+    return _save_average(model, card, states, [1.0 / len(states)] * len(states), out, note)
+
+
+def _save_average(model, card, states: list[dict], shares: list[float], out: str | Path, note: str) -> Path:
+    """Load ``sum(share × state)`` into ``model`` (integer entries, e.g. batch norm's step count, from the last
+    state), add ``note`` to the card's description and save both into ``out``; returns ``out``."""
     model.load_state_dict(
         {
-            key: (1.0 - last_share) * value + last_share * last[key] if value.is_floating_point() else last[key]
-            for key, value in best.items()
+            key: sum(share * state[key] for share, state in zip(shares, states, strict=True))
+            if value.is_floating_point()
+            else states[-1][key]
+            for key, value in states[0].items()
         }
     )
     card.sha256 = ""
-    card.description = f"{card.description} Averaged with its last epoch ({last_share:.2f} of the weights)."
+    card.description = f"{card.description} {note}"
     return save_model(model, card, out).path.parent
 
 
@@ -202,18 +224,40 @@ DOMAIN_LICENCE = (
 
 
 def bundle_domain_classifier(
-    work: Path, weights: Path, arch: str, description: str, recipe: str, run_name: str | None = None
+    work: Path,
+    weights: Path,
+    arch: str,
+    description: str,
+    recipe: str,
+    run_name: str | None = None,
+    average: list[int] | None = None,
 ) -> None:
     """Bundle the run ``work/<run_name>`` (default ``<arch>-domain``: ``make_demo_weights.sh`` step
     ``<arch>-domain``) as ``<arch>-demo``: the epoch :func:`select_on_real_cts` picks with the bundled UNet's
-    lungs, the heat-map scale from up to 20 validation positives (:func:`heatmap_peaks`), every real CT's
-    probability on the card. ``recipe`` says how the run was trained (epochs, learning rate, starting point)."""
+    lungs, or with ``average`` the equal average of those epochs' checkpoints ``epoch-N.pt``
+    (:func:`average_epochs`); the heat-map scale from up to 20 validation positives (:func:`heatmap_peaks`),
+    every real CT's probability on the card. ``recipe`` says how the run was trained (epochs, learning rate,
+    starting point)."""
     import csv
     import statistics
 
     run_name = run_name or f"{arch}-domain"
     run = work / run_name
-    chosen, real = select_on_real_cts(run, work / f"{run_name}-last", "unet")
+    history = read_json(run / "history.json")
+    if average:
+        chosen = average_epochs(run, [run / f"epoch-{e}.pt" for e in average], work / f"{run_name}-average")
+        real = real_ct_results(chosen, "unet")
+        kept = {"kept_epochs": list(average)}
+        how = f"The equal average of epochs {', '.join(map(str, average))} kept (batch-norm statistics averaged too)."
+    else:
+        chosen, real = select_on_real_cts(run, work / f"{run_name}-last", "unet")
+        best = read_json(run / "model" / "model.json")["metrics"]["epoch"]  # the loop's best-validation epoch
+        kept = {"kept_epoch": best if chosen.name == "model" else history[-1]["epoch"]}
+        how = (
+            f"Epoch {kept['kept_epoch']} kept: of the best-validation and the last epoch, the one that put more real "
+            "CTs of the yardstick on the right side of the threshold, then with the wider margin on those (model "
+            "selection on the real CTs, whose negatives' anatomy the training copies share)."
+        )
     with open(run / "split.csv", newline="") as stream:
         positives = [r for r in csv.DictReader(stream) if r["split"] == "val" and r["label"] == "1"]
     manifest = work / f"{run_name}-val-positives.csv"
@@ -222,21 +266,16 @@ def bundle_domain_classifier(
         writer.writeheader()
         writer.writerows(positives)
     scale = statistics.median(heatmap_peaks(chosen, manifest, 20))
-    history = read_json(run / "history.json")
-    kept = read_json(run / "model" / "model.json")["metrics"]["epoch"]  # the loop's best-validation epoch
     masks = {
         "unet": "lung masks by the bundled lung UNet, as detection makes them",
         "threshold": "threshold lung masks",
     }[read_json(run / "config.json")["lungs_method"]]
-    epoch = kept if chosen.name == "model" else history[-1]["epoch"]
     training = (
         "Synthetic COVID-19-like lesions (ground-glass opacity, consolidation, crazy paving; 3-10 of 15-60 mm per "
         "positive) in four domain-randomised copies of each of five real non-COVID CTs (COVID-CT-MD normal001, POPI "
         "phase 00, CIP COPDGene 10002K, Lung-PET-CT-Dx A0001 kernels B and L); 300 positives and 400 negatives, 200 "
         f"of these holding a synthetic solid nodule or mass; {masks}; 15 % held out for validation. "
-        f"{recipe} Epoch {epoch} kept: of the best-validation and the last epoch, the one that put more real CTs of "
-        "the yardstick on the right side of the threshold, then with the wider margin on those (model selection on the "
-        "real CTs, whose negatives' anatomy the training copies share). Never trained on real COVID-19 (P001/P002)."
+        f"{recipe} {how} Never trained on real COVID-19 (P001/P002)."
     )
     bundle(
         chosen,
@@ -255,7 +294,7 @@ def bundle_domain_classifier(
             "real_ct_hottest_in_infection_slice": {
                 k: v["hottest_in_infection_slice"] for k, v in real.items() if "hottest_in_infection_slice" in v
             },
-            "kept_epoch": epoch,
+            **kept,
             "epochs": len(history),
             "best_validation_roc_auc": round(max(h["val_auc"] for h in history), 4),
         },
