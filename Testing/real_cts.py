@@ -99,6 +99,14 @@ def infection_slices(labels_csv: Path, depth: int) -> np.ndarray:
     return positive
 
 
+def hottest_in_infection_slice(heatmap: sitk.Image, labels_csv: Path) -> bool:
+    """Whether the hottest voxel of ``heatmap`` (on the CT's own grid, so its z index is the NIfTI ``k``) lies
+    in a slice the radiologists labelled infection-positive (:func:`infection_slices`)."""
+    heat = sitk.GetArrayViewFromImage(heatmap)
+    k = int(np.unravel_index(int(np.argmax(heat)), heat.shape)[0])
+    return bool(infection_slices(labels_csv, heat.shape[0])[k])
+
+
 def thick_dense(hu: np.ndarray, mask: np.ndarray, spacing_xyz) -> np.ndarray:
     """Voxels of ``mask`` denser than :data:`DENSE_HU` that survive a binary opening with a ball of
     :data:`THICK_RADIUS_MM` (in mm, exact on anisotropic grids): solid tissue thicker than vessels.

@@ -72,11 +72,8 @@ def real_ct_results(run_model: str | Path, lungs_method: str | None = None) -> d
     figures its card lists."""
     import sys
 
-    import numpy as np
-    import SimpleITK as sitk
-
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "Testing"))
-    from real_cts import REAL_CTS, infection_slices
+    from real_cts import REAL_CTS, hottest_in_infection_slice
 
     from covidct.detection import detect
 
@@ -88,9 +85,7 @@ def real_ct_results(run_model: str | Path, lungs_method: str | None = None) -> d
         result = detect(case.file, model=loaded, lungs_method=lungs_method)
         row = {"probability": round(result.probability, 4), "covid": case.covid}
         if case.labels_file is not None:
-            heat = sitk.GetArrayViewFromImage(result.heatmap)
-            k = int(np.unravel_index(int(np.argmax(heat)), heat.shape)[0])
-            row["hottest_in_infection_slice"] = bool(infection_slices(case.labels_file, heat.shape[0])[k])
+            row["hottest_in_infection_slice"] = hottest_in_infection_slice(result.heatmap, case.labels_file)
         results[case.name] = row
     return results
 
