@@ -132,6 +132,36 @@ def test_inference_path_maps_back_onto_the_ct(cip_ct):
     assert checks.dice(labels > 0, truth) >= 0.9  # a bare threshold, with trachea, still finds the lungs
 
 
+def test_the_threshold_on_p_lung_moves_the_mask_edge(cip_ct):
+    """The card's ``threshold`` is an operating point on P(lung) per pixel: lower holds more (here
+    P = 0.02 moves the fixed network's cut from about −660 to −620 HU, a wider lung)."""
+    canonical = sitk.DICOMOrient(cip_ct, "LPS")
+    masks = [
+        unet_labels(canonical, model=WindowThreshold(), card_input={"shape": [1, 128, 128]}, threshold=t) > 0
+        for t in (0.5, 0.02)
+    ]
+    assert masks[1].sum() > 1.01 * masks[0].sum()
+    assert (masks[0] & ~masks[1]).sum() <= 0.001 * masks[0].sum()
+    for threshold in (0.0, 1.0):
+        with pytest.raises(ModelError, match="strictly between 0 and 1"):
+            unet_labels(canonical, model=WindowThreshold(), card_input={"shape": [1, 128, 128]}, threshold=threshold)
+
+
+def test_a_lung_models_card_threshold_is_used(cip_ct, tmp_path, monkeypatch):
+    """A user's copy of the bundled UNet whose card says 0.18 segments with it: a wider mask of the
+    real CIP CT than the bundled card's 0.5 gives."""
+    from covidct.models import load_model, save_model
+
+    model, card = load_model(MODEL_NAME, "cpu")
+    card.name, card.threshold = "unet-lungs-wide", 0.18
+    save_model(model, card, tmp_path / card.name)
+    monkeypatch.setenv("COVIDCT_MODELS_DIR", str(tmp_path))
+    volumes = [
+        (sitk.GetArrayViewFromImage(segment_lungs(cip_ct, method=name)) > 0).sum() for name in (MODEL_NAME, card.name)
+    ]
+    assert volumes[1] > 1.005 * volumes[0]
+
+
 def test_untrained_network_runs_end_to_end(cip_ct):
     labels = unet_labels(
         sitk.DICOMOrient(cip_ct, "LPS"), model=UNet2D(base=4).eval(), card_input={"shape": [1, 64, 64]}

@@ -9,9 +9,13 @@
    the network's time too, but the mask would then depend on the CPU (the lesion-coverage figures of
    ``Testing/test_lungs.py`` moved by up to 12 points), so the CPU stays in float32. The DeCoVNet
    authors' UNet (:func:`zheng2020_labels`) always runs in float32, as published.
-3. The lung-vs-background logit margin (``logit₁ − logit₀``; > 0 means lung) goes back onto the
-   ~1.5 mm working grid (:func:`covidct.preprocess.unet.to_working_grid`) and is thresholded at 0;
-   in-plane pieces touching the slice border are dropped (lungs never reach it, air outside does).
+3. The lung-vs-background logit margin (``logit₁ − logit₀``, the log-odds of lung) goes back onto the
+   ~1.5 mm working grid (:func:`covidct.preprocess.unet.to_working_grid`); lung is where it exceeds the
+   log-odds of the card's ``threshold`` (an operating point on P(lung) per pixel, :func:`margin_cut`:
+   0.5 → 0, the argmax, the bundled card's). A lower threshold moves the mask's edge outwards: more of
+   the consolidation at the pleura, and more fat and organ beside the lung (figures of 0.18–0.35 in
+   ``CovidCTDetect/covidct/weights/README.md``).
+   In-plane pieces touching the slice border are dropped (lungs never reach it, air outside does).
    The trachea and main bronchi, found in the CT as the threshold method finds them
    (:func:`covidct.lungs.threshold.extrapulmonary_airways`, on a worker thread while the network
    runs), are taken out: at ~2.8 mm per input pixel the network merges the trachea with the apices.
@@ -56,11 +60,20 @@ def load_unet(device="auto"):
     return load_model(MODEL_NAME, device)
 
 
-def unet_labels(ct: sitk.Image, device="auto", progress=None, model=None, card_input: dict | None = None) -> np.ndarray:
+def unet_labels(
+    ct: sitk.Image,
+    device="auto",
+    progress=None,
+    model=None,
+    card_input: dict | None = None,
+    threshold: float = 0.5,
+) -> np.ndarray:
     """Lung labelmap ``(z, y, x)`` uint8 (0, 1 = right, 2 = left) of a **canonical** CT image (HU).
 
     ``model``: a UNet2D to use instead of the bundled one (e.g. for benchmarks or just-trained
-    weights), with ``card_input`` its input specification (slice size); ``device`` is then ignored.
+    weights), with ``card_input`` its input specification (slice size) and ``threshold`` its operating
+    point on P(lung) (0 < threshold < 1); ``device`` is then ignored. Without ``model`` the bundled
+    UNet's card gives both.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -69,7 +82,8 @@ def unet_labels(ct: sitk.Image, device="auto", progress=None, model=None, card_i
     _report(progress, 0)
     if model is None:
         model, card = load_unet(device)
-        card_input = card.input
+        card_input, threshold = card.input, card.threshold
+    cut = margin_cut(threshold)
     factor = grid.shrink_factor(ct.GetSpacing())
     small = grid.shrink(ct, factor)
     hu = sitk.GetArrayViewFromImage(small)
@@ -83,7 +97,7 @@ def unet_labels(ct: sitk.Image, device="auto", progress=None, model=None, card_i
             bfloat16=next(model.parameters()).device.type == "cuda",
         )
         _report(progress, 2)
-        lung, _, _ = remove_inplane_border(to_working_grid(margin, model_grid, factor) > 0)
+        lung, _, _ = remove_inplane_border(to_working_grid(margin, model_grid, factor) > cut)
         lung &= ~airways.result()
     labels = np.zeros(lung.shape, np.uint8)
     box = finishing_box(lung, small.GetSpacing())
@@ -93,6 +107,14 @@ def unet_labels(ct: sitk.Image, device="auto", progress=None, model=None, card_i
         )
     _report(progress, 3)
     return grid.expand(labels, factor, tuple(reversed(ct.GetSize())))
+
+
+def margin_cut(threshold: float) -> float:
+    """The logit margin (``logit₁ − logit₀``) above which a pixel is lung, for an operating threshold on
+    P(lung) = sigmoid(margin): its log-odds, ``log(t / (1 − t))``; 0 for 0.5."""
+    if not 0.0 < threshold < 1.0:
+        raise ModelError(f"A lung UNet's threshold must lie strictly between 0 and 1, not {threshold}.")
+    return float(np.log(threshold / (1.0 - threshold)))
 
 
 def finishing_box(lung: np.ndarray, spacing_xyz):
@@ -155,7 +177,7 @@ def catalogue_unet_labels(ct: sitk.Image, card, device="auto", progress=None) ->
     model, card = load_model(card.path, device)
     if (card.input or {}).get("pipeline") == "zheng2020":
         return zheng2020_labels(ct, model, progress)
-    return unet_labels(ct, progress=progress, model=model, card_input=card.input)
+    return unet_labels(ct, progress=progress, model=model, card_input=card.input, threshold=card.threshold)
 
 
 def zheng2020_labels(ct: sitk.Image, model, progress=None) -> np.ndarray:

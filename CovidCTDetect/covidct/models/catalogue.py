@@ -106,7 +106,8 @@ class ModelCard:
 
     ``input`` describes the tensor the model expects, e.g. ``{"shape": [2, "T", 224, 336],
     "hu_window": [-1200, 600]}``; ``weights`` is the weights file name, relative to the card's folder;
-    ``threshold`` is the operating threshold on P(COVID-19) that turns a probability into a label;
+    ``threshold`` is the operating threshold on P(COVID-19) that turns a probability into a label (for a
+    lung UNet: on P(lung) per pixel, :func:`covidct.lungs.unet_infer.margin_cut`);
     ``training_data`` says in words what the model was trained on and ``training_sources`` lists the
     datasets or cases; ``metrics`` holds evaluation figures (name → value); ``config`` holds the
     architecture's constructor arguments. ``created`` is an ISO-8601 UTC time.
