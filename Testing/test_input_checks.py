@@ -1,6 +1,6 @@
 """Inputs checked before they are trusted: each bad input of the real-CT issue gives exit status 2, one
-sentence on stderr and no output file; a usable CT outside a model's validated range gets a warning in
-the output, report.json and results.csv. Also: one answer per CT whatever the entry point.
+sentence on stderr and no output file; a usable CT outside a model's validated range (or one that cuts the
+lungs off) gets a warning in the output, report.json and results.csv. Also: one answer per CT whatever the entry point.
 
 Real CTs: the CIP CT (a small fixture) and its real lung mask; models are catalogue-saved with
 random weights (``models_dir``), so only the checks are asserted, not the probabilities' meaning.
@@ -8,6 +8,7 @@ random weights (``models_dir``), so only the checks are asserted, not the probab
 
 from __future__ import annotations
 
+import functools
 import json
 import struct
 import subprocess
@@ -211,6 +212,19 @@ def test_lungs_by_another_method_than_the_cards_warn(cip, models_dir, tmp_path):
     assert len(report["warnings"]) == 1
     assert "segmented by the 'threshold' method" in report["warnings"][0]
     assert "validated with 'unet' lungs" in report["warnings"][0] and "validated with 'unet'" in result.stderr
+
+
+def test_a_scan_that_cuts_the_lungs_off_warns(cip, models_dir):
+    """The real CIP CT shows the whole lungs (no warning); cut 30 slices off one end or 29 off the other,
+    the end that cuts through the lungs is named (canonical slice order: inferior first)."""
+    detect = functools.partial(covidct.detect, model="random-decovnet", lungs_method="threshold", heatmap=False)
+    assert detect(cip).warnings == []
+    ends = set()
+    for part in (cip[:, :, 30:], cip[:, :, :50]):
+        warnings = detect(part).warnings
+        assert len(warnings) == 1 and "cuts through the lungs" in warnings[0], warnings
+        ends.add("lower" if "lower end" in warnings[0] else "upper")
+    assert ends == {"lower", "upper"}
 
 
 def test_detect_stays_a_function_and_python_gives_the_cli_answer(cip, models_dir, tmp_path):

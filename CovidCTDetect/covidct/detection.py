@@ -51,6 +51,9 @@ from .models.catalogue import DEFAULT_CLASSIFIER
 
 #: stages of :attr:`Detection.timings`, in pipeline order
 STAGES = ("load", "lungs", "preprocess", "forward", "heatmap", "save")
+#: share of the largest axial lung cross-section at or above which lung in a scan's first or last slice
+#: means that the scan cuts the lungs off (complete chest CTs of ../shared/data: at most 0.023)
+LUNG_CUT_SHARE = 0.15
 
 
 @dataclass
@@ -312,6 +315,8 @@ def detect(
             check_lungs(mask, source or "the CT image", what="given lung mask")
             canonical_mask = to_canonical(mask)
 
+    warnings += lung_coverage_warnings(canonical_mask, card.name)
+
     with _timed(timings, "preprocess"):
         report("detect", 2, steps, step="preprocess")
         array, grid = model_input(
@@ -436,6 +441,25 @@ def lungs_method_warnings(method: str | None, validated_method: str | None, mode
         f"The lungs were segmented by the '{method}' method, but this model ('{model_name}') was validated "
         f"with '{validated_method}' lungs: the probability may be less reliable."
     ]
+
+
+def lung_coverage_warnings(canonical_mask: sitk.Image, model_name: str) -> list[str]:
+    """A warning for each end of the scan that cuts the lungs off: lung in the **canonical** mask's
+    first (inferior) or last (superior) slice covering at least :data:`LUNG_CUT_SHARE` of the largest
+    slice's lung area. The classifiers resize the lungs' box to a fixed depth, so a scan that misses
+    the lung bases or apices shows them lungs of another shape than the whole lungs they were validated
+    on. ``canonical_mask``: a non-empty lung labelmap (any value > 0 is lung)."""
+    area = np.count_nonzero(sitk.GetArrayViewFromImage(canonical_mask), axis=(1, 2))
+    warnings = []
+    for index, end, part in ((0, "lower", "bases"), (-1, "upper", "apices")):
+        share = float(area[index]) / float(area.max())
+        if share >= LUNG_CUT_SHARE:
+            warnings.append(
+                f"The scan's {end} end cuts through the lungs (its {end}most slice holds {100 * share:.0f} % of "
+                f"the largest lung cross-section), so the lung {part} may be missing; this model ('{model_name}') "
+                "was validated on CTs of the whole lungs: the probability may be less reliable."
+            )
+    return warnings
 
 
 @contextmanager

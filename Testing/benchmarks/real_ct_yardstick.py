@@ -169,6 +169,7 @@ def measure(case, loaded_ct, method, loaded, out: Path | None, edge: int = 0) ->
             hot_k=int(hottest[0]),
             heat_max=float(heat[hottest]),
             heat_half_ml=float((heat >= 0.5).sum()) * voxel_ml,
+            warnings=result.warnings,
         )
         if infection is not None:
             row["hot_in_infection_slice"] = bool(infection[hottest[0]])
@@ -312,6 +313,8 @@ def main() -> None:
         for method in args.methods:
             rows.append(measure(case, loaded_ct, method, loaded, args.out, args.edge))
             print_row(rows[-1])
+            for warning in rows[-1].get("warnings", []):
+                print(f"  warning: {warning}")
     negatives = [row for row in rows if not row["covid"]]
     if negatives:
         print(f"worst thick dense on a real negative: {max(r['thick_dense_ml'] for r in negatives):.1f} ml")
