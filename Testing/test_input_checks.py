@@ -1,6 +1,7 @@
 """Inputs checked before they are trusted: each bad input of the real-CT issue gives exit status 2, one
-sentence on stderr and no output file; a usable CT outside a model's validated range (or one that cuts the
-lungs off) gets a warning in the output, report.json and results.csv. Also: one answer per CT whatever the entry point.
+sentence on stderr and no output file; a usable CT outside a model's validated range (or one that cuts
+the lungs off) gets a warning in the output, report.json and results.csv. Also: one answer per CT
+whatever the entry point.
 
 Real CTs: the CIP CT (a small fixture) and its real lung mask; models are catalogue-saved with
 random weights (``models_dir``), so only the checks are asserted, not the probabilities' meaning.
