@@ -134,7 +134,7 @@ def test_inference_path_maps_back_onto_the_ct(cip_ct):
 
 def test_the_threshold_on_p_lung_moves_the_mask_edge(cip_ct):
     """The card's ``threshold`` is an operating point on P(lung) per pixel: lower holds more (here
-    P = 0.02 moves the fixed network's cut from about −660 to −620 HU, a wider lung)."""
+    P = 0.02 moves the fixed network's cut from about −660 to −590 HU, a wider lung)."""
     canonical = sitk.DICOMOrient(cip_ct, "LPS")
     masks = [
         unet_labels(canonical, model=WindowThreshold(), card_input={"shape": [1, 128, 128]}, threshold=t) > 0
