@@ -13,8 +13,8 @@
    ~1.5 mm working grid (:func:`covidct.preprocess.unet.to_working_grid`); lung is where it exceeds the
    log-odds of the card's ``threshold`` (an operating point on P(lung) per pixel, :func:`margin_cut`:
    0.5 → 0, the argmax, the bundled card's). A lower threshold moves the mask's edge outwards: more of
-   the consolidation at the pleura, and more fat and organ beside the lung (figures of 0.18–0.35 in
-   ``CovidCTDetect/covidct/weights/README.md``).
+   the consolidation at the pleura, and more fat and organ beside the lung
+   (``Testing/benchmarks/unet_threshold_sweep.py``; figures in ``CovidCTDetect/covidct/weights/README.md``).
    In-plane pieces touching the slice border are dropped (lungs never reach it, air outside does).
    The trachea and main bronchi, found in the CT as the threshold method finds them
    (:func:`covidct.lungs.threshold.extrapulmonary_airways`, on a worker thread while the network
