@@ -7,6 +7,10 @@ and the thick dense tissue (``real_cts.thick_dense``, ml; lung tumours apart) in
 real non-COVID CT. The bundled card's choice and these figures: ``CovidCTDetect/covidct/weights/README.md``.
 
     python Testing/benchmarks/unet_threshold_sweep.py --thresholds 0.5 0.3 0.18
+    python Testing/benchmarks/unet_threshold_sweep.py --model path/to/candidate-unet --thresholds 0.5
+
+``--model`` (a model folder or catalogue name) scores another UNet on the same lesions: they are still
+placed with the bundled card's masks.
 
 About 5 minutes per threshold on 2 CPU cores (20 lesion volumes and 5 real CTs segmented).
 """
@@ -28,6 +32,7 @@ from real_cts import REAL_CTS, split_tumour, thick_dense  # noqa: E402
 from covidct.geometry import to_canonical  # noqa: E402
 from covidct.io import load_ct  # noqa: E402
 from covidct.lungs.unet_infer import load_unet, unet_labels  # noqa: E402
+from covidct.models import load_model  # noqa: E402
 
 PLACES = ("costal", "anywhere")
 
@@ -60,8 +65,9 @@ def organ_ml(case, model, card, threshold: float) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.5, 0.3, 0.18])
+    parser.add_argument("--model", help="UNet to score (model folder or name; default: the bundled one)")
     args = parser.parse_args()
-    model, card = load_unet("cpu")
+    model, card = load_model(args.model, "cpu") if args.model else load_unet("cpu")
     for name in test_lungs.LESION_CASES:  # the lesions go where the bundled card's masks put them
         test_lungs.real_lungs(name)
     negatives = [case for case in REAL_CTS if not case.covid]
