@@ -228,6 +228,21 @@ def test_a_scan_that_cuts_the_lungs_off_warns(cip, models_dir):
     assert ends == {"lower", "upper"}
 
 
+def test_a_contrast_enhanced_ct_warns_where_the_card_says_so(cip, models_dir):
+    """The real CIP CT (no contrast) gets no warning. Its copy with 150 HU more on the blood between and inside
+    the lungs (the yardstick's ``contrast`` copy) is called contrast-enhanced for a card validated without
+    contrast, and not for a card that states nothing about contrast."""
+    from benchmarks.real_ct_yardstick import scanner_copy
+
+    name = with_validated(models_dir, {"contrast": False})
+    detect = functools.partial(covidct.detect, lungs_method="threshold", heatmap=False)
+    assert detect(cip, model=name).warnings == []
+    enhanced = scanner_copy(cip, "contrast")
+    warnings = detect(enhanced, model=name).warnings
+    assert len(warnings) == 1 and "looks contrast-enhanced" in warnings[0], warnings
+    assert detect(enhanced, model="random-decovnet").warnings == []
+
+
 def test_detect_stays_a_function_and_python_gives_the_cli_answer(cip, models_dir, tmp_path):
     """The README's snippet (``covidct.detect(ct)``, no lungs) and ``covidct detect CT`` agree."""
     import covidct.detection  # noqa: F401 (importing the module must not replace the function)

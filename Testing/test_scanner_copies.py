@@ -95,3 +95,22 @@ def test_sharp_training_copy_is_sharper_on_the_same_grid_with_the_same_labels():
     assert sharp[:, 16:48, 16].mean() < canonical[:, 16:48, 16].mean() - 30.0
     assert sharp[:, 16:48, 15].mean() > canonical[:, 16:48, 15].mean() + 30.0
     assert abs(sharp[:, 24:40, 24:40].mean() - (-800.0)) < 10.0
+
+
+def test_contrast_copy_brightens_the_blood_between_and_inside_the_lungs_only():
+    """A chest phantom (2 mm pixels): two lungs (-850 HU) with a vessel in one, soft tissue (40 HU) between
+    them and all round them. The ``contrast`` copy adds its enhancement to the mediastinum and the vessel;
+    the chest wall (outside the lungs' hull) and the lung air keep their HU."""
+    array = np.full((6, 128, 128), -1000, np.int16)
+    array[:, 8:120, 8:120] = 40
+    array[:, 30:98, 24:58] = -850
+    array[:, 30:98, 70:104] = -850
+    array[:, 62:66, 40:44] = 40  # a vessel inside the right-hand lung of the image
+    ct = sitk.GetImageFromArray(array)
+    ct.SetSpacing((2.0, 2.0, 2.0))
+    gain = sitk.GetArrayFromImage(scanner_copy(ct, "contrast")).astype(float) - array
+    enhancement = SCANNERS["contrast"]["contrast_hu"]
+    assert gain[:, 50:80, 62:66].min() == pytest.approx(enhancement, abs=1)  # mediastinum
+    assert gain[:, 63:65, 41:43].min() == pytest.approx(enhancement, abs=1)  # the vessel's core
+    assert np.abs(gain[:, 12:24, 30:100]).max() < 1  # chest wall in front of the lungs
+    assert np.abs(gain[:, 40:55, 30:50]).max() < 1  # lung air

@@ -283,7 +283,7 @@ def bundle_domain_classifier(
         licence=DOMAIN_LICENCE,
         threshold=0.5,
         heatmap_scale=round(scale, 4),
-        validated={"slice_mm": [0.5, 5.0], "pixel_mm": [0.5, 4.2]},
+        validated={"slice_mm": [0.5, 5.0], "pixel_mm": [0.5, 4.2], "contrast": False},
         metrics={
             "real_ct_probabilities": {k: v["probability"] for k, v in real.items()},
             "real_ct_hottest_in_infection_slice": {

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from .contrast import contrast_warnings
 from .errors import CTInputError, UsageError
 from .explain import (
     SUSPICIOUS_LEVEL,
@@ -316,6 +317,9 @@ def detect(
             canonical_mask = to_canonical(mask)
 
     warnings += lung_coverage_warnings(canonical_mask, card.name)
+    warnings += contrast_warnings(
+        sitk.GetArrayViewFromImage(canonical), sitk.GetArrayViewFromImage(canonical_mask), card
+    )
 
     with _timed(timings, "preprocess"):
         report("detect", 2, steps, step="preprocess")

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage as ndi
-from scipy.spatial import Delaunay, QhullError
 
+from ..lungs.morphology import hull_pixels
 from .synth import texture_noise
 
 #: air (HU)
@@ -47,7 +47,7 @@ def paint_organ_gas(
     """
     spacing = np.asarray(spacing, dtype=float)
     away = tissue & ~ndi.binary_dilation(lung)
-    allowed = organ & away & _hull(lung)
+    allowed = organ & away & hull_pixels(lung)
     if not allowed.any():
         return np.zeros_like(lung, dtype=bool)
     centre = np.argwhere(allowed)[rng.integers(int(allowed.sum()))]
@@ -86,14 +86,3 @@ def _bubble(offsets: np.ndarray, at: np.ndarray, spacing: np.ndarray, rng: np.ra
     sigma = max(radius / np.sqrt(2.0), 0.5 * float(spacing.min()))
     distance2 = np.sum((offsets - offsets[at[0], at[1]]) ** 2, axis=-1)
     return np.minimum(1.0, radius**2 / (2.0 * sigma**2)) * np.exp(-distance2 / (2.0 * sigma**2))
-
-
-def _hull(mask: np.ndarray) -> np.ndarray:
-    """The pixels inside the convex hull of ``mask``'s pixels (2D bool); empty when they are collinear."""
-    points = np.argwhere(mask)
-    try:
-        triangles = Delaunay(points)
-    except (QhullError, ValueError):
-        return np.zeros_like(mask, dtype=bool)
-    grid = np.indices(mask.shape).reshape(2, -1).T
-    return (triangles.find_simplex(grid) >= 0).reshape(mask.shape)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage as ndi
+from scipy.spatial import ConvexHull, QhullError
 
 from ..geometry import bounding_box
 
@@ -73,3 +74,21 @@ def largest_components(
             component[box] = labels == i + 1
             components.append(component)
     return components
+
+
+def hull_pixels(mask: np.ndarray) -> np.ndarray:
+    """The pixels inside the convex hull of ``mask``'s pixels, its edges included (2D bool); empty when
+    the pixels are collinear or fewer than three."""
+    points = np.argwhere(mask)
+    try:
+        corners = points[ConvexHull(points).vertices]  # counter-clockwise in (row, column)
+    except (QhullError, ValueError):
+        return np.zeros_like(mask, dtype=bool)
+    (y0, x0), (y1, x1) = corners.min(axis=0), corners.max(axis=0) + 1
+    rows, columns = np.mgrid[y0:y1, x0:x1]
+    inside = np.ones(rows.shape, bool)
+    for (ay, ax), (by, bx) in zip(corners, np.roll(corners, -1, axis=0), strict=True):
+        inside &= (by - ay) * (columns - ax) - (bx - ax) * (rows - ay) >= 0  # left of (or on) each edge
+    out = np.zeros_like(mask, dtype=bool)
+    out[y0:y1, x0:x1] = inside
+    return out

@@ -113,8 +113,10 @@ class ModelCard:
     architecture's constructor arguments. ``created`` is an ISO-8601 UTC time.
 
     ``validated`` states the CTs the model was validated on: ``slice_mm`` and ``pixel_mm``, each
-    ``[min, max]`` in mm. Detection refuses slices thicker than ``slice_mm``'s maximum and warns for
-    anything else outside these ranges (empty: no range stated, no check). ``heatmap_scale`` is the
+    ``[min, max]`` in mm, and ``contrast``: ``false`` when it was validated on CTs without intravenous
+    contrast only. Detection refuses slices thicker than ``slice_mm``'s maximum and warns for anything
+    else outside these ranges, and for a CT that looks contrast-enhanced where ``contrast`` is
+    ``false`` (:mod:`covidct.contrast`); empty: no range stated, no check. ``heatmap_scale`` is the
     HiResCAM value (log-odds units per cell of ``cam_layer``) shown as 1.0 on the heat map, the same
     for every CT; ``None`` scales each CT's heat map to its own maximum (relative, labelled so).
     ``source`` records where imported weights came from (file name, sha256, repository, paper).
