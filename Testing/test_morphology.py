@@ -21,6 +21,9 @@ def test_hull_of_two_lungs_holds_the_space_between_them():
     mask[5:35, 5:25] = mask[5:35, 35:55] = True
     hull = hull_pixels(mask)
     assert hull[5:35, 5:55].all() and hull.sum() == 30 * 50
+    coarse = hull_pixels(mask, step=4)  # on every fourth pixel: the same box to within 4 pixels
+    assert coarse.shape == mask.shape and coarse[8:32, 8:52].all()
+    assert not coarse[:4].any() and not coarse[:, :4].any() and not coarse[40:].any() and not coarse[:, 56:].any()
 
 
 def test_collinear_or_too_few_pixels_have_no_hull():

@@ -54,6 +54,8 @@ NEUTRAL = {
 
 #: soft-tissue HU that :func:`enhance_blood` takes for blood in the mediastinum (heart, great vessels)
 BLOOD_HU = (-20.0, 100.0)
+#: HU that it takes for a vessel inside the lung region (bone above it)
+VESSEL_HU = (-20.0, 150.0)
 
 
 def draw(rng: np.random.Generator) -> dict:
@@ -123,12 +125,12 @@ def enhance_blood(array: np.ndarray, spacing, enhancement_hu: float) -> np.ndarr
     Per slice, the lung region is the air inside the body (below −400 HU, smoothed over 3 × 3 pixels)
     opened by 5 mm (no thin gaps along the skin or the table) and closed by 5 mm, so that the vessels
     it surrounds belong to it; the mediastinum is the rest of the lung air's convex hull. Soft tissue of
-    :data:`BLOOD_HU` there (heart, great vessels, and with them oesophagus and lymph nodes) and in the
-    lung region (vessels) gains the full enhancement; the pixels around a vessel gain the share of it
-    that their density says they hold of vessel (0 at −700 HU, all of it at +40 HU: partial volume).
-    Fat, bone and everything outside the hull stay. A stress copy for the classifiers and the lung
-    mask (COVID-19 CTs are mostly taken without contrast), not a model of any one contrast phase:
-    liver, spleen and muscle do not enhance here.
+    :data:`BLOOD_HU` there (heart, great vessels, and with them oesophagus and lymph nodes) and of
+    :data:`VESSEL_HU` in the lung region (vessels) gains the full enhancement; the pixels around a
+    vessel gain the share of it that their density says they hold of vessel (0 at −700 HU, all of it at
+    +40 HU: partial volume). Fat, bone and everything outside the hull stay. A stress copy for the
+    classifiers and the lung mask (COVID-19 CTs are mostly taken without contrast), not a model of any
+    one contrast phase: liver, spleen and muscle do not enhance here.
     """
     smooth = ndi.uniform_filter(array, (1, 3, 3))
     close_px = max(1, int(round(5.0 / spacing[1])))
@@ -140,12 +142,10 @@ def enhance_blood(array: np.ndarray, spacing, enhancement_hu: float) -> np.ndarr
         if not air.any():
             continue
         lung_region = ndi.binary_closing(air, disk) & body
-        step = 4  # the hull from every fourth pixel: its edge to within a few mm is enough here
-        hull = np.kron(hull_pixels(air[::step, ::step]), np.ones((step, step), bool))
-        hull = hull[: plane.shape[0], : plane.shape[1]]
+        hull = hull_pixels(air, step=4)  # its edge to within a few mm is enough here
         blood = hull & ~lung_region & (plane > BLOOD_HU[0]) & (plane < BLOOD_HU[1])
-        inside = lung_region & hull & (plane < 150.0)
-        core = inside & (plane > BLOOD_HU[0])  # vessels' soft tissue, not fat at the lung's edge
+        inside = lung_region & hull & (plane < VESSEL_HU[1])
+        core = inside & (plane > VESSEL_HU[0])  # vessels' soft tissue, not fat at the lung's edge
         rim = ndi.binary_dilation(core) & inside  # their partial-volume edge
         weight[z] = np.maximum(blood, np.where(core, 1.0, rim * np.clip((plane + 700.0) / 740.0, 0.0, 1.0)))
     return array + enhancement_hu * weight

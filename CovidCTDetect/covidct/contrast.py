@@ -44,8 +44,7 @@ def mediastinal_blood_hu(hu: np.ndarray, lungs: np.ndarray) -> float | None:
         mask = lungs[z]
         if not mask.any():
             continue
-        hull = np.kron(hull_pixels(mask[::HULL_STEP, ::HULL_STEP]), np.ones((HULL_STEP, HULL_STEP), bool))
-        between = hull[: mask.shape[0], : mask.shape[1]] & ~ndi.binary_dilation(mask, iterations=LUNG_EDGE_PX)
+        between = hull_pixels(mask, HULL_STEP) & ~ndi.binary_dilation(mask, iterations=LUNG_EDGE_PX)
         plane = ndi.uniform_filter(hu[z].astype(np.float32), 3)[between]
         values.append(plane[(plane > SOFT_TISSUE_HU[0]) & (plane < SOFT_TISSUE_HU[1])])
     values = np.concatenate(values) if values else np.empty(0)

@@ -76,9 +76,13 @@ def largest_components(
     return components
 
 
-def hull_pixels(mask: np.ndarray) -> np.ndarray:
+def hull_pixels(mask: np.ndarray, step: int = 1) -> np.ndarray:
     """The pixels inside the convex hull of ``mask``'s pixels, its edges included (2D bool); empty when
-    the pixels are collinear or fewer than three."""
+    the pixels are collinear or fewer than three. ``step`` > 1 finds the hull on every ``step``-th pixel
+    of each axis (``step`` times faster per axis, its edge up to ``step`` pixels off)."""
+    if step > 1:
+        coarse = hull_pixels(mask[::step, ::step])
+        return np.kron(coarse, np.ones((step, step), bool))[: mask.shape[0], : mask.shape[1]]
     points = np.argwhere(mask)
     try:
         corners = points[ConvexHull(points).vertices]  # counter-clockwise in (row, column)
