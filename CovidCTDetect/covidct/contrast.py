@@ -5,7 +5,7 @@ CTs mostly are. With contrast the heart and great vessels shine, and the lung UN
 tissue beside them into the lungs (on the yardstick's ``contrast`` copies, +150 HU on blood: thick
 dense tissue P001 6.1 → 20.2 ml at the thoracic inlet, pyradiomics lung1 4.4 → 16.8 ml on its
 pericardial fat pad, where decovnet-demo's heat then goes). Detection therefore says when a CT looks
-enhanced and the model card does not list contrast among what it was validated on.
+enhanced and the model card says it was validated without contrast (``validated`` ``"contrast": false``).
 
 Arrays are canonical ``(z, y, x)`` (:mod:`covidct.geometry`), densities in HU.
 """
