@@ -60,6 +60,8 @@ def test_each_preset_changes_what_it_names():
     assert offset.mean() == pytest.approx(SCANNERS["offset"]["offset_hu"], abs=0.5)
     air = sitk.GetArrayFromImage(copies["noisy"])[:, :8, :8].astype(float)
     assert air.std() > 10.0  # about 25 HU of noise in uniform air
+    tissue = sitk.GetArrayFromImage(copies["lowdose"])[:, 9:15, 20:44].astype(float)  # 40 HU, no clipping there
+    assert 40.0 < tissue.std() < 60.0  # about 50 HU of noise
 
 
 def test_p001_infection_share_is_kept_in_its_thick_copy():

@@ -22,10 +22,11 @@ user's own masks.
 
 With ``--scanner NAME`` every CT is first replaced by a copy as another scanner might have shown it
 (:data:`SCANNERS`, made by ``tools/domain_backgrounds.py``'s ``domain_copy`` with fixed settings and no
-mirror image): thicker slices, coarser pixels, a sharp or soft kernel with more noise, an HU offset,
-intravenous contrast (blood in the mediastinum and the lungs' vessels brightened). The
-positives P001/P002 were never trained on, so their rows say whether a call holds on their anatomy as
-another scanner would show it; the radiologists' slice labels follow each copy slice's centre.
+mirror image): thicker slices, coarser pixels, a sharp or soft kernel with more noise, the noise of a
+low-dose scan (50 HU), an HU offset, intravenous contrast (blood in the mediastinum and the lungs'
+vessels brightened). The positives P001/P002 were never trained on, so their rows say whether a call
+holds on their anatomy as another scanner would show it; the radiologists' slice labels follow each
+copy slice's centre.
 
 Asserts nothing. With ``--out DIR`` it also writes per CT and method a PNG of the mask over the CT
 (lung window; right lung red, left lung blue, thick dense tissue yellow) to look at, and
@@ -64,6 +65,7 @@ SCANNERS = {
     "coarse": {"slice_mm": 5.0, "pixel_mm": 1.5},
     "sharp": {"kernel": "sharp", "soft_sigma_mm": 0.8, "sharp_amount": 1.0, "noise_hu": 10.0},
     "noisy": {"soft_sigma_mm": 0.8, "noise_hu": 25.0},
+    "lowdose": {"soft_sigma_mm": 0.5, "noise_hu": 50.0},
     "offset": {"offset_hu": 8.0},
     "contrast": {"contrast_hu": 150.0},
 }
