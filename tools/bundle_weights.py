@@ -169,32 +169,6 @@ def real_ct_lungs(lungs_method: str = "unet") -> dict:
     return results
 
 
-def refresh_real_ct_metrics(weights: str | Path, names=("unet-lungs", "decovnet-demo", "covid19net-demo")) -> None:
-    """Measure again the real-CT figures on the bundled cards ``weights/<name>.json``, with the package as it is
-    now, after a change of the lung pipeline that leaves every weights file as it was: the lung UNet's
-    ``metrics.real_cts`` (:func:`real_ct_lungs`), each classifier's ``real_ct_probabilities`` and
-    ``real_ct_hottest_in_infection_slice`` (:func:`real_ct_results`, the card's lung method). Other fields and
-    the sha256 stay."""
-    from covidct.models.catalogue import read_card
-    from covidct.outputs import write_json
-
-    for name in names:
-        card = read_card(Path(weights) / f"{name}.json")
-        if card.architecture == "unet":
-            card.metrics = {**card.metrics, "real_cts": real_ct_lungs("unet")}
-        else:
-            real = real_ct_results(card.path)
-            card.metrics = {
-                **card.metrics,
-                "real_ct_probabilities": {k: v["probability"] for k, v in real.items()},
-                "real_ct_hottest_in_infection_slice": {
-                    k: v["hottest_in_infection_slice"] for k, v in real.items() if "hottest_in_infection_slice" in v
-                },
-            }
-        write_json(card.path, card.to_dict())
-        print(name, json.dumps(card.metrics))
-
-
 def last_epoch_model(run: str | Path, out: str | Path) -> Path:
     """The run's last epoch (``run/last.pt``) saved as a model folder ``out`` with the card of its final
     model (``run/model``); returns ``out``."""

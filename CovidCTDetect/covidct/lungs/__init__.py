@@ -11,8 +11,7 @@ Two methods (DeCoVNet paper, "The Proposed DeCoVNet" and Fig. 2):
   and main bronchi removed, holes filled, consolidation at the costal pleura put back.
 
 Both fill each lung's holes slice by slice but keep out the organ domes that rise into the lung from
-below (:mod:`.organ_caps`), and both take out thick fat that goes on outside the lungs (mediastinal,
-pericardial, extrapleural: :mod:`.fat`); :mod:`.postprocess` holds the steps they share.
+below (:mod:`.organ_caps`; :mod:`.postprocess` holds the steps they share).
 
 Both work on the canonical (LPS-ordered) CT and map the result back, so an LPS file and its RAS copy
 give the same lungs; "right" and "left" are the patient's sides, read from the direction matrix.

@@ -7,15 +7,13 @@ lung its side (:mod:`.sides`), fill each lung's holes slice by slice (vessels, b
 enclosed by lung) but take out the organ caps (the domes of the organs under the diaphragm cut across
 by a slice, :mod:`.organ_caps`), put back consolidation that touches the costal pleura (:mod:`.pleura`, the
 threshold method) or the outer rims of the lesions the mask holds (:mod:`.lesion_rims`, the UNet
-method), then fill holes once more (a bite closed at the pleura can leave a hole behind it), and last take
-out the thick fat that goes on outside the lungs (mediastinal, pericardial, extrapleural: :mod:`.fat`).
+method), then fill holes once more (a bite closed at the pleura can leave a hole behind it).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .fat import outside_fat
 from .lesion_rims import extend_lesion_rims
 from .morphology import inplane_holes, largest_components
 from .organ_caps import organ_caps
@@ -51,10 +49,7 @@ def finish_lungs(
         labels = fill_pleural_lesions(labels, hu, spacing_xyz, options)
     if rims:
         labels = extend_lesion_rims(labels, hu, spacing_xyz)
-    if pleura or rims:
-        labels = fill_lung_holes(labels, hu, spacing_xyz, body_below, caps)[0]
-    labels[outside_fat(labels > 0, hu, spacing_xyz)] = 0
-    return labels
+    return fill_lung_holes(labels, hu, spacing_xyz, body_below, caps)[0] if pleura or rims else labels
 
 
 def fill_lung_holes(

@@ -11,8 +11,7 @@ Steps, on the working grid (:mod:`.grid`, ~1.5 mm in-plane) of the canonical CT:
 4. **Trachea and main bronchi** removed (:mod:`.airways`), which separates the two lungs.
 5. The shared finishing steps (:mod:`.postprocess`): lungs = the two largest components, left/right
    labels by patient side, holes filled slice by slice (vessels, enclosed lesions), consolidation
-   touching the costal pleura put back (:mod:`.pleura`), thick fat that goes on outside the lungs taken
-   out (:mod:`.fat`).
+   touching the costal pleura put back (:mod:`.pleura`).
 6. Labels repeated back onto the full CT grid.
 
 Everything after step 3 runs inside the bounding box of the airway tree. Stage timings go to

@@ -22,9 +22,7 @@
 4. The threshold method's finishing steps follow (:func:`covidct.lungs.postprocess.finish_lungs`:
    two largest components, left/right labels by patient side, holes filled); instead of its costal
    lesion fill, the outer rims of the lesions the mask holds are put back
-   (:mod:`covidct.lungs.lesion_rims`); thick fat that goes on outside the mask is taken out
-   (:mod:`covidct.lungs.fat`: the pericardial fat pad and mediastinal fat the network draws into the
-   lung). The labels are repeated back onto the full grid.
+   (:mod:`covidct.lungs.lesion_rims`). The labels are repeated back onto the full grid.
 """
 
 from __future__ import annotations
