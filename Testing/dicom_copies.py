@@ -22,25 +22,32 @@ def read_slices(folder: Path) -> list[sitk.Image]:
     return [sitk.ReadImage(str(path)) for path in sorted(Path(folder).glob("*.dcm"))]
 
 
-def write_slice(image: sitk.Image, path: Path) -> None:
-    """Write one slice with its tags, keeping its UIDs."""
+def write_slice(image: sitk.Image, path: Path, compressor: str | None = None) -> None:
+    """Write one slice with its tags, keeping its UIDs; ``compressor``: GDCM's ``"JPEG"`` (lossless JPEG) or
+    ``"JPEG2000"`` (lossless JPEG 2000) transfer syntax, or None for uncompressed."""
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()
     writer.SetImageIO("GDCMImageIO")
     writer.SetFileName(str(path))
+    if compressor:
+        writer.UseCompressionOn()
+        writer.SetCompressor(compressor)
     writer.Execute(image)
 
 
 def copy_series(
-    slices: list[sitk.Image], target: Path, edit: Callable[[int, sitk.Image], sitk.Image | None] | None = None
+    slices: list[sitk.Image],
+    target: Path,
+    edit: Callable[[int, sitk.Image], sitk.Image | None] | None = None,
+    compressor: str | None = None,
 ) -> Path:
     """Write the slices (from :func:`read_slices`) to ``target``; ``edit(index, copy_of_slice)`` may return
-    a changed slice, or None to drop that slice. Returns ``target``."""
+    a changed slice, or None to drop that slice; ``compressor``: see :func:`write_slice`. Returns ``target``."""
     target.mkdir(parents=True, exist_ok=True)
     for index, image in enumerate(slices):
         out = edit(index, copy_with_tags(image)) if edit else image
         if out is not None:
-            write_slice(out, target / f"IMG{index + 1:04d}.dcm")
+            write_slice(out, target / f"IMG{index + 1:04d}.dcm", compressor)
     return target
 
 

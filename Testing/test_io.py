@@ -68,6 +68,21 @@ def test_cip_dicom_series_and_nrrd_load_to_identical_voxels_and_geometry(cip_nrr
     assert dicom.GetMetaDataKeys() == ()  # no DICOM (patient) fields travel with the image
 
 
+@pytest.mark.parametrize(
+    ("compressor", "transfer_syntax"), [("JPEG", b"1.2.840.10008.1.2.4.70"), ("JPEG2000", b"1.2.840.10008.1.2.4.90")]
+)
+def test_losslessly_compressed_dicom_loads_to_the_same_voxels(
+    cip_slices, cip_nrrd, compressor, transfer_syntax, tmp_path
+):
+    """PACS exports are often JPEG-lossless or JPEG 2000: the CIP series written so reads back voxel for voxel."""
+    folder = copy_series(cip_slices, tmp_path / compressor, compressor=compressor)
+    first = sorted(folder.iterdir())[0].read_bytes()
+    assert transfer_syntax in first and len(first) < 0.8 * len(sorted(shared_file(CIP_DICOM).iterdir())[0].read_bytes())
+    ct = load_ct(folder)
+    assert_same_geometry(ct, cip_nrrd)
+    assert np.array_equal(sitk.GetArrayViewFromImage(ct), sitk.GetArrayViewFromImage(cip_nrrd))
+
+
 def test_one_dicom_file_loads_its_whole_series(cip_nrrd):
     image = load_ct(shared_file(f"{CIP_DICOM}/IMG0005.dcm"))
     assert_same_geometry(image, cip_nrrd)
