@@ -66,7 +66,7 @@ def test_uniform_noise_is_refused_before_anything_is_written(models_dir, tmp_pat
     assert not (tmp_path / "l.nii.gz").exists()
 
 
-def test_noise_inside_a_plausible_ct_range_fails_at_the_lungs(cip):
+def test_noise_inside_a_plausible_ct_range_fails_at_the_lungs(cip, models_dir):
     """Noise that passes the value checks (a CT's own voxels shuffled) still has no plausible lungs."""
     array = sitk.GetArrayFromImage(cip)
     shuffled = np.random.default_rng(1).permutation(array.ravel()).reshape(array.shape)
@@ -226,6 +226,33 @@ def test_a_scan_that_cuts_the_lungs_off_warns(cip, models_dir):
         assert len(warnings) == 1 and "cuts through the lungs" in warnings[0], warnings
         ends.add("lower" if "lower end" in warnings[0] else "upper")
     assert ends == {"lower", "upper"}
+
+
+def test_a_field_of_view_that_cuts_the_lungs_at_the_side_warns(cip, models_dir, tmp_path):
+    """The real CIP CT (267 mm across) cropped by 3 pixels (12.5 mm) on each side cuts through its lungs: one
+    warning, in the result, ``report.json`` and on stderr; the whole CT gets none."""
+    narrow = cip[3:-3, :, :]
+    assert covidct.detect(cip, model="random-decovnet", lungs_method="threshold", heatmap=False).warnings == []
+    path = tmp_path / "narrow.nrrd"
+    sitk.WriteImage(narrow, str(path))
+    out = tmp_path / "out"
+    result = run_cli(
+        "detect",
+        str(path),
+        "--out",
+        str(out),
+        "--model",
+        "random-decovnet",
+        "--lungs-method",
+        "threshold",
+        "--device",
+        "cpu",
+        "--no-heatmap",
+    )
+    assert result.returncode == 0, result.stderr
+    warnings = json.loads((out / "narrow" / "report.json").read_text(encoding="utf-8"))["warnings"]
+    assert len(warnings) == 1 and "field of view cuts through the lungs" in warnings[0], warnings
+    assert "field of view cuts through the lungs" in result.stderr
 
 
 def test_a_contrast_enhanced_ct_warns_where_the_card_says_so(cip, models_dir):

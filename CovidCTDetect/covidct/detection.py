@@ -28,6 +28,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .contrast import contrast_warnings
+from .coverage import lung_end_warnings, lung_side_warnings
 from .errors import CTInputError, UsageError
 from .explain import (
     SUSPICIOUS_LEVEL,
@@ -52,9 +53,6 @@ from .models.catalogue import DEFAULT_CLASSIFIER
 
 #: stages of :attr:`Detection.timings`, in pipeline order
 STAGES = ("load", "lungs", "preprocess", "forward", "heatmap", "save")
-#: share of the largest axial lung cross-section at or above which lung in a scan's first or last slice
-#: means that the scan cuts the lungs off (complete chest CTs of ../shared/data: at most 0.023)
-LUNG_CUT_SHARE = 0.15
 
 
 @dataclass
@@ -86,7 +84,8 @@ class Detection:
         COVID-19Net's 64-d deep feature ``(64,)`` float32; None for other models.
     timings : dict
         Seconds per stage (:data:`STAGES`): ``load`` = the model, unless it was passed loaded, and
-        the CT; ``save`` once :meth:`save` has run.
+        the CT; ``lungs`` = the segmentation (or the given mask's checks) and the checks of what the CT
+        holds (:mod:`covidct.coverage`, :mod:`covidct.contrast`); ``save`` once :meth:`save` has run.
     source : str
         The input's file or folder name (never patient data), or ``""`` for an in-memory image.
     ct : SimpleITK.Image
@@ -315,11 +314,13 @@ def detect(
             mask = lungs_on_ct_grid(given, image, name, warnings)
             check_lungs(mask, source or "the CT image", what="given lung mask")
             canonical_mask = to_canonical(mask)
-
-    warnings += lung_coverage_warnings(canonical_mask, card.name)
-    warnings += contrast_warnings(
-        sitk.GetArrayViewFromImage(canonical), sitk.GetArrayViewFromImage(canonical_mask), card
-    )
+        canonical_hu, canonical_lungs = (
+            sitk.GetArrayViewFromImage(canonical),
+            sitk.GetArrayViewFromImage(canonical_mask),
+        )
+        warnings += lung_end_warnings(canonical_lungs, card.name)
+        warnings += lung_side_warnings(canonical_hu, canonical_lungs, canonical.GetSpacing(), card.name)
+        warnings += contrast_warnings(canonical_hu, canonical_lungs, card)
 
     with _timed(timings, "preprocess"):
         report("detect", 2, steps, step="preprocess")
@@ -445,25 +446,6 @@ def lungs_method_warnings(method: str | None, validated_method: str | None, mode
         f"The lungs were segmented by the '{method}' method, but this model ('{model_name}') was validated "
         f"with '{validated_method}' lungs: the probability may be less reliable."
     ]
-
-
-def lung_coverage_warnings(canonical_mask: sitk.Image, model_name: str) -> list[str]:
-    """A warning for each end of the scan that cuts the lungs off: lung in the **canonical** mask's
-    first (inferior) or last (superior) slice covering at least :data:`LUNG_CUT_SHARE` of the largest
-    slice's lung area. The classifiers resize the lungs' box to a fixed depth, so a scan that misses
-    the lung bases or apices shows them lungs of another shape than the whole lungs they were validated
-    on. ``canonical_mask``: a non-empty lung labelmap (any value > 0 is lung)."""
-    area = np.count_nonzero(sitk.GetArrayViewFromImage(canonical_mask), axis=(1, 2))
-    warnings = []
-    for index, end, part in ((0, "lower", "bases"), (-1, "upper", "apices")):
-        share = float(area[index]) / float(area.max())
-        if share >= LUNG_CUT_SHARE:
-            warnings.append(
-                f"The scan's {end} end cuts through the lungs (its {end}most slice holds {100 * share:.0f} % of "
-                f"the largest lung cross-section), so the lung {part} may be missing; this model ('{model_name}') "
-                "was validated on CTs of the whole lungs: the probability may be less reliable."
-            )
-    return warnings
 
 
 @contextmanager
