@@ -229,8 +229,8 @@ def test_a_scan_that_cuts_the_lungs_off_warns(cip, models_dir):
 
 
 def test_a_field_of_view_that_cuts_the_lungs_at_the_side_warns(cip, models_dir, tmp_path):
-    """The real CIP CT (267 mm across) cropped by 3 pixels (12.5 mm) on each side cuts through its lungs: one
-    warning, in the result, ``report.json`` and on stderr; the whole CT gets none."""
+    """The real CIP CT (267 mm across) cropped by 3 pixels (12.5 mm) on each side cuts through its lungs: the
+    command line gives one warning, in ``report.json`` and on stderr; the whole CT gets none."""
     narrow = cip[3:-3, :, :]
     assert covidct.detect(cip, model="random-decovnet", lungs_method="threshold", heatmap=False).warnings == []
     path = tmp_path / "narrow.nrrd"
