@@ -236,19 +236,7 @@ def test_a_field_of_view_that_cuts_the_lungs_at_the_side_warns(cip, models_dir, 
     path = tmp_path / "narrow.nrrd"
     sitk.WriteImage(narrow, str(path))
     out = tmp_path / "out"
-    result = run_cli(
-        "detect",
-        str(path),
-        "--out",
-        str(out),
-        "--model",
-        "random-decovnet",
-        "--lungs-method",
-        "threshold",
-        "--device",
-        "cpu",
-        "--no-heatmap",
-    )
+    result = run_cli("detect", str(path), "--out", str(out), *QUICK, "--no-heatmap")
     assert result.returncode == 0, result.stderr
     warnings = json.loads((out / "narrow" / "report.json").read_text(encoding="utf-8"))["warnings"]
     assert len(warnings) == 1 and "field of view cuts through the lungs" in warnings[0], warnings
